@@ -1,0 +1,1 @@
+"""The default names model shipped with mgpt (a checkpoint and its exported ``.onnx``)."""

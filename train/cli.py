@@ -1,0 +1,183 @@
+"""``mgpt-train`` and ``mgpt-eval``: thin click commands over mgpt.train."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from mgpt.runtime import __version__
+
+from . import checkpoint as ckpt_io
+from .checkpoint import Checkpoint, CheckpointError
+from .config import ConfigError, GPTConfig
+from .data import DataError, default_data_path, read_documents, split
+from .files import OutputError, atomic_write, check_writable
+from .trainer import TrainingError, TrainOptions, mean_nll, train
+from .data import encode
+
+USER_ERRORS = (CheckpointError, ConfigError, DataError, OutputError, TrainingError)
+
+
+def metrics_path_for(out: Path) -> Path:
+    """mgpt-checkpoint.npz -> mgpt-checkpoint.metrics.jsonl, beside it."""
+    return out.with_name(out.stem + ".metrics.jsonl")
+
+
+class Progress:
+    """One status line: redrawn in place on a terminal (at most 10 times a second), else printed
+    at every held-out evaluation."""
+
+    def __init__(self, steps: int, quiet: bool):
+        self.steps, self.quiet = steps, quiet
+        self.tty = sys.stderr.isatty()
+        self.t0 = self.last = time.perf_counter()
+
+    def __call__(self, record: dict) -> None:
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        evaluated = "val_loss" in record
+        if not evaluated and (not self.tty or now - self.last < 0.1) and record["step"] != self.steps:
+            return
+        self.last = now
+        rate = record["step"] / max(now - self.t0, 1e-9)
+        line = f"step {record['step']:>{len(str(self.steps))}}/{self.steps} | loss {record['loss']:.4f}"
+        if evaluated:
+            line += f" | held-out {record['val_loss']:.4f}"
+        line += f" | lr {record['lr']:.2e} | {rate:,.0f} steps/s"
+        if self.tty:
+            click.echo("\r" + line.ljust(78), nl=evaluated or record["step"] == self.steps, err=True)
+        else:
+            click.echo(line, err=True)
+
+
+def _shape_option(name: str, help: str):
+    return click.option(name, type=click.IntRange(min=1), default=None,
+                        help=help + " [default: the seed's model; from the checkpoint with --init-from]")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--data", type=click.Path(dir_okay=True, path_type=Path), default=None,
+              help="UTF-8 text file, one document per line. [default: the shipped US baby names of 2017]")
+@click.option("--out", type=click.Path(path_type=Path), default=Path(ckpt_io.DEFAULT_PATH), show_default=True,
+              help="Checkpoint to write (.npz); mgpt-export reads this path by default.")
+@click.option("--metrics", type=click.Path(path_type=Path), default=None,
+              help="Metrics log, one JSON line per step. [default: OUT with .metrics.jsonl]")
+@click.option("--steps", type=click.IntRange(min=1), default=500, show_default=True, help="Optimizer steps.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Documents per step.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
+              help="Peak learning rate of Adam, decayed linearly to 0.")
+@_shape_option("--n-layer", "Transformer blocks.")
+@_shape_option("--n-embd", "Embedding width.")
+@_shape_option("--n-head", "Attention heads (must divide --n-embd).")
+@_shape_option("--block-size", "Longest context, in tokens.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the initial weights and the data order.")
+@click.option("--init-from", type=click.Path(path_type=Path), default=None,
+              help="Start from this checkpoint's weights and vocabulary (fine-tuning, fresh optimizer).")
+@click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the training documents once.")
+@click.option("--val-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.03, show_default=True,
+              help="Fraction of documents held out (a fixed choice, independent of --seed).")
+@click.option("--eval-every", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Evaluate the held-out loss every this many steps.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines; the summary only.")
+@click.version_option(__version__, prog_name="mgpt")
+def train_command(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, block_size, seed,
+                  init_from, shuffle, val_fraction, eval_every, quiet):
+    """Train microgpt's GPT on a text file and write a checkpoint."""
+    try:
+        _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, block_size, seed,
+               init_from, shuffle, val_fraction, eval_every, quiet)
+    except USER_ERRORS as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, block_size, seed,
+           init_from, shuffle, val_fraction, eval_every, quiet):
+    # 1) everything that can be wrong with the input is found before any work
+    out = check_writable(out, "--out")
+    metrics = check_writable(metrics or metrics_path_for(out), "--metrics")
+    data_path = Path(data) if data is not None else default_data_path()
+    documents = read_documents(data_path)
+    shape = {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "block_size": block_size}
+    init = None
+    if init_from is not None:
+        start = ckpt_io.load(init_from)
+        given = {k: v for k, v in shape.items() if v is not None and v != getattr(start.config, k)}
+        if given:
+            k = next(iter(given))
+            raise TrainingError(f"--{k.replace('_', '-')} {given[k]} differs from the --init-from checkpoint's "
+                                f"{getattr(start.config, k)}; drop it (fine-tuning keeps the checkpoint's shape)")
+        unknown = start.vocab.missing("".join(documents))
+        if unknown:
+            raise DataError(f"the --init-from checkpoint's vocabulary lacks {len(unknown)} characters of the data "
+                            f"({''.join(unknown[:10])!r}); train from scratch or clean the data")
+        config, init = start.config, (start.config, start.vocab, ckpt_io.model.flatten(start.params, start.config))
+    else:
+        defaults = {"n_layer": 1, "n_embd": 16, "n_head": 4, "block_size": 8}
+        config = GPTConfig(1, **{k: v if v is not None else defaults[k] for k, v in shape.items()})
+    options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, seed=seed, shuffle=shuffle,
+                           eval_every=eval_every)
+    train_docs, val_docs = split(documents, val_fraction)
+
+    # 2) train, logging every step to the metrics file (moved into place at the end)
+    progress = Progress(steps, quiet)
+    with atomic_write(metrics, "w") as log:
+        def on_step(record):
+            log.write(json.dumps(record) + "\n")
+            progress(record)
+        result = train(train_docs, val_docs, config, options, init=init, on_step=on_step)
+
+    # 3) the checkpoint, with the record of how it was made
+    record = {
+        "data": data_path.name if data is None else str(data), "documents": len(train_docs),
+        "held_out": len(val_docs), "val_fraction": val_fraction, "truncated": result.truncated,
+        **{k: getattr(options, k) for k in ("seed", "batch_size", "lr", "beta1", "beta2", "eps", "shuffle")},
+        "steps": result.steps_done, "steps_planned": steps, "train_loss": result.train_loss,
+        "val_loss": result.val_loss, "init_from": str(init_from) if init_from else None,
+        "stopped": result.stopped, "seconds": round(result.seconds, 4), "mgpt": __version__,
+    }
+    ckpt_io.save(out, Checkpoint(result.config, result.vocab, result.params, record))
+
+    if result.stopped == "diverged":
+        raise TrainingError(
+            f"the loss became non-finite at step {result.diverged_step + 1}; {out} keeps the weights of "
+            f"step {result.diverged_step}; try a lower --lr (now {lr:g})")
+    c = result.config
+    echo = click.echo
+    if result.stopped == "interrupted":
+        echo(f"interrupted after {result.steps_done} of {steps} steps; saving that progress", err=True)
+    echo(f"trained {c.num_params():,} parameters ({c.n_layer} layer{'s' * (c.n_layer > 1)}, n_embd {c.n_embd}, "
+         f"{c.n_head} heads, block {c.block_size}, vocabulary {c.vocab_size}) on {len(train_docs):,} documents"
+         + (f" ({result.truncated:,} longer than the block, truncated)" if result.truncated else ""))
+    rate = result.steps_done / max(result.seconds, 1e-9)
+    held = f", held-out {result.val_loss:.4f} on {len(val_docs):,} documents" if result.val_loss is not None else ""
+    echo(f"{result.steps_done} steps in {result.seconds:.2f} s ({rate:,.0f} steps/s, {rate * batch_size:,.0f} "
+         f"documents/s); loss {result.train_loss:.4f}{held}")
+    echo(f"wrote {out} and {metrics}")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="UTF-8 text file, one document per line. [default: the shipped names]")
+@click.version_option(__version__, prog_name="mgpt")
+def eval_command(model_path, data):
+    """Mean negative log-likelihood per predicted token (nats) of MODEL on a data file."""
+    try:
+        documents = read_documents(data if data is not None else default_data_path())
+        ckpt = ckpt_io.load(model_path)
+        if ckpt.vocab.missing("".join(documents)):
+            unknown = ckpt.vocab.missing("".join(documents))
+            raise DataError(f"{len(unknown)} characters of the data are not in the model's vocabulary "
+                            f"({''.join(unknown[:10])!r}); score text made of the model's characters")
+        encoded = encode(documents, ckpt.vocab, ckpt.config.block_size)
+        nll = mean_nll(ckpt.params, ckpt.config, encoded)
+    except USER_ERRORS as e:
+        raise click.ClickException(str(e)) from e
+    tokens = int(encoded.weights.sum())
+    click.echo(f"{nll:.4f} nats/token over {tokens:,} predicted tokens of {len(documents):,} documents"
+               f" (block {ckpt.config.block_size}; {encoded.truncated:,} truncated)")

@@ -1,0 +1,155 @@
+"""The training loop: microgpt's recipe (Adam with linear decay, documents in a seeded order),
+vectorized over a batch of padded documents, in float64."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from mgpt.runtime.vocab import Vocab
+
+from . import model
+from .config import GPTConfig
+from .data import Encoded, encode
+
+
+class TrainingError(ValueError):
+    """Options that cannot be trained with."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    steps: int = 500  # optimizer steps
+    batch_size: int = 1  # documents per step
+    lr: float = 0.01  # peak learning rate, decayed linearly to 0
+    beta1: float = 0.85
+    beta2: float = 0.99
+    eps: float = 1e-8
+    seed: int = 42  # initial weights and document order
+    shuffle: bool = True  # shuffle the training documents once with the seed
+    eval_every: int = 100  # held-out loss every this many steps (and after the last)
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise TrainingError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0 or not np.isfinite(self.lr):
+            raise TrainingError(f"lr must be a positive number, got {self.lr}")
+
+
+@dataclass
+class TrainResult:
+    flat: np.ndarray  # all parameters, float64, in microgpt's order (model.views names them)
+    config: GPTConfig
+    vocab: Vocab
+    steps_done: int
+    train_loss: float  # mean step loss over the last min(50, steps_done) steps
+    val_loss: float | None  # mean NLL per predicted held-out token, after the last step
+    seconds: float  # time in the optimization loop (evaluations included)
+    truncated: int  # training documents longer than the block
+    stopped: str  # "done", "interrupted" (Ctrl-C) or "diverged" (non-finite loss)
+    diverged_step: int | None = None
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return model.views(self.flat, self.config)
+
+
+def mean_nll(params, config: GPTConfig, data: Encoded, chunk: int = 512) -> float:
+    """Mean negative log-likelihood (nats) per predicted token over all documents of ``data``."""
+    total, count = 0.0, 0.0
+    for start in range(0, len(data), chunk):
+        tokens = data.tokens[start : start + chunk]
+        weights = data.weights[start : start + chunk]
+        T = int(weights.sum(axis=1).max())
+        logits, _ = model.forward(params, config, tokens[:, :T])
+        nll, _ = model.cross_entropy(logits, tokens[:, 1 : T + 1], weights[:, :T])
+        total += nll
+        count += float(weights[:, :T].sum())
+    return total / count
+
+
+def train(
+    train_docs: list[str],
+    val_docs: list[str],
+    config: GPTConfig | None,
+    options: TrainOptions,
+    init: tuple[GPTConfig, Vocab, np.ndarray] | None = None,
+    on_step: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train from scratch (``config``, whose vocab_size is set from the data) or from ``init``
+    (config, vocab, flat weights: fine-tuning with a fresh optimizer and schedule).
+
+    ``on_step`` receives {"step", "lr", "loss"} after every step (plus "val_loss" where evaluated).
+    Ctrl-C ends the loop after the last completed step; a non-finite loss ends it and the weights
+    are those of the last step whose loss was finite.
+    """
+    if init is not None:
+        config, vocab, flat = init[0], init[1], np.array(init[2], dtype=np.float64)
+    else:
+        vocab = Vocab.from_documents(train_docs + val_docs)
+        config = GPTConfig(vocab.size, config.n_layer, config.n_embd, config.n_head, config.block_size)
+        flat = model.init_params(config, options.seed)
+    data = encode(train_docs, vocab, config.block_size)
+    held = encode(val_docs, vocab, config.block_size) if val_docs else None
+    lengths = data.weights.sum(axis=1).astype(np.int64)  # predictions per document
+
+    rng = np.random.default_rng(options.seed)
+    order = rng.permutation(len(data)) if options.shuffle else np.arange(len(data))
+
+    params = model.views(flat, config)
+    grad = np.zeros_like(flat)
+    grads = model.views(grad, config)
+    m, v = np.zeros_like(flat), np.zeros_like(flat)
+    last_good = flat.copy()
+    B, b1, b2 = options.batch_size, options.beta1, options.beta2
+    offsets = np.arange(B)
+    losses, val_loss, stopped, bad_step = [], None, "done", None
+    t0 = time.perf_counter()
+    step = 0
+    try:
+        with np.errstate(all="ignore"):  # overflow shows up as a non-finite loss, handled below
+            for step in range(options.steps):
+                # 1) the batch: documents step*B .. step*B+B-1 of the order, wrapping around
+                idx = order[(step * B + offsets) % len(order)]
+                T = int(lengths[idx].max())
+                tokens = data.tokens[idx]
+                loss = model.loss_and_grads(params, grads, config, tokens[:, :T], tokens[:, 1 : T + 1],
+                                            data.weights[idx, :T])
+                if not np.isfinite(loss) or not np.all(np.isfinite(grad)):
+                    flat[:] = last_good
+                    stopped, bad_step = "diverged", step
+                    break
+                last_good[:] = flat
+                # 2) Adam with bias correction; the learning rate decays linearly to zero
+                lr_t = options.lr * (1 - step / options.steps)
+                m *= b1
+                m += (1 - b1) * grad
+                v *= b2
+                v += (1 - b2) * grad * grad
+                flat -= lr_t * (m / (1 - b1 ** (step + 1))) / (np.sqrt(v / (1 - b2 ** (step + 1))) + options.eps)
+                losses.append(loss)
+                record = {"step": step + 1, "lr": lr_t, "loss": loss}
+                if held is not None and ((step + 1) % options.eval_every == 0 or step + 1 == options.steps):
+                    val_loss = mean_nll(params, config, held)
+                    record["val_loss"] = val_loss
+                if on_step is not None:
+                    on_step(record)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        if not np.all(np.isfinite(flat)):  # interrupted inside the update: take the step back
+            flat[:] = last_good
+    seconds = time.perf_counter() - t0
+    steps_done = len(losses)
+    if held is not None and (val_loss is None or steps_done != options.steps):
+        val_loss = mean_nll(params, config, held)
+    tail = losses[-50:]
+    return TrainResult(flat, config, vocab, steps_done, float(np.mean(tail)) if tail else float("nan"),
+                       val_loss, seconds, data.truncated, stopped, bad_step)
+
+
+def options_record(options: TrainOptions) -> dict:
+    return asdict(options)
