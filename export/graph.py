@@ -1,0 +1,231 @@
+"""The ONNX step graph: plain functions from a checkpoint's (parameters, config) to a ``ModelProto``.
+
+One decoding step, the computation of ``mgpt.train.model.step``, built node by node with
+``onnx.helper``: one small node helper plus a builder per part (embedding, rmsnorm, attention, mlp).
+Shapes: B = batch, P = past_len, T = P + 1, C = n_embd, H = n_head, D = head_dim, V = vocab_size.
+Node names are hierarchical (``/layers.0/attn/q_proj/Gemm``) and a node's output is
+``{node}/output_0``, except the graph outputs, which carry the names of ``mgpt.runtime.metadata``.
+
+Projections are ``Gemm(x, W, transB=1)`` so each weight stays a float32 initializer under its
+checkpoint name, in the checkpoint's (out, in) layout: ``x @ W.T`` without a transpose at run time.
+The residual additions ride in Gemm's ``C`` input (``x + h @ W.T`` in one node).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from mgpt.runtime import __version__
+from mgpt.runtime.metadata import LOGITS, POSITION, TOKEN, ModelInfo, past_names, present_names
+from mgpt.train.checkpoint import Checkpoint
+from mgpt.train.config import GPTConfig
+from mgpt.train.model import EPS
+
+
+class ExportError(ValueError):
+    """A model that cannot be exported: an unsupported opset, or a graph that fails its checks."""
+
+
+DEFAULT_OPSET = 17  # run by every onnxruntime since 1.11 and by most other ONNX engines
+MIN_OPSET = 11  # Gemm's C input became optional in opset 11; older ones would need a dummy bias
+
+# The dimension names of the I/O: `batch` rows, `past_len` cached positions (0 at the first step).
+BATCH, PAST_LEN, TOTAL_LEN = "batch", "past_len", "past_len + 1"
+
+
+# ----------------------------------------------------------------------------- the node helper
+
+@dataclass
+class Graph:
+    """What the builders append to: nodes in order, initializers, and the opset they target."""
+
+    opset: int
+    nodes: list = field(default_factory=list)
+    initializers: list = field(default_factory=list)
+    constants: dict = field(default_factory=dict)  # (dtype, shape, bytes) -> name: one copy each
+
+
+def node(g: Graph, op: str, name: str, inputs: list[str], output: str | None = None, **attrs) -> str:
+    """Append node ``{name}/{op}`` and return its (single) output, ``{node}/output_0`` by default."""
+    full = f"{name}/{op}"
+    output = output or f"{full}/output_0"
+    g.nodes.append(helper.make_node(op, inputs, [output], name=full, **attrs))
+    return output
+
+
+def weight(g: Graph, name: str, array: np.ndarray) -> str:
+    """A float32 initializer under the checkpoint's own name."""
+    g.initializers.append(numpy_helper.from_array(np.asarray(array, dtype=np.float32), name))
+    return name
+
+
+def const(g: Graph, name: str, value, dtype=np.float32) -> str:
+    """A constant initializer, stored once however often it is asked for (first name wins)."""
+    array = np.asarray(value, dtype=dtype)
+    key = (array.dtype.str, array.shape, array.tobytes())
+    if key not in g.constants:
+        g.constants[key] = f"/const/{name}"
+        g.initializers.append(numpy_helper.from_array(array, g.constants[key]))
+    return g.constants[key]
+
+
+def takes_axes_input(g: Graph, op: str) -> bool:
+    """Whether ``op`` takes its axes as an input at this opset (ReduceSum from 13, ReduceMean from 18)
+    rather than as an attribute."""
+    schema = onnx.defs.get_schema(op, g.opset)
+    return any(i.name == "axes" for i in schema.inputs)
+
+
+def reduce(g: Graph, op: str, name: str, x: str, axis: int, keepdims: int) -> str:
+    if takes_axes_input(g, op):
+        return node(g, op, name, [x, const(g, f"axis{axis}", [axis], np.int64)], keepdims=keepdims)
+    return node(g, op, name, [x], axes=[axis], keepdims=keepdims)
+
+
+def linear(g: Graph, name: str, x: str, w: str, residual: str | None = None, output: str | None = None) -> str:
+    """``x @ W.T`` (+ ``residual``) for W in the checkpoint's (out, in) layout: (B, in) -> (B, out)."""
+    return node(g, "Gemm", name, [x, w] + ([residual] if residual else []), output, transB=1)
+
+
+# ----------------------------------------------------------------------------- the builders
+
+def embedding(g: Graph, token: str, position: str) -> str:
+    """wte[token] + wpe[position]: (B,) and a scalar -> (B, C)."""
+    tok = node(g, "Gather", "/embed/wte", ["wte", token])  # (B, C)
+    pos = node(g, "Gather", "/embed/wpe", ["wpe", position])  # (C,), broadcast over the rows
+    return node(g, "Add", "/embed", [tok, pos])
+
+
+def rmsnorm(g: Graph, name: str, x: str) -> str:
+    """x / sqrt(mean(x^2) + eps) over the last axis, no weights: (B, C) -> (B, C).
+    Written as Pow/ReduceMean/Add/Sqrt/Div, the pattern onnxruntime fuses into one kernel."""
+    square = node(g, "Pow", name, [x, const(g, "two", 2.0)])
+    mean = reduce(g, "ReduceMean", name, square, axis=-1, keepdims=1)  # (B, 1)
+    shifted = node(g, "Add", name, [mean, const(g, "eps", EPS)])
+    root = node(g, "Sqrt", name, [shifted])
+    return node(g, "Div", name, [x, root])
+
+
+# One query per row against the cache, for one layer (each arrow one node unless said otherwise):
+#
+#   x (B,C) -> rmsnorm -> h ----------------+-----------------------+
+#                         |                 |                       |
+#                    q_proj Gemm       k_proj Gemm             v_proj Gemm
+#                    scale Mul              |                       |
+#                    Reshape (B,H,1,D)  Reshape (B,H,1,D)       Reshape (B,H,1,D)
+#                         |   past.key --> Concat axis 2     past.value --> Concat axis 2
+#                         |                 |                       |
+#                         |          present.key (B,H,T,D)   present.value (B,H,T,D)
+#                         |                 |                       |
+#                         +-> scores: Mul, ReduceSum over D         |
+#                               (B,H,T,1)                           |
+#                               Softmax over T                      |
+#                               weighted: Mul ----------------------+, ReduceSum over T
+#                               (B,H,D) -> merge Reshape (B,C)
+#                               o_proj Gemm (+ x as C) -> x + Wo o  (B,C)
+#
+# Elementwise Mul + ReduceSum, not MatMul: with a single query per row the batched (1 x D)(D x T)
+# products cost more per tiny matrix than broadcasting does at large batch (see DESIGN.md).
+# The scores keep a trailing 1 so they broadcast against the values without an Unsqueeze, and
+# Softmax over axis 2 of (B,H,T,1) means the same before opset 13 (flattening at axis 2) and after.
+def attention(g: Graph, i: int, x: str, config: GPTConfig) -> str:
+    """x + Wo attention(rmsnorm(x)) for layer ``i``: (B, C) -> (B, C); appends this step's key and
+    value to the layer's cache, writing ``present.{i}.key/value``."""
+    H, D = config.n_head, config.head_dim
+    scope = f"/layers.{i}/attn"
+    heads = const(g, "heads_shape", [0, H, 1, D], np.int64)  # 0 keeps B, even when B is 0
+    past_key, past_value = past_names(i)
+    present_key, present_value = present_names(i)
+
+    h = rmsnorm(g, f"{scope}/norm", x)
+    q = linear(g, f"{scope}/q_proj", h, f"layer{i}.attn_wq")
+    q = node(g, "Mul", f"{scope}/scale", [q, const(g, "inv_sqrt_head_dim", 1.0 / np.sqrt(D))])
+    q = node(g, "Reshape", f"{scope}/q_heads", [q, heads])  # (B, H, 1, D)
+    k = linear(g, f"{scope}/k_proj", h, f"layer{i}.attn_wk")
+    k = node(g, "Reshape", f"{scope}/k_heads", [k, heads])
+    v = linear(g, f"{scope}/v_proj", h, f"layer{i}.attn_wv")
+    v = node(g, "Reshape", f"{scope}/v_heads", [v, heads])
+    keys = node(g, "Concat", f"{scope}/k_cache", [past_key, k], present_key, axis=2)  # (B, H, T, D)
+    values = node(g, "Concat", f"{scope}/v_cache", [past_value, v], present_value, axis=2)
+
+    scores = node(g, "Mul", f"{scope}/scores", [q, keys])  # (B, H, T, D)
+    scores = reduce(g, "ReduceSum", f"{scope}/scores", scores, axis=-1, keepdims=1)  # (B, H, T, 1)
+    weights = node(g, "Softmax", f"{scope}/softmax", [scores], axis=2)
+    mixed = node(g, "Mul", f"{scope}/mix", [weights, values])  # (B, H, T, D)
+    mixed = reduce(g, "ReduceSum", f"{scope}/mix", mixed, axis=2, keepdims=0)  # (B, H, D)
+    merged = node(g, "Reshape", f"{scope}/merge", [mixed, const(g, "embd_shape", [0, H * D], np.int64)])
+    return linear(g, f"{scope}/o_proj", merged, f"layer{i}.attn_wo", residual=x)
+
+
+def mlp(g: Graph, i: int, x: str) -> str:
+    """x + fc2 relu(fc1 rmsnorm(x)) for layer ``i``: (B, C) -> (B, 4C) -> (B, C)."""
+    scope = f"/layers.{i}/mlp"
+    h = rmsnorm(g, f"{scope}/norm", x)
+    h = linear(g, f"{scope}/fc1", h, f"layer{i}.mlp_fc1")
+    h = node(g, "Relu", f"{scope}/relu", [h])
+    return linear(g, f"{scope}/fc2", h, f"layer{i}.mlp_fc2", residual=x)
+
+
+# ----------------------------------------------------------------------------- the model
+
+def check_opset(opset: int) -> None:
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"opset {opset!r} is not supported; choose one from {MIN_OPSET} to {newest}")
+
+
+def doc_string(config: GPTConfig) -> str:
+    return (
+        f"mgpt step graph: one decoding step of a {config.n_layer}-layer character GPT. Feed `{TOKEN}` "
+        f"(int64 [batch]) with `{POSITION}` (int64 scalar, the number of cached positions) and each "
+        f"layer's cache `past_key_values.{{i}}.key/value` (float32 [batch, {config.n_head}, past_len, "
+        f"{config.head_dim}], past_len 0 at the start); read `{LOGITS}` (float32 [batch, vocab_size]) and "
+        f"`present.{{i}}.key/value` (past_len + 1 positions), which are the next step's cache. Start every "
+        f"row with the BOS id at position 0, pick the next token from softmax(logits / temperature), stop "
+        f"at BOS or after block_size positions. metadata_props hold the vocabulary (JSON list; id i is "
+        f"vocab[i], BOS is len(vocab)), bos, block_size, n_layer, n_head, head_dim and n_embd."
+    )
+
+
+def build_model(checkpoint: Checkpoint, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """The step graph of ``checkpoint`` at ``opset``, checked with ``onnx.checker`` (full_check)."""
+    check_opset(opset)
+    config = checkpoint.config
+    H, D = config.n_head, config.head_dim
+    g = Graph(opset)
+    for name in config.param_shapes():
+        weight(g, name, checkpoint.params[name])
+
+    cache_in = [BATCH, H, PAST_LEN, D]
+    inputs = [helper.make_tensor_value_info(TOKEN, TensorProto.INT64, [BATCH]),
+              helper.make_tensor_value_info(POSITION, TensorProto.INT64, [])]
+    outputs = [helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, [BATCH, config.vocab_size])]
+    for i in range(config.n_layer):
+        inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, cache_in) for n in past_names(i)]
+        outputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, [BATCH, H, TOTAL_LEN, D])
+                    for n in present_names(i)]
+
+    x = rmsnorm(g, "/embed/norm", embedding(g, TOKEN, POSITION))
+    for i in range(config.n_layer):
+        x = attention(g, i, x, config)
+        x = mlp(g, i, x)
+    linear(g, "/lm_head", x, "lm_head", output=LOGITS)
+
+    graph = helper.make_graph(g.nodes, "mgpt", inputs, outputs, initializer=g.initializers)
+    # make_model_gen_version stamps the oldest IR version that can hold this opset, so older
+    # runtimes load the file too.
+    model = helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", opset)],
+                                          producer_name="mgpt", producer_version=__version__,
+                                          doc_string=doc_string(config))
+    info = ModelInfo(checkpoint.vocab, config.block_size, config.n_layer, H, D, checkpoint.training,
+                     f"mgpt {__version__}")
+    helper.set_model_props(model, info.to_props())
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise ExportError(f"the graph fails onnx.checker at opset {opset}: {e}") from None
+    return model
