@@ -12,12 +12,12 @@ import click
 from mgpt.runtime import __version__
 
 from . import checkpoint as ckpt_io
+from . import model
 from .checkpoint import Checkpoint, CheckpointError
 from .config import ConfigError, GPTConfig
-from .data import DataError, default_data_path, read_documents, split
+from .data import DataError, default_data_path, encode, read_documents, split
 from .files import OutputError, atomic_write, check_writable
 from .trainer import TrainingError, TrainOptions, mean_nll, train
-from .data import encode
 
 USER_ERRORS = (CheckpointError, ConfigError, DataError, OutputError, TrainingError)
 
@@ -115,7 +115,7 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
         if unknown:
             raise DataError(f"the --init-from checkpoint's vocabulary lacks {len(unknown)} characters of the data "
                             f"({''.join(unknown[:10])!r}); train from scratch or clean the data")
-        config, init = start.config, (start.config, start.vocab, ckpt_io.model.flatten(start.params, start.config))
+        config, init = start.config, (start.config, start.vocab, model.flatten(start.params, start.config))
     else:
         defaults = {"n_layer": 1, "n_embd": 16, "n_head": 4, "block_size": 8}
         config = GPTConfig(1, **{k: v if v is not None else defaults[k] for k, v in shape.items()})

@@ -1,0 +1,125 @@
+"""The NumPy model against its specification: finite differences, a scalar autograd, and the
+one-token step."""
+
+import numpy as np
+import pytest
+
+from mgpt.runtime.vocab import Vocab
+from mgpt.train import model
+from mgpt.train.config import ConfigError, GPTConfig
+from mgpt.train.data import encode
+
+import scalar_gpt
+
+DOCS = ["kaya", "jo", "alexandrina", "emma", "b"]  # lengths straddle block size 8: padding and truncation
+
+
+def batch(config, documents):
+    data = encode(documents, Vocab.from_documents(documents), config.block_size)
+    T = int(data.weights.sum(axis=1).max())
+    return data.tokens[:, :T], data.tokens[:, 1 : T + 1], data.weights[:, :T]
+
+
+def test_default_config_is_the_seeds_4064_parameters():
+    assert GPTConfig(vocab_size=27).num_params() == 4064
+
+
+@pytest.mark.parametrize("shape", [dict(n_embd=10, n_head=4), dict(n_embd=0), dict(block_size=-1)])
+def test_config_rejects_impossible_shapes(shape):
+    with pytest.raises(ConfigError):
+        GPTConfig(vocab_size=5, **shape)
+
+
+def relu_margin(params, config, tokens):
+    """Smallest |pre-activation| of any MLP unit: finite differences must not step across a kink."""
+    _, (_, _, _, saved) = model.forward(params, config, tokens)
+    return min(np.min(np.abs(layer[-3])) for layer in saved)
+
+
+def loss_at(flat, config, tokens, targets, weights):
+    scratch = np.zeros_like(flat)
+    return model.loss_and_grads(model.views(flat, config), model.views(scratch, config), config,
+                                tokens, targets, weights)
+
+
+@pytest.mark.parametrize("n_layer,n_embd,n_head,block_size,docs", [
+    (1, 8, 2, 8, DOCS[:1]),  # one document, no padding
+    (2, 8, 4, 8, DOCS[:4]),  # two layers, batch of 4 with padding and a truncated document
+    (1, 12, 3, 16, DOCS),  # block size 16, batch 5
+    (2, 16, 4, 16, DOCS[1:3]),
+])
+def test_backward_matches_central_finite_differences(n_layer, n_embd, n_head, block_size, docs):
+    vocab_size = len(set("".join(docs))) + 1
+    config = GPTConfig(vocab_size, n_layer, n_embd, n_head, block_size)
+    tokens, targets, weights = batch(config, docs)
+    h = 1e-5
+    # the first seed whose MLP pre-activations all keep 1000 h away from ReLU's kink
+    seed = next(s for s in range(100)
+                if relu_margin(model.views(model.init_params(config, s), config), config, tokens) > 1e3 * h)
+    flat = model.init_params(config, seed)
+    grad = np.zeros_like(flat)
+    model.loss_and_grads(model.views(flat, config), model.views(grad, config), config, tokens, targets, weights)
+
+    numeric = np.empty_like(flat)
+    for j in range(flat.size):
+        old = flat[j]
+        flat[j] = old + h
+        up = loss_at(flat, config, tokens, targets, weights)
+        flat[j] = old - h
+        down = loss_at(flat, config, tokens, targets, weights)
+        flat[j] = old
+        numeric[j] = (up - down) / (2 * h)
+    for name, g in model.views(grad, config).items():
+        n = model.views(numeric, config)[name]
+        rel = np.linalg.norm(g - n) / max(np.linalg.norm(g) + np.linalg.norm(n), 1e-12)
+        assert rel < 1e-6, name
+
+
+@pytest.mark.parametrize("docs", [["kaya"], ["emma", "jo", "alexandrina"]])
+def test_forward_and_gradients_equal_a_scalar_autograd(docs):
+    vocab = Vocab(tuple("abcdefghijklmnopqrstuvwxyz"))
+    config = GPTConfig(vocab.size)
+    flat = model.init_params(config, seed=3)
+    params = model.views(flat, config)
+    data = encode(docs, vocab, config.block_size)
+    T = int(data.weights.sum(axis=1).max())
+    grad = np.zeros_like(flat)
+    loss = model.loss_and_grads(params, model.views(grad, config), config,
+                                data.tokens[:, :T], data.tokens[:, 1 : T + 1], data.weights[:, :T])
+
+    values = scalar_gpt.to_values(params)
+    ref = scalar_gpt.batch_loss(values, config.n_layer, config.n_head, config.block_size,
+                                [vocab.encode_document(d) for d in docs])
+    ref.backward()
+    assert loss == pytest.approx(ref.data, abs=1e-10)
+    for name, g in model.views(grad, config).items():
+        ref_grad = np.array([[v.grad for v in row] for row in values[name]])
+        np.testing.assert_allclose(g, ref_grad, rtol=0, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("n_layer,n_embd,n_head,block_size", [(1, 16, 4, 8), (2, 32, 8, 16)])
+def test_step_with_cache_equals_the_causal_training_forward(n_layer, n_embd, n_head, block_size):
+    config = GPTConfig(11, n_layer, n_embd, n_head, block_size)
+    params = model.views(model.init_params(config, seed=1), config)
+    tokens = np.random.default_rng(0).integers(0, 11, size=(3, block_size))
+    logits, _ = model.forward(params, config, tokens)
+    keys, values = model.empty_cache(config, batch=3)
+    for pos in range(block_size):
+        step_logits, keys, values = model.step(params, config, tokens[:, pos], pos, keys, values)
+        np.testing.assert_allclose(step_logits, logits[:, pos], rtol=0, atol=1e-12)
+    assert keys[0].shape == (3, n_head, block_size, n_embd // n_head)
+
+
+def test_padding_does_not_change_a_documents_loss():
+    # the same document alone and beside a longer one: padding is masked out of the loss
+    config = GPTConfig(27)
+    vocab = Vocab(tuple("abcdefghijklmnopqrstuvwxyz"))
+    flat = model.init_params(config, seed=0)
+    params = model.views(flat, config)
+    scratch = model.views(np.zeros_like(flat), config)
+    alone = encode(["jo"], vocab, 8)
+    pair = encode(["jo", "alexandrina"], vocab, 8)
+    l_alone = model.loss_and_grads(params, scratch, config, alone.tokens[:, :3], alone.tokens[:, 1:4], alone.weights[:, :3])
+    logits, _ = model.forward(params, config, pair.tokens[:, :8])
+    nll, _ = model.cross_entropy(logits[:1], pair.tokens[:1, 1:9], pair.weights[:1])
+    assert nll / 3 == pytest.approx(l_alone, abs=1e-12)

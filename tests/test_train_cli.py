@@ -1,0 +1,176 @@
+"""mgpt-train and mgpt-eval through click's CliRunner: a short real run, and every bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mgpt.train import checkpoint, model
+from mgpt.train.cli import eval_command, train_command
+from mgpt.train.data import read_documents
+
+NAMES = "\n".join(["emma", "olivia", "ava", "isabella", "sophia", "mia", "liam", "noah", "jo", "kaya"] * 3) + "\n"
+
+
+def run(command, args):
+    return CliRunner().invoke(command, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *words):
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+@pytest.fixture
+def names(tmp_path):
+    path = tmp_path / "names.txt"
+    path.write_text(NAMES)
+    return path
+
+
+def test_a_short_run_writes_a_checkpoint_and_a_metrics_line_per_step(tmp_path, names):
+    out = tmp_path / "m.npz"
+    result = run(train_command, ["--data", names, "--out", out, "--steps", 20, "--batch-size", 4,
+                                 "--val-fraction", 0.2, "--eval-every", 10])
+    assert result.exit_code == 0, result.output
+    assert "4,064 parameters" not in result.output  # this data has 24 characters, not 26
+    assert "20 steps" in result.output and "held-out" in result.output
+    ckpt = checkpoint.load(out)
+    assert ckpt.config.n_embd == 16 and ckpt.vocab.size == len(set(NAMES) - {"\n"}) + 1
+    assert ckpt.training["steps"] == 20 and ckpt.training["batch_size"] == 4
+    assert ckpt.training["held_out"] == 6 and np.isfinite(ckpt.training["val_loss"])
+    lines = [json.loads(l) for l in (tmp_path / "m.metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == list(range(1, 21))
+    assert [r["step"] for r in lines if "val_loss" in r] == [10, 20]
+    assert lines[-1]["val_loss"] == pytest.approx(ckpt.training["val_loss"])
+
+    # mgpt-eval agrees with the held-out figure when given the held-out documents
+    score = run(eval_command, [out, "--data", names])
+    assert score.exit_code == 0, score.output
+    assert "nats/token" in score.output
+
+
+def test_fine_tuning_starts_from_the_checkpoint(tmp_path, names):
+    base, tuned = tmp_path / "base.npz", tmp_path / "tuned.npz"
+    assert run(train_command, ["--data", names, "--out", base, "--steps", 5]).exit_code == 0
+    result = run(train_command, ["--data", names, "--out", tuned, "--steps", 5, "--init-from", base])
+    assert result.exit_code == 0, result.output
+    a, b = checkpoint.load(base), checkpoint.load(tuned)
+    assert a.vocab == b.vocab and b.training["init_from"] == str(base)
+    # five small Adam steps move each weight by at most 5 * lr
+    assert max(np.max(np.abs(a.params[k] - b.params[k])) for k in a.params) <= 5 * 0.01 + 1e-12
+
+
+def test_documents_may_be_any_unicode_with_crlf_and_blank_lines(tmp_path):
+    path = tmp_path / "w.txt"
+    path.write_bytes("\ufeffzoë\r\n\r\n  \r\nnaïve\r\nłódź\n日本\n".encode())
+    assert read_documents(path) == ["zoë", "naïve", "łódź", "日本"]
+    out = tmp_path / "w.npz"
+    result = run(train_command, ["--data", path, "--out", out, "--steps", 3, "--val-fraction", 0])
+    assert result.exit_code == 0, result.output
+    assert "".join(checkpoint.load(out).vocab.chars) == "".join(sorted(set("zoënaïvełódź日本")))
+
+
+def test_long_documents_are_truncated_and_counted(tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_text("abcdefghij\nabc\nabcdefgh\n")  # 10 and 8 letters do not fit block 8 with their end
+    result = run(train_command, ["--data", path, "--out", tmp_path / "l.npz", "--steps", 2, "--val-fraction", 0])
+    assert result.exit_code == 0, result.output
+    assert "2 longer than the block" in result.output
+
+
+GOOD = b"a good checkpoint that must survive"
+
+
+@pytest.mark.parametrize("make_args,words", [
+    (lambda d: ["--data", d / "missing.txt"], ["does not exist"]),
+    (lambda d: ["--data", (d / "empty.txt").write_bytes(b"") and d / "empty.txt" or d / "empty.txt"], ["empty"]),
+    (lambda d: ["--data", (d / "latin1.txt").write_bytes("zoë\n".encode("latin-1")) and d / "latin1.txt"], ["UTF-8"]),
+    (lambda d: ["--data", (d / "blank.txt").write_text("\n \n\r\n") and d / "blank.txt"], ["no documents"]),
+    (lambda d: ["--data", d], ["directory"]),
+    (lambda d: ["--n-embd", 10, "--n-head", 4], ["not divisible"]),
+    (lambda d: ["--steps", 0], ["--steps"]),
+    (lambda d: ["--batch-size", -2], ["--batch-size"]),
+    (lambda d: ["--lr", 0], ["--lr"]),
+    (lambda d: ["--lr", -0.1], ["--lr"]),
+    (lambda d: ["--block-size", 0], ["--block-size"]),
+    (lambda d: ["--val-fraction", 1.0], ["--val-fraction"]),
+    (lambda d: ["--init-from", d / "missing.npz"], ["does not exist"]),
+    (lambda d: ["--init-from", (d / "junk.npz").write_bytes(b"PK\x03\x04 torn") and d / "junk.npz"], ["not a readable"]),
+])
+def test_bad_input_is_one_line_and_leaves_the_checkpoint_alone(tmp_path, names, make_args, words):
+    out = tmp_path / "keep.npz"
+    out.write_bytes(GOOD)
+    args = ["--data", names, "--out", out, "--steps", 3] + make_args(tmp_path)
+    result = run(train_command, args)
+    assert_one_line_error(result, *words)
+    assert out.read_bytes() == GOOD
+
+
+def test_a_diverged_run_keeps_the_last_finite_weights(tmp_path, names):
+    out = tmp_path / "nan.npz"
+    result = run(train_command, ["--data", names, "--out", out, "--steps", 5, "--lr", 1e200])
+    assert_one_line_error(result, "non-finite", "step 2", "lower --lr")
+    ckpt = checkpoint.load(out)  # loading checks every weight is finite
+    assert ckpt.training["stopped"] == "diverged"
+
+
+def test_init_from_must_cover_the_data_and_keep_its_shape(tmp_path, names):
+    base = tmp_path / "base.npz"
+    assert run(train_command, ["--data", names, "--out", base, "--steps", 2]).exit_code == 0
+    other = tmp_path / "other.txt"
+    other.write_text("zoë\n")
+    result = run(train_command, ["--data", other, "--out", tmp_path / "x.npz", "--init-from", base])
+    assert_one_line_error(result, "vocabulary", "ë")
+    result = run(train_command, ["--data", names, "--out", tmp_path / "x.npz", "--init-from", base, "--n-embd", 32])
+    assert_one_line_error(result, "--n-embd")
+
+
+def test_init_from_rejects_a_checkpoint_whose_arrays_disagree_with_its_config(tmp_path, names):
+    base = tmp_path / "base.npz"
+    assert run(train_command, ["--data", names, "--out", base, "--steps", 2]).exit_code == 0
+    ckpt = checkpoint.load(base)
+    arrays = dict(ckpt.params, meta=np.array(json.dumps(ckpt.meta())))
+    arrays["wte"] = arrays["wte"][:, :8]
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    result = run(train_command, ["--data", names, "--out", tmp_path / "x.npz", "--init-from", bad])
+    assert_one_line_error(result, "wte", "shape")
+
+
+@pytest.mark.parametrize("where,words", [("missing-dir/m.npz", ["does not exist"]), (".", ["directory"])])
+def test_unwritable_outputs_fail_before_training(tmp_path, names, where, words):
+    result = run(train_command, ["--data", names, "--out", tmp_path / where, "--steps", 2])
+    assert_one_line_error(result, *words)
+
+
+def test_eval_rejects_text_outside_the_vocabulary(tmp_path, names):
+    base = tmp_path / "base.npz"
+    assert run(train_command, ["--data", names, "--out", base, "--steps", 2]).exit_code == 0
+    other = tmp_path / "other.txt"
+    other.write_text("zoë\n")
+    assert_one_line_error(run(eval_command, [base, "--data", other]), "vocabulary")
+    assert_one_line_error(run(eval_command, [tmp_path / "nope.npz", "--data", names]), "does not exist")
+
+
+def test_eval_is_the_mean_nll_over_predicted_tokens(tmp_path, names):
+    base = tmp_path / "base.npz"
+    assert run(train_command, ["--data", names, "--out", base, "--steps", 2]).exit_code == 0
+    ckpt = checkpoint.load(base)
+    docs = read_documents(names)
+    total = count = 0.0
+    for d in docs:  # one document at a time through the reference step
+        ids = ckpt.vocab.encode_document(d)
+        keys, values = model.empty_cache(ckpt.config, 1)
+        for pos in range(min(8, len(ids) - 1)):
+            logits, keys, values = model.step(ckpt.params, ckpt.config, [ids[pos]], pos, keys, values)
+            z = logits[0] - logits[0].max()
+            total += np.log(np.exp(z).sum()) - z[ids[pos + 1]]
+            count += 1
+    output = run(eval_command, [base, "--data", names]).output
+    assert float(output.split()[0]) == pytest.approx(total / count, abs=1e-4)
