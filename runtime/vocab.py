@@ -32,7 +32,7 @@ class Vocab:
 
     @classmethod
     def from_documents(cls, documents: Iterable[str]) -> "Vocab":
-        return cls(tuple(sorted(set().union(*map(set, documents)))))
+        return cls(tuple(sorted(set("".join(documents)))))
 
     @property
     def bos(self) -> int:

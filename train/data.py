@@ -81,19 +81,26 @@ class Encoded:
 
 
 def encode(documents: list[str], vocab: Vocab, block_size: int) -> Encoded:
+    """Frame and pad every document at once: code points are looked up in the sorted vocabulary
+    with one searchsorted instead of a Python loop per character (the names file has 200 K)."""
     unknown = vocab.missing("".join(documents))
     if unknown:
         raise DataError(
             f"{len(unknown)} characters of the data are not in the vocabulary "
             f"({''.join(unknown[:10])!r}); train from scratch or use a checkpoint trained on such text"
         )
+    table = np.array([ord(c) for c in vocab.chars])  # sorted code points: id i is table[i]
+    text = np.frombuffer("".join(documents).encode("utf-32-le"), dtype=np.uint32)
+    ids = np.searchsorted(table, text)
+    lengths = np.array([len(d) for d in documents])
+    starts = np.cumsum(lengths) - lengths
+    # 1) tokens: BOS, then the first min(len, block_size) characters, then BOS padding (which
+    #    supplies each short document's closing BOS)
     tokens = np.full((len(documents), block_size + 1), vocab.bos, dtype=np.int64)
-    weights = np.zeros((len(documents), block_size))
-    truncated = 0
-    for j, doc in enumerate(documents):
-        ids = vocab.encode_document(doc)
-        n = min(block_size, len(ids) - 1)
-        truncated += len(ids) - 1 > block_size
-        tokens[j, : n + 1] = ids[: n + 1]
-        weights[j, :n] = 1.0
+    pos = np.arange(block_size)
+    inside = pos < lengths[:, None]  # (N, block_size)
+    tokens[:, 1:][inside] = ids[(starts[:, None] + pos)[inside]]
+    # 2) n = min(block_size, len + 1) predictions per document
+    weights = (pos < np.minimum(lengths + 1, block_size)[:, None]).astype(np.float64)
+    truncated = int(np.sum(lengths + 1 > block_size))
     return Encoded(tokens, weights, truncated)

@@ -56,13 +56,14 @@ def _qkv(params: dict, i: int) -> np.ndarray:
 
 def rmsnorm(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """x / sqrt(mean(x^2) + eps) over the last axis; also returns the scale (..., 1) for backward."""
-    scale = 1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + EPS)
+    # np.add.reduce rather than np.mean: same sum, without mean's Python-level wrapper (hot path)
+    scale = 1.0 / np.sqrt(np.add.reduce(x * x, axis=-1, keepdims=True) / x.shape[-1] + EPS)
     return x * scale, scale
 
 
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    e = np.exp(z - np.max(z, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = np.exp(z - np.maximum.reduce(z, axis=axis, keepdims=True))
+    return e / np.add.reduce(e, axis=axis, keepdims=True)
 
 
 # ----------------------------------------------------------------------------- the reference step
@@ -126,7 +127,7 @@ def forward(params, config: GPTConfig, tokens: np.ndarray):
         wqkv = _qkv(params, i)
         qkv = (h @ wqkv.T).reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)
         q, k, v = qkv  # each (B, H, T, D)
-        a = softmax(q @ k.transpose(0, 1, 3, 2) / np.sqrt(D) + mask)  # (B, H, T, T)
+        a = softmax(q @ k.transpose(0, 1, 3, 2) * (1.0 / np.sqrt(D)) + mask)  # (B, H, T, T)
         o = (a @ v).transpose(0, 2, 1, 3).reshape(B, T, C)
         x = x + o @ params[f"layer{i}.attn_wo"].T
         h2, s2 = rmsnorm(x)
@@ -140,7 +141,7 @@ def forward(params, config: GPTConfig, tokens: np.ndarray):
 
 def _rmsnorm_backward(dy, y, scale):
     """d/dx of y = x * scale, scale = (mean(x^2) + eps)^-1/2, given dy: scale * (dy - y * mean(dy*y))."""
-    return scale * (dy - y * np.mean(dy * y, axis=-1, keepdims=True))
+    return scale * (dy - y * (np.add.reduce(dy * y, axis=-1, keepdims=True) / y.shape[-1]))
 
 
 def backward(params, grads, config: GPTConfig, dlogits: np.ndarray, cache) -> None:
@@ -163,7 +164,7 @@ def backward(params, grads, config: GPTConfig, dlogits: np.ndarray, cache) -> No
         do = (dx @ params[f"layer{i}.attn_wo"]).reshape(B, T, H, D).transpose(0, 2, 1, 3)
         da = do @ v.transpose(0, 1, 3, 2)  # (B, H, T, T)
         dv = a.transpose(0, 1, 3, 2) @ do
-        datt = a * (da - np.sum(da * a, axis=-1, keepdims=True)) / np.sqrt(D)
+        datt = a * (da - np.add.reduce(da * a, axis=-1, keepdims=True)) * (1.0 / np.sqrt(D))
         dq = datt @ k
         dk = datt.transpose(0, 1, 3, 2) @ q
         dqkv = np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4).reshape(rows, 3 * C)
@@ -176,7 +177,8 @@ def backward(params, grads, config: GPTConfig, dlogits: np.ndarray, cache) -> No
     # the embedding sum feeds rmsnorm; x at the bottom of the stack is that rmsnorm's output
     x0 = saved[0][0] if saved else x_out
     de = _rmsnorm_backward(dx, x0, s0).reshape(rows, C)
-    grads["wte"][...] = np.eye(V)[tokens.ravel()].T @ de  # scatter-add as a one-hot product
+    one_hot = tokens.reshape(rows, 1) == np.arange(V)  # (rows, V): the scatter-add as a product
+    grads["wte"][...] = one_hot.T.astype(np.float64) @ de
     grads["wpe"][...] = 0.0
     grads["wpe"][:T] = de.reshape(B, T, C).sum(axis=0)
 
@@ -184,16 +186,16 @@ def backward(params, grads, config: GPTConfig, dlogits: np.ndarray, cache) -> No
 def cross_entropy(logits: np.ndarray, targets: np.ndarray, weights: np.ndarray):
     """Summed -log softmax(logits)[target] weighted by ``weights`` (B, T: 1 real, 0 padding), and
     d(sum)/d(logits)."""
-    z = logits - np.max(logits, axis=-1, keepdims=True)
+    B, T, V = logits.shape
+    z = logits - np.maximum.reduce(logits, axis=-1, keepdims=True)
     e = np.exp(z)
-    total = np.sum(e, axis=-1, keepdims=True)
-    picked = np.take_along_axis(z, targets[..., None], axis=-1)[..., 0]
-    nll = np.log(total[..., 0]) - picked  # (B, T)
+    total = np.add.reduce(e, axis=-1, keepdims=True)
+    at_target = np.arange(B * T) * V + targets.ravel()  # flat index of each target logit
+    nll = np.log(total.ravel()) - z.ravel()[at_target]  # (B*T,)
     dlogits = e / total
-    np.put_along_axis(dlogits, targets[..., None],
-                      np.take_along_axis(dlogits, targets[..., None], axis=-1) - 1.0, axis=-1)
+    dlogits.ravel()[at_target] -= 1.0
     dlogits *= weights[..., None]
-    return float(np.sum(nll * weights)), dlogits
+    return float(nll @ weights.ravel()), dlogits
 
 
 def loss_and_grads(params, grads, config: GPTConfig, tokens, targets, weights) -> float:
