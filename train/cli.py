@@ -155,8 +155,8 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
          + (f" ({result.truncated:,} longer than the block, truncated)" if result.truncated else ""))
     rate = result.steps_done / max(result.seconds, 1e-9)
     held = f", held-out {result.val_loss:.4f} on {len(val_docs):,} documents" if result.val_loss is not None else ""
-    echo(f"{result.steps_done} steps in {result.seconds:.2f} s ({rate:,.0f} steps/s, {rate * batch_size:,.0f} "
-         f"documents/s); loss {result.train_loss:.4f}{held}")
+    echo(f"{result.steps_done} steps in {result.seconds:.2f} s ({result.eval_seconds:.2f} s of it evaluating; "
+         f"{rate:,.0f} steps/s, {rate * batch_size:,.0f} documents/s); loss {result.train_loss:.4f}{held}")
     echo(f"wrote {out} and {metrics}")
 
 

@@ -48,7 +48,8 @@ class TrainResult:
     steps_done: int
     train_loss: float  # mean step loss over the last min(50, steps_done) steps
     val_loss: float | None  # mean NLL per predicted held-out token, after the last step
-    seconds: float  # time in the optimization loop (evaluations included)
+    seconds: float  # time in the optimization loop, held-out evaluations included
+    eval_seconds: float  # of which evaluating the held-out loss
     truncated: int  # training documents longer than the block
     stopped: str  # "done", "interrupted" (Ctrl-C) or "diverged" (non-finite loss)
     diverged_step: int | None = None
@@ -107,7 +108,7 @@ def train(
     last_good = flat.copy()
     B, b1, b2 = options.batch_size, options.beta1, options.beta2
     offsets = np.arange(B)
-    losses, val_loss, stopped, bad_step = [], None, "done", None
+    losses, val_loss, stopped, bad_step, eval_seconds = [], None, "done", None, 0.0
     t0 = time.perf_counter()
     step = 0
     try:
@@ -119,7 +120,7 @@ def train(
                 tokens = data.tokens[idx]
                 loss = model.loss_and_grads(params, grads, config, tokens[:, :T], tokens[:, 1 : T + 1],
                                             data.weights[idx, :T])
-                if not np.isfinite(loss) or not np.all(np.isfinite(grad)):
+                if not np.isfinite(loss + grad @ grad):  # one reduction catches a nan or inf anywhere
                     flat[:] = last_good
                     stopped, bad_step = "diverged", step
                     break
@@ -134,7 +135,9 @@ def train(
                 losses.append(loss)
                 record = {"step": step + 1, "lr": lr_t, "loss": loss}
                 if held is not None and ((step + 1) % options.eval_every == 0 or step + 1 == options.steps):
+                    t_eval = time.perf_counter()
                     val_loss = mean_nll(params, config, held)
+                    eval_seconds += time.perf_counter() - t_eval
                     record["val_loss"] = val_loss
                 if on_step is not None:
                     on_step(record)
@@ -148,7 +151,7 @@ def train(
         val_loss = mean_nll(params, config, held)
     tail = losses[-50:]
     return TrainResult(flat, config, vocab, steps_done, float(np.mean(tail)) if tail else float("nan"),
-                       val_loss, seconds, data.truncated, stopped, bad_step)
+                       val_loss, seconds, eval_seconds, data.truncated, stopped, bad_step)
 
 
 def options_record(options: TrainOptions) -> dict:
