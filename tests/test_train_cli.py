@@ -174,3 +174,28 @@ def test_eval_is_the_mean_nll_over_predicted_tokens(tmp_path, names):
             count += 1
     output = run(eval_command, [base, "--data", names]).output
     assert float(output.split()[0]) == pytest.approx(total / count, abs=1e-4)
+
+
+def test_ctrl_c_saves_a_valid_checkpoint_of_the_progress(tmp_path, names):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "int.npz"
+    proc = subprocess.Popen([sys.executable, "-c", "from mgpt.train.cli import train_command; train_command()",
+                             "--data", str(names), "--out", str(out), "--steps", "100000000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(p.stat().st_size for p in tmp_path.glob(".int.metrics.jsonl.*")):  # training has begun
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted after" in stderr
+    ckpt = checkpoint.load(out)
+    assert ckpt.training["stopped"] == "interrupted"
+    steps = ckpt.training["steps"]
+    assert 0 < steps < 100000000
+    assert len((tmp_path / "int.metrics.jsonl").read_text().splitlines()) == steps

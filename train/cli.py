@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,6 +56,26 @@ class Progress:
             click.echo("\r" + line.ljust(78), nl=evaluated or record["step"] == self.steps, err=True)
         else:
             click.echo(line, err=True)
+
+
+@contextlib.contextmanager
+def _ctrl_c_between_steps():
+    """Turn the first Ctrl-C into a flag (a non-empty list) checked after each step; a second one
+    interrupts at once, as usual."""
+    flag: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():  # signals belong to the main thread
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag.append(True)
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _shape_option(name: str, help: str):
@@ -123,12 +146,15 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
                            eval_every=eval_every)
     train_docs, val_docs = split(documents, val_fraction)
 
-    # 2) train, logging every step to the metrics file (moved into place at the end)
+    # 2) train, logging every step to the metrics file (moved into place at the end). Ctrl-C is
+    #    taken between steps, after a step's line is logged, so the log and the weights agree.
     progress = Progress(steps, quiet)
-    with atomic_write(metrics, "w") as log:
+    with atomic_write(metrics, "w") as log, _ctrl_c_between_steps() as interrupted:
         def on_step(record):
             log.write(json.dumps(record) + "\n")
             progress(record)
+            if interrupted:
+                raise KeyboardInterrupt
         result = train(train_docs, val_docs, config, options, init=init, on_step=on_step)
 
     # 3) the checkpoint, with the record of how it was made
@@ -158,6 +184,8 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
     echo(f"{result.steps_done} steps in {result.seconds:.2f} s ({result.eval_seconds:.2f} s of it evaluating; "
          f"{rate:,.0f} steps/s, {rate * batch_size:,.0f} documents/s); loss {result.train_loss:.4f}{held}")
     echo(f"wrote {out} and {metrics}")
+    if result.stopped == "interrupted":
+        raise SystemExit(130)  # the shell's code for Ctrl-C, so `mgpt-train && ...` does not go on
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
