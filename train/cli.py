@@ -78,9 +78,13 @@ def _ctrl_c_between_steps():
         signal.signal(signal.SIGINT, previous)
 
 
+SEED_SHAPE = {"n_layer": 1, "n_embd": 16, "n_head": 4, "block_size": 8}  # microgpt's model
+
+
 def _shape_option(name: str, help: str):
+    default = SEED_SHAPE[name[2:].replace("-", "_")]
     return click.option(name, type=click.IntRange(min=1), default=None,
-                        help=help + " [default: the seed's model; from the checkpoint with --init-from]")
+                        help=f"{help} [default: {default}, or the --init-from checkpoint's]")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -140,8 +144,7 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
                             f"({''.join(unknown[:10])!r}); train from scratch or clean the data")
         config, init = start.config, (start.config, start.vocab, model.flatten(start.params, start.config))
     else:
-        defaults = {"n_layer": 1, "n_embd": 16, "n_head": 4, "block_size": 8}
-        config = GPTConfig(1, **{k: v if v is not None else defaults[k] for k, v in shape.items()})
+        config = GPTConfig(1, **{k: v if v is not None else SEED_SHAPE[k] for k, v in shape.items()})
     options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, seed=seed, shuffle=shuffle,
                            eval_every=eval_every)
     train_docs, val_docs = split(documents, val_fraction)
@@ -179,10 +182,11 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
     echo(f"trained {c.num_params():,} parameters ({c.n_layer} layer{'s' * (c.n_layer > 1)}, n_embd {c.n_embd}, "
          f"{c.n_head} heads, block {c.block_size}, vocabulary {c.vocab_size}) on {len(train_docs):,} documents"
          + (f" ({result.truncated:,} longer than the block, truncated)" if result.truncated else ""))
-    rate = result.steps_done / max(result.seconds, 1e-9)
+    optimizing = max(result.seconds - result.eval_seconds, 1e-9)
+    rate = result.steps_done / optimizing
     held = f", held-out {result.val_loss:.4f} on {len(val_docs):,} documents" if result.val_loss is not None else ""
-    echo(f"{result.steps_done} steps in {result.seconds:.2f} s ({result.eval_seconds:.2f} s of it evaluating; "
-         f"{rate:,.0f} steps/s, {rate * batch_size:,.0f} documents/s); loss {result.train_loss:.4f}{held}")
+    echo(f"{result.steps_done} steps in {optimizing:.2f} s ({rate:,.0f} steps/s, {rate * batch_size:,.0f} documents/s)"
+         f" + {result.eval_seconds:.2f} s of held-out evaluation; loss {result.train_loss:.4f}{held}")
     echo(f"wrote {out} and {metrics}")
     if result.stopped == "interrupted":
         raise SystemExit(130)  # the shell's code for Ctrl-C, so `mgpt-train && ...` does not go on
