@@ -1,0 +1,75 @@
+"""Checkpoint file in, verified ``.onnx`` file out, written atomically; ``mgpt-export`` calls this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from mgpt.train import checkpoint as ckpt_io
+from mgpt.train.files import OutputError, atomic_write, check_writable
+
+from .graph import DEFAULT_OPSET, ExportError, build_model
+from .verification import BATCH, TOLERANCE, supported_opsets, verify as verify_model
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    path: Path
+    opset: int
+    inputs: list[tuple[str, str, list]]  # (name, dtype, dims): dims are ints or symbolic names
+    outputs: list[tuple[str, str, list]]
+    num_params: int
+    num_nodes: int
+    file_size: int  # bytes
+    block_size: int
+    max_error: float | None  # largest |onnxruntime - NumPy| of the verification; None if skipped
+    tolerance: float = TOLERANCE
+    verify_batch: int = BATCH
+
+
+def check_opset(opset: int) -> None:
+    supported = supported_opsets()
+    if opset not in supported:
+        raise ExportError(f"opset {opset} is not supported; choose one from {supported.start} to "
+                          f"{supported.stop - 1} (what both onnx and onnxruntime here handle)")
+
+
+def _io(values) -> list[tuple[str, str, list]]:
+    """(name, dtype, dims) of graph inputs or outputs, as declared in the file."""
+    rows = []
+    for v in values:
+        t = v.type.tensor_type
+        dims = [d.dim_param or d.dim_value for d in t.shape.dim]
+        rows.append((v.name, onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, dims))
+    return rows
+
+
+def export(checkpoint_path: str | Path, output_path: str | Path, opset: int = DEFAULT_OPSET, verify: bool = True) -> ExportSummary:
+    """Build the step graph of a checkpoint file, verify it in onnxruntime against the NumPy step
+    (unless ``verify`` is False) and write it to ``output_path``. Any failure leaves the output as
+    it was. Raises CheckpointError, ExportError or OutputError."""
+    # 1) everything that can be wrong with the input is found before any work
+    output = check_writable(output_path, "output")
+    check_opset(opset)
+    ckpt = ckpt_io.load(checkpoint_path)
+
+    # 2) build, verify, and only then write
+    model = build_model(ckpt, opset)
+    error = None
+    if verify:
+        try:
+            error = verify_model(model, ckpt)
+        except ExportError as e:
+            raise ExportError(f"{e}; {str(output)!r} was not written") from None
+    data = model.SerializeToString()
+    try:
+        with atomic_write(output) as f:
+            f.write(data)
+    except OSError as e:
+        raise OutputError(f"could not write {str(output)!r}: {e.strerror or e}") from None
+
+    return ExportSummary(output, opset, _io(model.graph.input), _io(model.graph.output),
+                         ckpt.config.num_params(), len(model.graph.node), len(data),
+                         ckpt.config.block_size, error)
