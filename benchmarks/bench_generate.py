@@ -1,0 +1,135 @@
+"""Sampling speed of mgpt.runtime beside a plain Python loop over onnxruntime, measured in the same run.
+
+    python benchmarks/bench_generate.py [--model names.onnx] [--repeats 5]
+
+Prints a Markdown table. A "token" is one drawn token: a sample's characters plus its ending BOS
+(a sample that reaches the block size draws no BOS). Both sides count the same way, use the same
+model and onnxruntime options (one intra-op thread), and alternate, so that load from other
+processes hits both alike; the ratio is the number to read. Each figure is the median of
+``--repeats`` runs.
+
+The reference is what one writes first: ``InferenceSession.run`` with a fresh feed dict, a NumPy
+softmax, then ``rng.choice`` at batch 1 or a vectorized inverse CDF for a batch (``rng.choice``
+takes one distribution), stopping when every row has drawn BOS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+from mgpt.runtime import Generator, default_model_path
+from mgpt.runtime.metadata import LOGITS, POSITION, TOKEN, ModelInfo, past_names
+
+TEMPERATURE = 0.5  # the seed's
+
+
+# ----------------------------------------------------------------------------- the reference loop
+
+def plain_session(path: str) -> tuple[ort.InferenceSession, ModelInfo]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return session, ModelInfo.from_props(session.get_modelmeta().custom_metadata_map)
+
+
+def plain_loop(session, info: ModelInfo, num_samples: int, batch: int, seed: int = 0) -> int:
+    """Samples ``num_samples`` names ``batch`` at a time; returns the tokens drawn."""
+    rng = np.random.default_rng(seed)
+    V, bos, shape = info.vocab_size, info.bos, (batch, info.n_head, 0, info.head_dim)
+    names = [n for i in range(info.n_layer) for n in past_names(i)]
+    drawn = 0
+    for _ in range(0, num_samples, batch):
+        feed = {TOKEN: np.full(batch, bos, dtype=np.int64), **{n: np.zeros(shape, np.float32) for n in names}}
+        done = np.zeros(batch, dtype=bool)
+        for pos in range(info.block_size):
+            feed[POSITION] = np.array(pos, dtype=np.int64)
+            logits, *present = session.run(None, feed)
+            z = logits / TEMPERATURE
+            probs = np.exp(z - z.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+            if batch == 1:
+                token = np.array([rng.choice(V, p=probs[0])])
+            else:
+                token = np.minimum((probs.cumsum(axis=1) < rng.random((batch, 1))).sum(axis=1), V - 1)
+            drawn += int(np.count_nonzero(~done))
+            done |= token == bos
+            if done.all():
+                break
+            feed = {TOKEN: token, POSITION: None, **dict(zip(names, present))}
+    return drawn
+
+
+# ----------------------------------------------------------------------------- mgpt's loop
+
+def mgpt_loop(generator: Generator, num_samples: int, batch: int, seed: int = 0) -> int:
+    samples = generator.samples(num_samples, TEMPERATURE, seed=seed, batch_size=batch)
+    return sum(min(len(s) + 1, generator.block_size) for s in samples)
+
+
+def rate(fn, *args) -> float:
+    t0 = time.perf_counter()
+    tokens = fn(*args)
+    return tokens / (time.perf_counter() - t0)
+
+
+def command_seconds(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="an mgpt .onnx file [default: the shipped names model]")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per figure (the median is shown)")
+    args = parser.parse_args()
+    path = str(args.model or default_model_path())
+    session, info = plain_session(path)
+    one_thread, two_threads = Generator(path, threads=1), Generator(path, threads=2)
+
+    # (label, reference call, mgpt call, target)
+    cases = [
+        ("batch 1, tokens/s", (plain_loop, session, info, 2000, 1), (mgpt_loop, one_thread, 2000, 1), "≥ 30 K"),
+        ("batch 1024, one thread, tokens/s", (plain_loop, session, info, 8192, 1024),
+         (mgpt_loop, one_thread, 8192, 1024), ""),
+        ("batch 8192, two threads, tokens/s", (plain_loop, session, info, 16384, 1024),
+         (mgpt_loop, two_threads, 16384, 8192), "≥ 1 M"),
+    ]
+    rows = []
+    for label, ref, ours, target in cases:
+        ref_rates, our_rates = [], []
+        rate(*ref), rate(*ours)  # warm-up: first runs allocate arenas
+        for _ in range(args.repeats):
+            ref_rates.append(rate(*ref))
+            our_rates.append(rate(*ours))
+        r, o = statistics.median(ref_rates), statistics.median(our_rates)
+        rows.append((label, f"{r:,.0f}", f"{o:,.0f}", f"{o / r:.2f}×", target))
+
+    # start-up: the whole command for 20 samples against importing onnxruntime alone
+    bare = [sys.executable, "-c", "import onnxruntime"]
+    command = [sys.executable, "-m", "mgpt.runtime.cli", "--model", path, "--seed", "1"]
+    bare_s, command_s = [], []
+    for _ in range(args.repeats):
+        bare_s.append(command_seconds(bare))
+        command_s.append(command_seconds(command))
+    b, c = statistics.median(bare_s), statistics.median(command_s)
+    rows.append(("20 samples, command vs `import onnxruntime`, ms", f"{b * 1e3:.0f}", f"{c * 1e3:.0f}",
+                 f"{c / b:.2f}×", "≤ 1.3×"))
+
+    print(f"model {path}: {info.vocab_size} tokens, block {info.block_size}, temperature {TEMPERATURE}, "
+          f"median of {args.repeats}; onnxruntime {ort.__version__}, numpy {np.__version__}\n")
+    print("| work | plain loop | mgpt | mgpt / plain | target |")
+    print("|---|---:|---:|---:|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Opening an mgpt ``.onnx`` file: an onnxruntime session plus the checks that it is an mgpt step graph.
+
+Every problem with the file becomes one ``ModelError`` whose message names the file and says what
+is wrong, so that a command can print it as a single line.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import onnxruntime as ort
+
+from .metadata import LOGITS, POSITION, TOKEN, MetadataError, ModelInfo, past_names, present_names
+
+DEFAULT_MODEL = "names.onnx"  # shipped in the mgpt.models package
+
+
+class ModelError(ValueError):
+    """A model file that is missing, unreadable, or not an mgpt step graph."""
+
+
+def default_model_path() -> Path:
+    """The default names model shipped with mgpt (it may be absent from a bare source tree)."""
+    return Path(str(resources.files("mgpt.models") / DEFAULT_MODEL))
+
+
+def open_session(path: str | Path, threads: int = 1) -> tuple[ort.InferenceSession, ModelInfo]:
+    """An onnxruntime session on ``path`` and what the file says about itself, after checking that
+    its inputs, outputs and metadata are those of an mgpt step graph.
+
+    ``threads`` is onnxruntime's intra-op thread count: 1 is the fastest for this graph's tiny kernels.
+    """
+    path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise ModelError(f"model file {name!r} does not exist; export one with mgpt-export or pass its path")
+    if path.is_dir():
+        raise ModelError(f"model path {name!r} is a directory; pass the .onnx file")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: warnings would be printed under the command's output
+    try:
+        session = ort.InferenceSession(name, options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelError(f"{name!r} is not an ONNX model that onnxruntime can load ({reason})") from None
+    try:
+        info = ModelInfo.from_props(session.get_modelmeta().custom_metadata_map)
+    except MetadataError as e:
+        raise ModelError(f"{name!r} is an ONNX model but not an mgpt step graph: {e}") from None
+    problem = _io_problem(session, info)
+    if problem:
+        raise ModelError(f"{name!r} is not a usable mgpt step graph: {problem}; re-export it with mgpt-export")
+    return session, info
+
+
+def _io_problem(session: ort.InferenceSession, info: ModelInfo) -> str | None:
+    """What is wrong with the graph's inputs and outputs for this metadata, or None.
+
+    Symbolic dimensions (strings or None) match anything; fixed ones must equal the metadata's.
+    """
+    H, D, V = info.n_head, info.head_dim, info.vocab_size
+    cache = ("tensor(float)", [None, H, None, D])
+    want_in = {TOKEN: ("tensor(int64)", [None]), POSITION: ("tensor(int64)", [])}
+    want_out = {LOGITS: ("tensor(float)", [None, V])}
+    for i in range(info.n_layer):
+        want_in.update(dict.fromkeys(past_names(i), cache))
+        want_out.update(dict.fromkeys(present_names(i), cache))
+    for kind, want, have in (("input", want_in, session.get_inputs()), ("output", want_out, session.get_outputs())):
+        have = {arg.name: arg for arg in have}
+        missing, extra = [n for n in want if n not in have], [n for n in have if n not in want]
+        if missing or extra:
+            return f"its {kind}s should be {list(want)}, it lacks {missing} and has unexpected {extra}"
+        for n, (dtype, shape) in want.items():
+            arg = have[n]
+            if arg.type != dtype or len(arg.shape) != len(shape) or any(
+                    isinstance(got, int) and w is not None and got != w for got, w in zip(arg.shape, shape)):
+                shown = [w if w is not None else "?" for w in shape]
+                return f"{kind} {n!r} is {arg.type} {arg.shape}, expected {dtype} {shown}"
+    return None
