@@ -50,5 +50,5 @@ def summary_lines(s: ExportSummary) -> list[str]:
         lines.append("verification: skipped (--no-verify)")
     else:
         lines.append(f"verification: passed, onnxruntime matches the NumPy forward within {s.max_error:.2g} "
-                     f"(tolerance {s.tolerance:g}) over positions 0-{s.block_size - 1}, batch {s.verify_batch}")
+                     f"(tolerance {s.tolerance:.0e}) over positions 0-{s.block_size - 1}, batch {s.verify_batch}")
     return lines
