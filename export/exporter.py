@@ -29,7 +29,7 @@ class ExportSummary:
     verify_batch: int = BATCH
 
 
-def check_opset(opset: int) -> None:
+def require_supported_opset(opset: int) -> None:
     supported = supported_opsets()
     if opset not in supported:
         raise ExportError(f"opset {opset} is not supported; choose one from {supported.start} to "
@@ -52,7 +52,7 @@ def export(checkpoint_path: str | Path, output_path: str | Path, opset: int = DE
     it was. Raises CheckpointError, ExportError or OutputError."""
     # 1) everything that can be wrong with the input is found before any work
     output = check_writable(output_path, "output")
-    check_opset(opset)
+    require_supported_opset(opset)
     ckpt = ckpt_io.load(checkpoint_path)
 
     # 2) build, verify, and only then write

@@ -58,7 +58,10 @@ def verify(model: onnx.ModelProto, checkpoint: Checkpoint, batch: int = BATCH, s
         feed = {TOKEN: token.astype(np.int64), POSITION: np.array(position, dtype=np.int64)}
         for i in range(config.n_layer):
             feed.update(zip(past_names(i), (keys[i], values[i])))
-        logits, *present = sess.run(names, feed)
+        try:
+            logits, *present = sess.run(names, feed)
+        except Exception as e:  # e.g. a graph made for another config than the checkpoint's
+            raise ExportError(f"onnxruntime cannot run the graph at position {position}: {e}") from None
         keys, values = present[0::2], present[1::2]
         ref_logits, ref_keys, ref_values = step(checkpoint.params, config, token, position, ref_keys, ref_values)
         for got, want in zip([logits, *keys, *values], [ref_logits, *ref_keys, *ref_values]):

@@ -66,9 +66,22 @@ def test_matches_the_numpy_step_over_a_full_rollout(name, level):
     assert error <= TOLERANCE
 
 
-@pytest.mark.parametrize("batch", [1, 2, 64])
+@pytest.mark.parametrize("batch", [0, 1, 2, 64])
 def test_any_batch_size(batch):
     assert verify(model_for("default"), make_checkpoint(), batch=batch) <= TOLERANCE
+
+
+@pytest.mark.parametrize("shape", [dict(n_embd=1, n_head=1, block_size=1), dict(n_embd=8, n_head=8),
+                                   dict(n_layer=3, n_embd=48, n_head=3, block_size=32)], ids=str)
+def test_other_shapes_the_trainer_accepts(shape):
+    config = GPTConfig(3, **shape)
+    ckpt = Checkpoint(config, Vocab(("a", "b")), views(init_params(config, 1), config))
+    assert verify(build_model(ckpt), ckpt) <= TOLERANCE
+
+
+def test_a_graph_for_another_config_is_an_export_error():
+    with pytest.raises(ExportError, match="cannot run the graph"):
+        verify(model_for("default"), make_checkpoint("2-layers"))
 
 
 def test_supported_opsets_span_onnx_and_onnxruntime():
