@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from mgpt.runtime import __version__
+from mgpt.runtime import Generator, ModelError, __version__
 
 from . import checkpoint as ckpt_io
 from . import model
@@ -198,18 +198,25 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
               help="UTF-8 text file, one document per line. [default: the shipped names]")
 @click.version_option(__version__, prog_name="mgpt")
 def eval_command(model_path, data):
-    """Mean negative log-likelihood per predicted token (nats) of MODEL on a data file."""
+    """Mean negative log-likelihood per predicted token (nats) of MODEL (a checkpoint .npz or an
+    exported .onnx) on a data file."""
     try:
         documents = read_documents(data if data is not None else default_data_path())
-        ckpt = ckpt_io.load(model_path)
-        if ckpt.vocab.missing("".join(documents)):
-            unknown = ckpt.vocab.missing("".join(documents))
+        exported = model_path.suffix == ".onnx"  # scored by onnxruntime, through the runtime's Generator
+        if exported:
+            generator = Generator(model_path)
+            vocab, block_size = generator.vocab, generator.block_size
+        else:
+            ckpt = ckpt_io.load(model_path)
+            vocab, block_size = ckpt.vocab, ckpt.config.block_size
+        unknown = vocab.missing("".join(documents))
+        if unknown:
             raise DataError(f"{len(unknown)} characters of the data are not in the model's vocabulary "
                             f"({''.join(unknown[:10])!r}); score text made of the model's characters")
-        encoded = encode(documents, ckpt.vocab, ckpt.config.block_size)
-        nll = mean_nll(ckpt.params, ckpt.config, encoded)
-    except USER_ERRORS as e:
+        encoded = encode(documents, vocab, block_size)
+        nll = generator.score(documents) if exported else mean_nll(ckpt.params, ckpt.config, encoded)
+    except (*USER_ERRORS, ModelError) as e:
         raise click.ClickException(str(e)) from e
     tokens = int(encoded.weights.sum())
     click.echo(f"{nll:.4f} nats/token over {tokens:,} predicted tokens of {len(documents):,} documents"
-               f" (block {ckpt.config.block_size}; {encoded.truncated:,} truncated)")
+               f" (block {block_size}; {encoded.truncated:,} truncated)")

@@ -1,0 +1,326 @@
+"""mgpt.runtime against its spec: the sampling distribution (chi-square), top-k/top-p supports,
+greedy decoding, prefixes, reproducibility across batch sizes and threads, scoring parity with the
+NumPy evaluation, and the checks on model files.
+
+Statistical tests use fixed seeds (so they are deterministic) and a stated significance: a
+chi-square statistic must stay below the upper 0.1% point of its distribution.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import onnx
+import pytest
+
+import runtime_models
+from mgpt.runtime import Generator, ModelError, default_model_path, sampling
+from mgpt.train import checkpoint as ckpt_io
+from mgpt.train.data import encode
+from mgpt.train.trainer import mean_nll
+
+ALPHA_Z = 3.0902  # upper 0.1% point of N(0, 1): the chi-square tests' significance is 0.001
+
+
+@pytest.fixture(scope="session")
+def ckpt():
+    return runtime_models.small_checkpoint()
+
+
+@pytest.fixture(scope="session")
+def model_path(ckpt, tmp_path_factory):
+    return runtime_models.export_to(ckpt, tmp_path_factory.mktemp("runtime") / "small.onnx")
+
+
+@pytest.fixture(scope="session")
+def gen(model_path):
+    return Generator(model_path)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def chi_square_ok(counts: np.ndarray, probs: np.ndarray) -> tuple[bool, float, float]:
+    """Pearson's test of ``counts`` against ``probs`` at significance 0.001. Bins expecting fewer
+    than 5 are pooled; the critical value is Wilson and Hilferty's approximation of the chi-square
+    quantile. Returns (passes, statistic, critical value)."""
+    expected = probs * counts.sum()
+    small = expected < 5
+    assert np.all(counts[expected == 0] == 0), "a token of probability 0 was drawn"
+    obs = np.append(counts[~small], counts[small].sum())
+    exp = np.append(expected[~small], expected[small].sum())
+    obs, exp = obs[exp > 0], exp[exp > 0]
+    stat = float(np.sum((obs - exp) ** 2 / exp))
+    df = len(exp) - 1
+    if df == 0:  # one bin holds all the mass: nothing to test beyond the line above
+        return True, stat, 0.0
+    critical = df * (1 - 2 / (9 * df) + ALPHA_Z * math.sqrt(2 / (9 * df))) ** 3
+    return stat < critical, stat, critical
+
+
+def next_token_counts(gen: Generator, prefix: str, n: int, **options) -> np.ndarray:
+    """How often each token follows BOS + prefix in ``n`` samples (BOS counted at index bos)."""
+    samples = gen.generate(n, prefix=prefix, max_length=len(prefix) + 1, **options)
+    assert all(s.startswith(prefix) and len(s) <= len(prefix) + 1 for s in samples)
+    ids = [gen.vocab.encode(s[len(prefix):])[0] if len(s) > len(prefix) else gen.vocab.bos for s in samples]
+    return np.bincount(ids, minlength=gen.vocab.size)
+
+
+# ----------------------------------------------------------------------------- the library's surface
+
+def test_importing_the_runtime_loads_neither_onnx_click_nor_training_code():
+    code = ("import sys, mgpt.runtime; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'click') "
+            "or m.startswith(('mgpt.train', 'mgpt.export'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_generator_describes_its_model(gen, ckpt):
+    assert gen.vocab == ckpt.vocab
+    assert gen.block_size == ckpt.config.block_size == 8
+    assert gen.info.n_layer == 1 and gen.info.training == {"steps": 60, "seed": 0}
+
+
+def test_default_model_is_looked_up_in_the_models_package():
+    assert default_model_path().name == "names.onnx" and default_model_path().parent.name == "models"
+
+
+# ----------------------------------------------------------------------------- the sampling distribution
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+@pytest.mark.parametrize("prefix", ["", "ma"])
+def test_next_token_frequencies_match_softmax_of_logits_over_t(gen, ckpt, temperature, prefix):
+    probs = softmax(runtime_models.reference_logits(ckpt, [ckpt.vocab.bos, *ckpt.vocab.encode(prefix)]) / temperature)
+    counts = next_token_counts(gen, prefix, 20_000, temperature=temperature, seed=11)
+    ok, stat, critical = chi_square_ok(counts, probs)
+    assert ok, f"chi-square {stat:.1f} >= {critical:.1f}"
+
+
+@pytest.mark.parametrize("top_k", [1, 3, 10])
+def test_top_k_draws_from_the_k_most_likely_in_proportion(gen, ckpt, top_k):
+    logits = runtime_models.reference_logits(ckpt, [ckpt.vocab.bos])
+    keep = np.argsort(-logits)[:top_k]
+    probs = np.zeros_like(logits)
+    probs[keep] = softmax(logits[keep])
+    counts = next_token_counts(gen, "", 5_000, temperature=1.0, top_k=top_k, seed=3)
+    assert set(np.flatnonzero(counts)) == set(keep)
+    assert chi_square_ok(counts, probs)[0]
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_top_p_draws_from_the_smallest_set_reaching_p(gen, ckpt, size):
+    probs = softmax(runtime_models.reference_logits(ckpt, [ckpt.vocab.bos]) / 2.0)
+    order = np.argsort(-probs)
+    mass = np.cumsum(probs[order])
+    # p halfway between the mass of the top size-1 and top size tokens: the nucleus is the top `size`
+    top_p = float((mass[size - 2] if size > 1 else 0.0) + mass[size - 1]) / 2
+    counts = next_token_counts(gen, "", 5_000, temperature=2.0, top_p=top_p, seed=4)
+    assert set(np.flatnonzero(counts)) == set(order[:size])
+    nucleus = np.zeros_like(probs)
+    nucleus[order[:size]] = probs[order[:size]] / probs[order[:size]].sum()
+    assert chi_square_ok(counts, nucleus)[0]
+
+
+def test_top_p_one_and_top_k_vocab_change_nothing(gen):
+    base = gen.generate(300, temperature=1.0, seed=9)
+    assert gen.generate(300, temperature=1.0, seed=9, top_p=1.0) == base
+    assert gen.generate(300, temperature=1.0, seed=9, top_k=gen.vocab.size) == base
+
+
+def test_greedy_is_the_reference_argmax_chain(gen, ckpt):
+    ids = [ckpt.vocab.bos]
+    while len(ids) <= ckpt.config.block_size:
+        t = int(np.argmax(runtime_models.reference_logits(ckpt, ids)))
+        if t == ckpt.vocab.bos:
+            break
+        ids.append(t)
+    expected = ckpt.vocab.decode(ids)
+    assert gen.generate(5, temperature=0) == [expected] * 5
+    assert gen.generate(3, temperature=0, seed=1, batch_size=1) == [expected] * 3
+
+
+def test_samples_end_at_bos_or_the_block_and_use_the_vocabulary(gen):
+    samples = gen.generate(2_000, temperature=2.0, seed=5)
+    assert max(map(len, samples)) == gen.block_size  # at T=2 some samples run to the block's end
+    assert all(not gen.vocab.missing(s) for s in samples)
+    assert all(len(s) <= 3 for s in gen.generate(200, temperature=2.0, seed=5, max_length=3))
+
+
+def test_a_prefix_begins_every_sample_and_conditions_the_rest(gen):
+    samples = gen.generate(500, temperature=1.0, prefix="ka", seed=6)
+    assert all(s.startswith("ka") for s in samples)
+    assert len(set(samples)) > 50
+    near_limit = gen.generate(50, temperature=2.0, prefix="abcdef", max_length=7, seed=1)
+    assert {len(s) for s in near_limit} == {6, 7} and all(s.startswith("abcdef") for s in near_limit)
+    longest = gen.generate(50, temperature=2.0, prefix="abcdefg", seed=1)  # block 8: one drawn character at most
+    assert {len(s) for s in longest} == {7, 8} and all(s.startswith("abcdefg") for s in longest)
+
+
+# ----------------------------------------------------------------------------- reproducibility
+
+def test_sample_i_is_the_same_for_any_batch_size_count_or_thread_split(gen, model_path):
+    base = gen.generate(600, temperature=1.0, seed=123)
+    assert gen.generate(600, temperature=1.0, seed=123, batch_size=7) == base
+    assert gen.generate(600, temperature=1.0, seed=123, batch_size=600) == base
+    assert gen.generate(40, temperature=1.0, seed=123, batch_size=1) == base[:40]
+    assert gen.generate(1000, temperature=1.0, seed=123)[:600] == base
+    split = Generator(model_path, threads=2).generate(600, temperature=1.0, seed=123, batch_size=600)
+    assert split == base  # 600 rows are split across two threads
+    assert ["".join(gen.characters(temperature=1.0, seed=123, index=i)) for i in range(20)] == base[:20]
+
+
+def test_prefix_and_top_k_samples_are_reproducible_across_batch_sizes(gen):
+    options = dict(temperature=1.5, top_k=5, top_p=0.9, prefix="jo", seed=77)
+    assert gen.generate(300, **options) == gen.generate(300, batch_size=1, **options)
+
+
+def test_seeds_differ_and_no_seed_differs_every_call(gen):
+    assert gen.generate(50, temperature=1.0, seed=1) != gen.generate(50, temperature=1.0, seed=2)
+    assert gen.generate(50, temperature=1.0) != gen.generate(50, temperature=1.0)
+
+
+def test_characters_stream_one_at_a_time_prefix_first(gen):
+    chars = list(gen.characters(temperature=1.0, seed=8, prefix="an"))
+    assert chars[:2] == ["a", "n"] and all(len(c) == 1 for c in chars)
+    assert "".join(chars) == gen.generate(1, temperature=1.0, seed=8, prefix="an")[0]
+
+
+def test_samples_stream_lazily_in_bounded_batches(gen):
+    stream = gen.samples(10**12, temperature=1.0, seed=2, batch_size=16)  # would never finish if eager
+    first = [next(stream) for _ in range(20)]
+    stream.close()
+    assert first == gen.generate(20, temperature=1.0, seed=2)
+
+
+# ----------------------------------------------------------------------------- sampling arithmetic
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, None, None), (0.5, None, None), (2.0, 4, None),
+                                                        (0.7, None, 0.8), (1.3, 10, 0.5), (0.0, None, None)])
+def test_draw_is_bit_identical_for_one_row_and_any_batch(temperature, top_k, top_p):
+    rng = np.random.default_rng(0)
+    logits = (rng.normal(size=(600, 27)) * 3).astype(np.float32)
+    u = rng.random(600)
+    one = [sampling.draw(logits[r], u[r], temperature, top_k, top_p) for r in range(600)]
+    assert sampling.draw(logits.T, u, temperature, top_k, top_p).tolist() == one  # wide: row-by-row sums
+    narrow = [sampling.draw(logits[r : r + 7].T, u[r : r + 7], temperature, top_k, top_p) for r in range(0, 600, 7)]
+    assert np.concatenate(narrow).tolist() == one  # narrow: NumPy's accumulate
+
+
+def test_weights_keep_ties_at_the_top_k_edge_and_always_the_top_token():
+    logits = np.array([3.0, 1.0, 2.0, 2.0, 0.0], np.float32)
+    assert np.flatnonzero(sampling.weights(logits, 1.0, top_k=2)).tolist() == [0, 2, 3]
+    assert np.flatnonzero(sampling.weights(logits, 1.0, top_p=1e-9)).tolist() == [0]
+
+
+def test_uniform_streams_are_uniform_and_the_scalar_path_matches():
+    u = sampling.uniforms(2024, np.arange(5_000), 20)
+    assert 0 <= u.min() and u.max() < 1
+    ok, stat, critical = chi_square_ok(np.bincount((u * 20).astype(int).ravel(), minlength=20), np.full(20, 0.05))
+    assert ok, f"chi-square {stat:.1f} >= {critical:.1f}"
+    for seed in (0, 2**64 - 1, -3, 10**30):
+        assert all(sampling.sample_uniforms(seed, i, 9) == sampling.uniforms(seed, np.arange(40), 9)[i].tolist()
+                   for i in (0, 1, 39))
+
+
+# ----------------------------------------------------------------------------- scoring
+
+def test_score_agrees_with_the_numpy_evaluation(gen, ckpt):
+    docs = ["emma", "olivia", "christopher", "a", "zz", "maximiliano", "kaya"]  # two longer than the block
+    expected = mean_nll(ckpt.params, ckpt.config, encode(docs, ckpt.vocab, ckpt.config.block_size))
+    assert abs(gen.score(docs) - expected) < 1e-4
+    assert abs(gen.score(docs, batch_size=2) - expected) < 1e-4
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        gen.score(["Emma"])
+    with pytest.raises(ValueError, match="nothing to score"):
+        gen.score([])
+
+
+# ----------------------------------------------------------------------------- threads
+
+def test_one_generator_shared_by_threads_gives_the_sequential_results(model_path):
+    gen = Generator(model_path, threads=2)
+    jobs = [(seed, n, batch) for seed in range(6) for n, batch in ((200, 4096), (700, 700), (5, 1))]
+    docs = ["emma", "noah", "liam", "ava"]
+    expected = [gen.generate(n, temperature=1.0, seed=seed, batch_size=batch) for seed, n, batch in jobs]
+    expected_score = gen.score(docs)
+
+    def work(job):
+        seed, n, batch = job
+        return gen.generate(n, temperature=1.0, seed=seed, batch_size=batch), gen.score(docs)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, jobs * 2))
+    assert [r[0] for r in results] == expected * 2
+    assert all(r[1] == expected_score for r in results)
+
+
+# ----------------------------------------------------------------------------- bad arguments and files
+
+@pytest.mark.parametrize("options, message", [
+    ({"temperature": -0.1}, "temperature must be"),
+    ({"temperature": float("nan")}, "temperature must be"),
+    ({"top_k": 0}, "top_k must be"),
+    ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+    ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+    ({"prefix": "Zoe"}, "not in the vocabulary: 'Z'"),
+    ({"prefix": "abcdefgh"}, "must be shorter than the block size 8"),
+    ({"prefix": "abc", "max_length": 3}, "must be shorter than max_length 3"),
+    ({"max_length": 9}, "exceeds the model's block size 8"),
+    ({"num_samples": -1}, "num_samples must be an integer >= 0"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+    ({"seed": 1.5}, "seed must be an integer"),
+])
+def test_bad_arguments_raise_value_error_at_the_call(gen, options, message):
+    with pytest.raises(ValueError, match=message):
+        gen.samples(**options)  # raised before the first sample is asked for
+
+
+def test_bad_files_raise_model_error_naming_the_problem(tmp_path, ckpt, model_path):
+    (tmp_path / "text.onnx").write_text("not a model")
+    no_props = onnx.load(str(model_path))
+    del no_props.metadata_props[:]
+    onnx.save(no_props, str(tmp_path / "bare.onnx"))
+    cases = {
+        tmp_path / "missing.onnx": "does not exist",
+        tmp_path: "is a directory",
+        tmp_path / "text.onnx": "not an ONNX model that onnxruntime can load",
+        runtime_models.identity_model(tmp_path / "identity.onnx"): "not an mgpt step graph: its metadata has no format",
+        tmp_path / "bare.onnx": "not an mgpt step graph",
+        runtime_models.identity_model(tmp_path / "fake.onnx", runtime_models.mgpt_props(ckpt)):
+            r"not a usable mgpt step graph: its inputs should be \['token', 'position'",
+    }
+    for path, message in cases.items():
+        with pytest.raises(ModelError, match=message):
+            Generator(path)
+
+
+# ----------------------------------------------------------------------------- the shipped model
+
+def test_shipped_checkpoint_re_exports_to_the_shipped_onnx():
+    onnx_path = default_model_path()
+    ckpt_path = onnx_path.with_suffix(".npz")
+    if not (onnx_path.exists() and ckpt_path.exists()):
+        pytest.skip(f"the default model is not in this tree ({onnx_path.parent}); the release ships it")
+    from mgpt.export import build_model
+    import onnxruntime as ort
+
+    rebuilt = ort.InferenceSession(build_model(ckpt_io.load(ckpt_path)).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    shipped = Generator(onnx_path)
+    rng = np.random.default_rng(0)
+    B, H, D = 16, shipped.info.n_head, shipped.info.head_dim
+    for past in (0, 3, shipped.block_size - 1):
+        feed = {"token": rng.integers(0, shipped.vocab.size, B), "position": np.array(past, np.int64)}
+        for i in range(shipped.info.n_layer):
+            for name in (f"past_key_values.{i}.key", f"past_key_values.{i}.value"):
+                feed[name] = rng.normal(size=(B, H, past, D)).astype(np.float32)
+        ours = rebuilt.run(["logits"], feed)[0]
+        theirs = shipped._session.run(["logits"], feed)[0]
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
