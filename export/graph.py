@@ -201,12 +201,14 @@ def check_opset(opset: int) -> None:
 
 
 def doc_string(config: GPTConfig) -> str:
+    past_key, past_value = past_names("i")  # the names' pattern, for every layer i
+    present_key, present_value = present_names("i")
     return (
         f"mgpt step graph: one decoding step of a {config.n_layer}-layer character GPT. Feed `{TOKEN}` "
         f"(int64 [batch]) with `{POSITION}` (int64 scalar, the number of cached positions) and each "
-        f"layer's cache `past_key_values.{{i}}.key/value` (float32 [batch, {config.n_head}, past_len, "
+        f"layer i's cache `{past_key}`, `{past_value}` (float32 [batch, {config.n_head}, past_len, "
         f"{config.head_dim}], past_len 0 at the start); read `{LOGITS}` (float32 [batch, vocab_size]) and "
-        f"`present.{{i}}.key/value` (past_len + 1 positions), which are the next step's cache. Start every "
+        f"`{present_key}`, `{present_value}` (past_len + 1 positions), the next step's cache. Start every "
         f"row with the BOS id at position 0, pick the next token from softmax(logits / temperature), stop "
         f"at BOS or after block_size positions. metadata_props hold the vocabulary (JSON list; id i is "
         f"vocab[i], BOS is len(vocab)), bos, block_size, n_layer, n_head, head_dim and n_embd."
