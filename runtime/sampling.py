@@ -15,7 +15,11 @@ however many samples a call asks for.
 
 from __future__ import annotations
 
-import secrets
+import heapq
+import os
+from bisect import bisect_right
+from itertools import accumulate
+from math import exp
 
 import numpy as np
 
@@ -57,8 +61,9 @@ def sample_uniforms(seed: int, index: int, length: int) -> list[float]:
 
 
 def new_seed() -> int:
-    """A fresh 64-bit seed from the operating system, for calls made without one."""
-    return secrets.randbits(64)
+    """A fresh 64-bit seed from the operating system, for calls made without one (os.urandom:
+    the secrets module would add milliseconds to the command's start-up)."""
+    return int.from_bytes(os.urandom(8), "little")
 
 
 def check_options(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -73,12 +78,11 @@ def check_options(temperature: float, top_k: int | None, top_p: float | None) ->
 
 def weights(columns: np.ndarray, temperature: float, top_k: int | None = None,
             top_p: float | None = None) -> np.ndarray:
-    """Float64 weights of the sampling distribution for float32 logits laid out as columns:
-    ``(V,)`` for one row or ``(V, B)`` (a transposed ``(B, V)`` view is fine) for B rows.
+    """(V, B) float64 weights of the sampling distribution for (V, B) float32 logits, one column per
+    row (a transposed (B, V) view is fine: reductions along V then run across the batch).
 
     Not normalized (each column's largest weight is 1); tokens outside top-k / top-p weigh 0.
-    Columns are computed independently, and the same operations serve (V,) and (V, B), so a row's
-    weights are bit-identical whatever the batch.
+    Every column is computed on its own, with the operations of ``draw_one`` in the same order.
     """
     V = columns.shape[0]
     # 1) temperature: exp((l - max l) / T) is softmax(l / T) up to a factor, and cannot overflow
@@ -101,21 +105,21 @@ def weights(columns: np.ndarray, temperature: float, top_k: int | None = None,
 
 
 def cumulative(w: np.ndarray) -> np.ndarray:
-    """Running sums down axis 0, in place, always added in order (so any layout gives the same bits).
+    """Running sums down axis 0 of (V, B), in place, always added in order (so they are the same
+    bits as one row's running sum).
 
     NumPy's accumulate along axis 0 pays per column; for wide batches adding row after row is faster.
     """
-    if w.ndim == 1 or w.shape[1] < 256:
+    if w.shape[1] < 256:
         return np.add.accumulate(w, axis=0, out=w)
     for j in range(1, w.shape[0]):
         np.add(w[j - 1], w[j], out=w[j])
     return w
 
 
-def draw(columns: np.ndarray, u, temperature: float, top_k: int | None = None,
-         top_p: float | None = None):
-    """Next tokens for logits laid out as columns (see ``weights``) and uniforms in [0, 1):
-    an int for ``(V,)`` and a scalar ``u``, a (B,) int64 array for ``(V, B)`` and (B,) ``u``.
+def draw(columns: np.ndarray, u: np.ndarray, temperature: float, top_k: int | None = None,
+         top_p: float | None = None) -> np.ndarray:
+    """(B,) int64 next tokens for (V, B) float32 logits (see ``weights``) and (B,) uniforms in [0, 1).
 
     Temperature 0 is greedy (the first most likely token). Otherwise inverse CDF: the first token
     whose cumulative weight exceeds u * total; u < 1 keeps it inside the vocabulary, and a token of
@@ -124,6 +128,33 @@ def draw(columns: np.ndarray, u, temperature: float, top_k: int | None = None,
     if temperature == 0:
         return columns.argmax(axis=0)
     cdf = cumulative(weights(columns, temperature, top_k, top_p))
-    if cdf.ndim == 1:  # the batch-1 path: a binary search counts the same entries, faster
-        return int(cdf.searchsorted(u * cdf[-1], side="right"))
     return np.count_nonzero(cdf <= u * cdf[-1], axis=0)
+
+
+def draw_one(logits: list[float], u: float, temperature: float, top_k: int | None = None,
+             top_p: float | None = None) -> int:
+    """``draw`` for one row given as a list of floats, in plain Python: the batch-1 loop's path.
+
+    Inside the decoding loop NumPy's per-call cost on 27 numbers is most of the work (16 us against
+    7 us here), so the same steps are written again for Python floats: the same operations in the
+    same order, with the C library's exp, which is NumPy's float64 exp too except in builds with
+    AVX-512 kernels (there a last-bit difference could change a draw with probability ~1e-16).
+    A test holds the two paths to the same tokens.
+    """
+    if temperature == 0:
+        return logits.index(max(logits))
+    top = max(logits)  # dividing by T = 1 changes no bit, so unlike NumPy's path no case is needed
+    if top_k is not None and top_k < len(logits):
+        z = [(x - top) / temperature for x in logits]
+        kth = heapq.nlargest(top_k, z)[-1]
+        w = [exp(v) if v >= kth else 0.0 for v in z]
+    else:
+        w = [exp((x - top) / temperature) for x in logits]
+    if top_p is not None and top_p < 1:
+        order = sorted(range(len(w)), key=w.__getitem__, reverse=True)  # stable, like argsort's
+        mass = list(accumulate(w[i] for i in order))
+        kept = 1 + sum(m < top_p * mass[-1] for m in mass[:-1])  # mass only rises: a prefix of the order
+        for i in order[kept:]:
+            w[i] = 0.0
+    cdf = list(accumulate(w))
+    return bisect_right(cdf, u * cdf[-1])

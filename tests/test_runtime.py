@@ -207,7 +207,7 @@ def test_draw_is_bit_identical_for_one_row_and_any_batch(temperature, top_k, top
     rng = np.random.default_rng(0)
     logits = (rng.normal(size=(600, 27)) * 3).astype(np.float32)
     u = rng.random(600)
-    one = [sampling.draw(logits[r], u[r], temperature, top_k, top_p) for r in range(600)]
+    one = [sampling.draw_one(logits[r].tolist(), u[r], temperature, top_k, top_p) for r in range(600)]
     assert sampling.draw(logits.T, u, temperature, top_k, top_p).tolist() == one  # wide: row-by-row sums
     narrow = [sampling.draw(logits[r : r + 7].T, u[r : r + 7], temperature, top_k, top_p) for r in range(0, 600, 7)]
     assert np.concatenate(narrow).tolist() == one  # narrow: NumPy's accumulate
@@ -215,8 +215,10 @@ def test_draw_is_bit_identical_for_one_row_and_any_batch(temperature, top_k, top
 
 def test_weights_keep_ties_at_the_top_k_edge_and_always_the_top_token():
     logits = np.array([3.0, 1.0, 2.0, 2.0, 0.0], np.float32)
-    assert np.flatnonzero(sampling.weights(logits, 1.0, top_k=2)).tolist() == [0, 2, 3]
-    assert np.flatnonzero(sampling.weights(logits, 1.0, top_p=1e-9)).tolist() == [0]
+    assert np.flatnonzero(sampling.weights(logits[:, None], 1.0, top_k=2)).tolist() == [0, 2, 3]
+    assert np.flatnonzero(sampling.weights(logits[:, None], 1.0, top_p=1e-9)).tolist() == [0]
+    draws = {sampling.draw_one(logits.tolist(), u, 1.0, top_k=2) for u in np.linspace(0, 0.999, 50)}
+    assert draws == {0, 2, 3}
 
 
 def test_uniform_streams_are_uniform_and_the_scalar_path_matches():
