@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
 from .metadata import LOGITS, POSITION, TOKEN, MetadataError, ModelInfo, past_names, present_names
@@ -56,7 +57,7 @@ def open_session(path: str | Path, threads: int = 1) -> tuple[ort.InferenceSessi
         info = ModelInfo.from_props(session.get_modelmeta().custom_metadata_map)
     except MetadataError as e:
         raise ModelError(f"{name!r} is an ONNX model but not an mgpt step graph: {e}") from None
-    problem = _io_problem(session, info)
+    problem = _io_problem(session, info) or _step_problem(session, info)
     if problem:
         raise ModelError(f"{name!r} is not a usable mgpt step graph: {problem}; re-export it with mgpt-export")
     return session, info
@@ -85,4 +86,26 @@ def _io_problem(session: ort.InferenceSession, info: ModelInfo) -> str | None:
                     isinstance(got, int) and w is not None and got != w for got, w in zip(arg.shape, shape)):
                 shown = [w if w is not None else "?" for w in shape]
                 return f"{kind} {n!r} is {arg.type} {arg.shape}, expected {dtype} {shown}"
+    return None
+
+
+def first_step(info: ModelInfo) -> dict[str, np.ndarray]:
+    """The inputs of a first step (BOS at position 0, empty cache) for a batch of one."""
+    empty = np.zeros((1, info.n_head, 0, info.head_dim), np.float32)
+    feed = {TOKEN: np.array([info.bos], np.int64), POSITION: np.array(0, np.int64)}
+    return feed | {name: empty for i in range(info.n_layer) for name in past_names(i)}
+
+
+def _step_problem(session: ort.InferenceSession, info: ModelInfo) -> str | None:
+    """What goes wrong when the graph runs its first step, or None: a file whose declared inputs
+    and outputs fit can still fail inside, or return other shapes than it declares."""
+    names = [LOGITS] + [n for i in range(info.n_layer) for n in present_names(i)]
+    try:
+        outputs = session.run(names, first_step(info))
+    except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
+        return f"its first step fails in onnxruntime ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    want = [(1, info.vocab_size)] + [(1, info.n_head, 1, info.head_dim)] * (2 * info.n_layer)
+    for name, array, shape in zip(names, outputs, want):
+        if array.shape != shape:
+            return f"its first step returns {name} of shape {array.shape}, expected {shape}"
     return None

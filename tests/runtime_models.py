@@ -10,7 +10,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from mgpt.export import build_model
-from mgpt.runtime.metadata import ModelInfo
+from mgpt.runtime.metadata import LOGITS, POSITION, TOKEN, ModelInfo, past_names, present_names
 from mgpt.train import Checkpoint, GPTConfig, TrainOptions, default_data_path, read_documents, train
 from mgpt.train.model import empty_cache, step
 
@@ -51,3 +51,28 @@ def identity_model(path: Path, props: dict[str, str] | None = None) -> Path:
 def mgpt_props(ckpt: Checkpoint) -> dict[str, str]:
     c = ckpt.config
     return ModelInfo(ckpt.vocab, c.block_size, c.n_layer, c.n_head, c.head_dim).to_props()
+
+
+def hollow_model(path: Path, ckpt: Checkpoint) -> Path:
+    """A graph with an mgpt step graph's metadata and I/O declarations (sizes left symbolic) whose
+    first step returns other shapes: logits (1, 3), and the past cache unchanged as the present."""
+    c = ckpt.config
+    cache = ["batch", c.n_head, "past_len", c.head_dim]
+    inputs = [helper.make_tensor_value_info(TOKEN, TensorProto.INT64, ["batch"]),
+              helper.make_tensor_value_info(POSITION, TensorProto.INT64, [])]
+    outputs = [helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, ["batch", "vocab"])]
+    # logits: three zeros reshaped to (batch, -1), a shape only running the graph reveals
+    nodes = [helper.make_node("Constant", [], ["z"], value=helper.make_tensor("z", TensorProto.FLOAT, [3], [0.0] * 3)),
+             helper.make_node("Constant", [], ["m"], value=helper.make_tensor("m", TensorProto.INT64, [1], [-1])),
+             helper.make_node("Shape", [TOKEN], ["b"]),
+             helper.make_node("Concat", ["b", "m"], ["s"], axis=0),
+             helper.make_node("Reshape", ["z", "s"], [LOGITS])]
+    for past, present in zip(past_names(0), present_names(0)):
+        inputs.append(helper.make_tensor_value_info(past, TensorProto.FLOAT, cache))
+        outputs.append(helper.make_tensor_value_info(present, TensorProto.FLOAT, cache))
+        nodes.append(helper.make_node("Identity", [past], [present]))
+    model = helper.make_model(helper.make_graph(nodes, "hollow", inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, mgpt_props(ckpt))
+    onnx.save(model, str(path))
+    return path
