@@ -44,7 +44,7 @@ FORMATS = {  # --format: how sample i (counted from 1) is printed
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="lines", show_default=True,
               help="lines: the seed's 'sample  1: kaya'; names: one bare sample per line; jsonl: JSON lines.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads that share large batches. [default: the usable CPUs, at most 2]")
+              help="Threads that share large batches (256 rows each at least). [default: the usable CPUs]")
 @click.version_option(package_name="mgpt", prog_name="mgpt")
 def generate_command(model_path, num_samples, temperature, top_k, top_p, seed, prefix, max_length, batch_size,
                      fmt, threads):

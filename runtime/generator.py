@@ -213,17 +213,19 @@ class Generator:
         u = sampling.sample_uniforms(plan.seed, index, length) if plan.temperature > 0 else [0.0] * length
         token = np.array([plan.context[-1]], dtype=np.int64)
         feed = {TOKEN: token, **dict(zip(self._past, plan.cache))}
-        run, outputs, past, positions, draw = self._run, self._outputs, self._past, self._positions, sampling.draw_one
+        run, outputs, positions, draw = self._run, self._outputs, self._positions, sampling.draw_one
+        cache_slots = list(enumerate(self._past, start=1))  # (output index, input name) of each cache array
         temperature, top_k, top_p = plan.temperature, plan.top_k, plan.top_p
         for p in range(start, length):
             feed[POSITION] = positions[p]
-            logits, *cache = run(outputs, feed)
-            t = draw(logits[0].tolist(), u[p], temperature, top_k, top_p)
+            out = run(outputs, feed)
+            t = draw(out[0].tolist()[0], u[p], temperature, top_k, top_p)
             if t == bos:
                 return
             yield t
             token[0] = t
-            feed.update(zip(past, cache))
+            for j, name in cache_slots:
+                feed[name] = out[j]
 
     # ------------------------------------------------------------------------- scoring
 
