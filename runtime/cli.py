@@ -68,9 +68,9 @@ def generate_command(model_path, num_samples, temperature, top_k, top_p, seed, p
 
 
 def _hint(message: str) -> str | None:
-    """The option a Generator's ValueError is about (its messages start with the parameter's name)."""
+    """The option a Generator's ValueError is about: its messages start with the argument's name."""
     first = message.split(" ", 1)[0]
-    return {"prefix": "--prefix", "max_length": "--max-length"}.get(first)
+    return f"--{first.replace('_', '-')}" if first in {"prefix", "max_length", "temperature", "top_k", "top_p"} else None
 
 
 if __name__ == "__main__":

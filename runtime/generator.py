@@ -20,7 +20,7 @@ import numpy as np
 
 from . import sampling
 from .metadata import LOGITS, POSITION, TOKEN, ModelInfo, past_names, present_names
-from .modelfile import default_model_path, first_step, open_session
+from .modelfile import ModelError, default_model_path, first_step, open_session
 from .vocab import Vocab, VocabError
 
 DEFAULT_BATCH_SIZE = 4096  # rows in flight per call: bounds memory; large batches run fastest
@@ -52,6 +52,9 @@ class Generator:
     def __init__(self, model: str | Path | None = None, *, threads: int | None = None,
                  session_threads: int = 1):
         self.path = Path(model) if model is not None else default_model_path()
+        if model is None and not self.path.exists():
+            raise ModelError(f"the default model {str(self.path)!r} is not installed (a source tree without "
+                             f"the shipped files?); pass the path of a model made by mgpt-export")
         self._session, self.info = open_session(self.path, session_threads)
         self.threads = max(1, threads if threads is not None else _usable_cpus())
         self._outputs = [LOGITS]
