@@ -126,7 +126,8 @@ def draw(columns: np.ndarray, u: np.ndarray, temperature: float, top_k: int | No
     weight 0 is never chosen because the cumulative weight does not rise across it.
     """
     if temperature == 0:
-        return columns.argmax(axis=0)
+        return columns.T.argmax(axis=1)  # on the (B, V) logits: NumPy's argmax is fastest along rows
+    columns = np.ascontiguousarray(columns)  # a transposed view's reductions along V are 8x slower
     cdf = cumulative(weights(columns, temperature, top_k, top_p))
     return np.count_nonzero(cdf <= u * cdf[-1], axis=0)
 
