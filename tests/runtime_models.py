@@ -12,7 +12,8 @@ from onnx import TensorProto, helper
 from mgpt.export import build_model
 from mgpt.runtime.metadata import LOGITS, POSITION, TOKEN, ModelInfo, past_names, present_names
 from mgpt.train import Checkpoint, GPTConfig, TrainOptions, default_data_path, read_documents, train
-from mgpt.train.model import empty_cache, step
+from mgpt.runtime.vocab import Vocab
+from mgpt.train.model import empty_cache, init_params, step, views
 
 
 def small_checkpoint(steps: int = 60, seed: int = 0) -> Checkpoint:
@@ -21,6 +22,13 @@ def small_checkpoint(steps: int = 60, seed: int = 0) -> Checkpoint:
     docs = read_documents(default_data_path())[:3000]
     result = train(docs, [], GPTConfig(1), TrainOptions(steps=steps, batch_size=8, seed=seed))
     return Checkpoint(result.config, result.vocab, result.params, {"steps": steps, "seed": seed})
+
+
+def random_checkpoint(chars: str, seed: int = 0) -> Checkpoint:
+    """Untrained weights (microgpt's init) over the vocabulary ``chars``: any characters at all."""
+    vocab = Vocab(tuple(sorted(chars)))
+    config = GPTConfig(vocab.size)
+    return Checkpoint(config, vocab, views(init_params(config, seed), config), {})
 
 
 def export_to(ckpt: Checkpoint, path: Path) -> Path:

@@ -163,6 +163,15 @@ def test_a_prefix_begins_every_sample_and_conditions_the_rest(gen):
     assert {len(s) for s in longest} == {7, 8} and all(s.startswith("abcdefg") for s in longest)
 
 
+@pytest.mark.parametrize("chars", ["abcé中😀 ", "ab\0c"])  # any code points; NUL takes a slower decoding path
+def test_any_vocabulary_decodes_alike_in_batches_and_one_by_one(tmp_path, chars):
+    gen = Generator(runtime_models.export_to(runtime_models.random_checkpoint(chars), tmp_path / "v.onnx"))
+    batched = gen.generate(300, temperature=1.0, seed=4)
+    assert batched == gen.generate(300, temperature=1.0, seed=4, batch_size=1)
+    assert set("".join(batched)) == set(chars)
+    assert gen.score(batched[:50]) > 0
+
+
 # ----------------------------------------------------------------------------- reproducibility
 
 def test_sample_i_is_the_same_for_any_batch_size_count_or_thread_split(gen, model_path):
