@@ -6,7 +6,9 @@ The rule, for each row: ``softmax(logits / temperature)`` computed in float64 fr
 logits, restricted to the ``top_k`` most likely tokens and then to the smallest set whose mass
 reaches ``top_p``, and drawn by inverse CDF with one uniform number. Every operation is row-local
 and elementwise or sequential along the row, so a row's token does not depend on the other rows:
-batch 1 and batch 4096 draw the same tokens from the same logits and uniforms.
+batch 1 and batch 4096 draw the same tokens from the same logits and uniforms. ``draw`` does it for
+a batch with NumPy, ``draw_one`` for a single row in plain Python (the batch-1 loop's path), step
+for step the same arithmetic.
 
 The uniforms form a counter-based stream: the draw at position ``p`` of sample ``i`` under seed
 ``s`` is a hash of ``(s, i, p)``, so sample ``i`` is the same whatever the batch it runs in and
