@@ -201,11 +201,14 @@ def test_characters_stream_one_at_a_time_prefix_first(gen):
     assert "".join(chars) == gen.generate(1, temperature=1.0, seed=8, prefix="an")[0]
 
 
-def test_samples_stream_lazily_in_bounded_batches(gen):
+def test_samples_stream_lazily_in_bounded_batches(gen, model_path):
     stream = gen.samples(10**12, temperature=1.0, seed=2, batch_size=16)  # would never finish if eager
     first = [next(stream) for _ in range(20)]
     stream.close()
     assert first == gen.generate(20, temperature=1.0, seed=2)
+    threaded = Generator(model_path, threads=2).samples(10**12, temperature=1.0, seed=2, batch_size=1024)
+    assert [next(threaded) for _ in range(20)] == first
+    threaded.close()  # cancels the queued work and waits only for the running half-batches
 
 
 # ----------------------------------------------------------------------------- sampling arithmetic
