@@ -101,3 +101,14 @@ def test_mean_nll_weights_every_predicted_token_equally():
 def test_options_reject_non_positive_values(options):
     with pytest.raises(TrainingError):
         TrainOptions(**options)
+
+
+def test_evaluate_frames_documents_like_training():
+    vocab = Vocab.from_documents(DOCS)
+    config = GPTConfig(vocab.size)
+    params = model.views(model.init_params(config, 0), config)
+    from mgpt.train import evaluate
+
+    assert evaluate(params, config, vocab, DOCS) == mean_nll(params, config, encode(DOCS, vocab, 8))
+    with pytest.raises(DataError, match="not in the vocabulary"):
+        evaluate(params, config, vocab, ["zoë"])

@@ -10,9 +10,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from .checkpoint import Checkpoint, CheckpointError, load, save
 from .config import ConfigError, GPTConfig
 from .data import DataError, default_data_path, read_documents
-from .trainer import TrainOptions, TrainResult, TrainingError, mean_nll, train
+from .trainer import TrainOptions, TrainResult, TrainingError, evaluate, mean_nll, train
 
 __all__ = [
     "Checkpoint", "CheckpointError", "ConfigError", "DataError", "GPTConfig", "TrainOptions",
-    "TrainResult", "TrainingError", "default_data_path", "load", "mean_nll", "read_documents", "save", "train",
+    "TrainResult", "TrainingError", "default_data_path", "evaluate", "load", "mean_nll", "read_documents", "save", "train",
 ]

@@ -73,6 +73,12 @@ def mean_nll(params, config: GPTConfig, data: Encoded, chunk: int = 512) -> floa
     return total / count
 
 
+def evaluate(params, config: GPTConfig, vocab: Vocab, documents: list[str]) -> float:
+    """Mean NLL per predicted token (nats) of ``documents``, framed as in training; a DataError names
+    characters outside the vocabulary."""
+    return mean_nll(params, config, encode(documents, vocab, config.block_size))
+
+
 def train(
     train_docs: list[str],
     val_docs: list[str],
