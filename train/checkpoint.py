@@ -54,6 +54,9 @@ def load(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"checkpoint {name!r} does not exist; train one with mgpt-train or pass its path")
     if path.is_dir():
         raise CheckpointError(f"checkpoint {name!r} is a directory; pass the .npz file")
+    if not zipfile.is_zipfile(path):  # np.load would try other formats and blame pickles
+        raise CheckpointError(f"checkpoint {name!r} is not a readable .npz file (not a zip archive); re-create it "
+                              f"with mgpt-train")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
