@@ -18,7 +18,7 @@ import onnx
 import pytest
 
 import runtime_models
-from mgpt.runtime import Generator, ModelError, default_model_path, sampling
+from mgpt.runtime import Generator, ModelError, default_model_path, generator, sampling
 from mgpt.train import checkpoint as ckpt_io
 from mgpt.train.data import encode
 from mgpt.train.trainer import mean_nll
@@ -199,6 +199,37 @@ def test_characters_stream_one_at_a_time_prefix_first(gen):
     chars = list(gen.characters(temperature=1.0, seed=8, prefix="an"))
     assert chars[:2] == ["a", "n"] and all(len(c) == 1 for c in chars)
     assert "".join(chars) == gen.generate(1, temperature=1.0, seed=8, prefix="an")[0]
+
+
+def test_batch_one_streams_consumed_in_turn_keep_their_own_buffers(gen):
+    # each iterator binds its own onnxruntime buffers: taking one step of each in turn mixes nothing
+    def streams():
+        return [gen.characters(temperature=1.0, seed=3, index=0), gen.characters(temperature=1.0, seed=3, prefix="an"),
+                gen.samples(6, temperature=1.0, seed=3, batch_size=1), gen.characters(temperature=0, index=1)]
+
+    alone = [list(s) for s in streams()]
+    turns, live = [[] for _ in alone], dict(enumerate(streams()))
+    while live:
+        for k, s in list(live.items()):
+            item = next(s, None)
+            if item is None:
+                del live[k]
+            else:
+                turns[k].append(item)
+    assert turns == alone and len(alone[2]) == 6
+
+
+def test_batch_one_falls_back_to_the_public_iobinding(model_path):
+    gen = Generator(model_path)
+    expected = gen.generate(30, temperature=1.0, seed=5, batch_size=1)
+
+    class Public:  # a session whose internals are not where the fast path looks for them
+        def __init__(self, session):
+            self.io_binding, self.run_with_iobinding = session.io_binding, session.run_with_iobinding
+
+    gen._session = Public(gen._session)
+    assert gen.generate(30, temperature=1.0, seed=5, batch_size=1) == expected
+    assert generator._Steps(gen, gen._plan(1.0, None, None, 5, "", None)).run == gen._session.run_with_iobinding
 
 
 def test_samples_stream_lazily_in_bounded_batches(gen, model_path):
