@@ -65,6 +65,9 @@ class Generator:
             self._past += past_names(i)
         self._positions = [np.array(p, dtype=np.int64) for p in range(self.block_size)]
         self._run = _fast_run(self._session, first_step(self.info), self._outputs)
+        # (context length, sample length) -> batch-1 steps not in use: making one costs ~0.3 ms,
+        # the time of 15 steps, so single-sample calls take them from here
+        self._spare_steps: dict[tuple[int, int], list[_Steps]] = {}
 
     def __repr__(self) -> str:
         return f"Generator({str(self.path)!r}, vocab_size={self.vocab.size}, block_size={self.block_size})"
@@ -107,8 +110,12 @@ class Generator:
 
     def _characters(self, plan: _Plan, index: int) -> Iterator[str]:
         yield from plan.prefix
-        for t in self._one(plan, index):
-            yield self.vocab.chars[t]
+        steps = self._take_steps(plan)
+        try:
+            for t in self._one(plan, index, steps):
+                yield self.vocab.chars[t]
+        finally:  # also when the consumer stops early: the steps are free again
+            self._give_steps(plan, steps)
 
     def _plan(self, temperature, top_k, top_p, seed, prefix, max_length) -> _Plan:
         sampling.check_options(temperature, top_k, top_p)
@@ -151,7 +158,7 @@ class Generator:
             return
         batch = min(batch_size, n)
         if batch == 1:
-            yield from self._singles(plan, n)
+            yield from self._singles(plan, range(n))
             return
         parts = max(1, min(self.threads, batch // MIN_SPLIT_ROWS))
         unit = -(-batch // parts)  # rows per work unit
@@ -179,7 +186,7 @@ class Generator:
         """The samples of ``rows`` (sample indices), run together as one batch."""
         prefix, chars = plan.prefix, self.vocab.chars
         if len(rows) == 1:
-            return [prefix + "".join(chars[t] for t in self._one(plan, int(rows[0])))]
+            return list(self._singles(plan, range(rows[0], rows[0] + 1)))
         start, length, bos = len(plan.context) - 1, plan.length, self.vocab.bos
         B = len(rows)
         # per position, one entry per row: u[p, r] the uniform, drawn[p, r] the token drawn (BOS after the end)
@@ -213,30 +220,43 @@ class Generator:
         bos, chars = self.vocab.bos, self.vocab.chars
         return ["".join(chars[t] for t in row if t != bos) for row in ids.tolist()]
 
-    def _singles(self, plan: _Plan, n: int) -> Iterator[str]:
-        """Samples 0..n-1 one at a time: one set of bound buffers for them all, and their uniforms
-        drawn with NumPy for ``SINGLES_BLOCK`` samples at once (the same bits as ``sample_uniforms``,
-        ~0.1 us a sample instead of ~6)."""
-        steps = _Steps(self, plan)
+    def _singles(self, plan: _Plan, indices: range) -> Iterator[str]:
+        """Samples ``indices`` one at a time: one set of bound buffers for them all, and their
+        uniforms drawn with NumPy for ``SINGLES_BLOCK`` samples at once (the same bits as
+        ``sample_uniforms``, ~0.1 us a sample instead of ~6)."""
         prefix, chars, length = plan.prefix, self.vocab.chars, plan.length
-        for first in range(0, n, SINGLES_BLOCK):
-            indices = range(first, min(first + SINGLES_BLOCK, n))
-            if plan.temperature > 0:
-                block = sampling.uniforms(plan.seed, np.arange(first, indices.stop), length).tolist()
-            else:
-                block = [[0.0] * length] * len(indices)
-            for index, u in zip(indices, block):
-                yield prefix + "".join(map(chars.__getitem__, self._one(plan, index, steps, u)))
+        steps = self._take_steps(plan)
+        try:
+            for first in range(indices.start, indices.stop, SINGLES_BLOCK):
+                block = range(first, min(first + SINGLES_BLOCK, indices.stop))
+                if plan.temperature > 0:
+                    us = sampling.uniforms(plan.seed, np.arange(block.start, block.stop), length).tolist()
+                else:
+                    us = [[0.0] * length] * len(block)
+                for index, u in zip(block, us):
+                    yield prefix + "".join(map(chars.__getitem__, self._one(plan, index, steps, u)))
+        finally:  # also when the consumer stops early: the steps are free again
+            self._give_steps(plan, steps)
 
-    def _one(self, plan: _Plan, index: int, steps: _Steps | None = None,
-             u: list[float] | None = None) -> Iterator[int]:
+    def _take_steps(self, plan: _Plan) -> _Steps:
+        """Batch-1 steps for ``plan``'s context and length, for one caller's use until given back."""
+        try:
+            steps = self._spare_steps[len(plan.context) - 1, plan.length].pop()
+        except (KeyError, IndexError):  # none made yet, or all in use
+            return _Steps(self, plan)
+        steps.load(plan)
+        return steps
+
+    def _give_steps(self, plan: _Plan, steps: _Steps) -> None:
+        self._spare_steps.setdefault((len(plan.context) - 1, plan.length), []).append(steps)
+
+    def _one(self, plan: _Plan, index: int, steps: _Steps, u: list[float] | None = None) -> Iterator[int]:
         """One sample's drawn token ids, as they are drawn: the batch-1 loop, kept lean because per-step
         Python work is what limits speed at batch 1 (the same draws as ``_batch`` gives this row).
-        ``steps`` may be shared by the samples of one caller, one sample after another."""
+        ``steps`` may serve the samples of one caller, one sample after another."""
         start, length, bos = len(plan.context) - 1, plan.length, self.vocab.bos
         if u is None:
             u = sampling.sample_uniforms(plan.seed, index, length) if plan.temperature > 0 else [0.0] * length
-        steps = steps or _Steps(self, plan)
         run, bindings, logits, token = steps.run, steps.bindings, steps.logits, steps.token
         draw, temperature, top_k, top_p = sampling.draw_one, plan.temperature, plan.top_k, plan.top_p
         token[0] = plan.context[-1]
@@ -309,7 +329,8 @@ class _Steps:
     reads the cache buffers of p positions and writes those of p + 1, so a step is one call with no
     feed dict and no array handed over. Per step at batch 1: 17 us against 29 us for ``run``
     (dicts and arrays cost more than the 24 kernels). Not thread-safe: one caller at a time, and
-    a sample's steps must not interleave with another's (``Generator`` gives each iterator its own).
+    a sample's steps must not interleave with another's (each of ``Generator``'s iterators takes
+    its own, reusing spare ones).
     """
 
     __slots__ = ("token", "logits", "caches", "bound", "bindings", "run")
@@ -324,8 +345,7 @@ class _Steps:
         # below the context's end are never read, and the context's own come from the plan
         self.caches = [[None] * start + [np.empty((1, H, p, D), np.float32) for p in range(start, length + 1)]
                        for _ in plan.cache]
-        for cache, given in zip(self.caches, plan.cache):
-            cache[start][...] = given
+        self.load(plan)
         bound = self.bound = [None] * length  # the public bindings, kept with the buffers they name
         for p in range(start, length):
             b = bound[p] = session.io_binding()
@@ -336,6 +356,13 @@ class _Steps:
                 b.bind_cpu_input(name, cache[p])
                 _bind_output(b, out, cache[p + 1])
         self.bindings, self.run = _fast_binding_run(session, bound, start)
+
+
+    def load(self, plan: _Plan) -> None:
+        """Take the cache of ``plan``'s context (the same length as the one these steps were made for)."""
+        start = len(plan.context) - 1
+        for cache, given in zip(self.caches, plan.cache):
+            cache[start][...] = given
 
 
 def _bind_output(binding, name: str, array: np.ndarray) -> None:

@@ -219,9 +219,18 @@ def test_batch_one_streams_consumed_in_turn_keep_their_own_buffers(gen):
     assert turns == alone and len(alone[2]) == 6
 
 
-def test_batch_one_falls_back_to_the_public_iobinding(model_path):
+def test_batch_one_steps_are_reused_and_take_each_calls_prefix(model_path):
     gen = Generator(model_path)
-    expected = gen.generate(30, temperature=1.0, seed=5, batch_size=1)
+    for prefix in ("an", "jo", "an"):  # one key of the spare steps: the same context and sample lengths
+        expected = gen.generate(5, temperature=1.0, seed=2, prefix=prefix, batch_size=5)  # the batched path
+        assert ["".join(gen.characters(temperature=1.0, seed=2, prefix=prefix, index=i)) for i in range(5)] == expected
+        assert gen.generate(5, temperature=1.0, seed=2, prefix=prefix, batch_size=1) == expected
+    assert {key: len(spare) for key, spare in gen._spare_steps.items()} == {(2, 8): 1}
+
+
+def test_batch_one_falls_back_to_the_public_iobinding(model_path):
+    expected = Generator(model_path).generate(30, temperature=1.0, seed=5, batch_size=1)
+    gen = Generator(model_path)
 
     class Public:  # a session whose internals are not where the fast path looks for them
         def __init__(self, session):
