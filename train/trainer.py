@@ -66,9 +66,7 @@ def mean_nll(params, config: GPTConfig, data: Encoded, chunk: int = 512) -> floa
         tokens = data.tokens[start : start + chunk]
         weights = data.weights[start : start + chunk]
         T = int(weights.sum(axis=1).max())
-        logits, _ = model.forward(params, config, tokens[:, :T])
-        nll, _ = model.cross_entropy(logits, tokens[:, 1 : T + 1], weights[:, :T])
-        total += nll
+        total += model.nll_sum(params, config, tokens[:, :T], tokens[:, 1 : T + 1], weights[:, :T])
         count += float(weights[:, :T].sum())
     return total / count
 
