@@ -3,6 +3,7 @@ vectorized over a batch of padded documents, in float64."""
 
 from __future__ import annotations
 
+import ctypes
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -59,6 +60,22 @@ class TrainResult:
         return model.views(self.flat, self.config)
 
 
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory for reuse instead of returning it to the OS.
+
+    A training step makes and frees the same few MB of arrays every time; with glibc's default
+    (dynamic) thresholds the freed heap top is trimmed and blocks over ~1 MB are unmapped, so the next
+    step page-faults them in again: ~1,500 faults and 3.4 of 8.4 ms of a batch-256 step, measured.
+    Process-wide and harmless elsewhere (a no-op where there is no glibc mallopt).
+    """
+    try:
+        libc = ctypes.CDLL(None)  # the process's own symbols: glibc's mallopt on Linux
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: keep up to 256 MB of free heap top
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: heap, not mmap, for blocks under 32 MB
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 def mean_nll(params, config: GPTConfig, data: Encoded, chunk: int = 512) -> float:
     """Mean negative log-likelihood (nats) per predicted token over all documents of ``data``."""
     total, count = 0.0, 0.0
@@ -98,6 +115,7 @@ def train(
         vocab = Vocab.from_documents(train_docs + val_docs)
         config = GPTConfig(vocab.size, config.n_layer, config.n_embd, config.n_head, config.block_size)
         flat = model.init_params(config, options.seed)
+    keep_freed_memory()
     data = encode(train_docs, vocab, config.block_size)
     held = encode(val_docs, vocab, config.block_size) if val_docs else None
     lengths = data.weights.sum(axis=1).astype(np.int64)  # predictions per document
