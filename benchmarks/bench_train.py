@@ -26,6 +26,7 @@ import scalar_gpt  # noqa: E402
 from mgpt.train import GPTConfig, TrainOptions, default_data_path, read_documents, train  # noqa: E402
 from mgpt.train import model  # noqa: E402
 from mgpt.train.data import split  # noqa: E402
+from mgpt.train.trainer import keep_freed_memory  # noqa: E402
 from mgpt.runtime.vocab import Vocab  # noqa: E402
 
 
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--reference-steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    keep_freed_memory()  # as mgpt-train does
 
     docs = read_documents(default_data_path())
     train_docs, val_docs = split(docs, 0.03)

@@ -20,7 +20,7 @@ from .checkpoint import Checkpoint, CheckpointError
 from .config import ConfigError, GPTConfig
 from .data import DataError, default_data_path, encode, read_documents, split
 from .files import OutputError, atomic_write, check_writable
-from .trainer import TrainingError, TrainOptions, mean_nll, train
+from .trainer import TrainingError, TrainOptions, keep_freed_memory, mean_nll, train
 
 USER_ERRORS = (CheckpointError, ConfigError, DataError, OutputError, TrainingError)
 
@@ -152,6 +152,7 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
     # 2) train, logging every step to the metrics file (moved into place at the end). Ctrl-C is
     #    taken between steps, after a step's line is logged, so the log and the weights agree.
     progress = Progress(steps, quiet)
+    keep_freed_memory()  # this process is ours: steps reuse freed memory instead of faulting it back in
     with atomic_write(metrics, "w") as log, _ctrl_c_between_steps() as interrupted:
         def on_step(record):
             log.write(json.dumps(record) + "\n")

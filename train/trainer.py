@@ -66,7 +66,8 @@ def keep_freed_memory() -> None:
     A training step makes and frees the same few MB of arrays every time; with glibc's default
     (dynamic) thresholds the freed heap top is trimmed and blocks over ~1 MB are unmapped, so the next
     step page-faults them in again: ~1,500 faults and 3.4 of 8.4 ms of a batch-256 step, measured.
-    Process-wide and harmless elsewhere (a no-op where there is no glibc mallopt).
+    Process-wide, so ``train()`` leaves it to its caller: mgpt-train and the benchmark call it, an
+    app that trains in its own process may (a no-op where there is no glibc mallopt).
     """
     try:
         libc = ctypes.CDLL(None)  # the process's own symbols: glibc's mallopt on Linux
@@ -115,7 +116,6 @@ def train(
         vocab = Vocab.from_documents(train_docs + val_docs)
         config = GPTConfig(vocab.size, config.n_layer, config.n_embd, config.n_head, config.block_size)
         flat = model.init_params(config, options.seed)
-    keep_freed_memory()
     data = encode(train_docs, vocab, config.block_size)
     held = encode(val_docs, vocab, config.block_size) if val_docs else None
     lengths = data.weights.sum(axis=1).astype(np.int64)  # predictions per document
