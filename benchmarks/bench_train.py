@@ -1,6 +1,6 @@
 """Training speed: mgpt's NumPy trainer beside a pure-Python scalar-autograd microgpt, one run.
 
-    python benchmarks/bench_train.py [--reference-steps 10] [--repeats 3]
+    python benchmarks/bench_train.py [--reference-steps 20] [--repeats 3]
 
 The reference is the tests' microgpt-style scalar autograd (tests/scalar_gpt.py) with microgpt's
 Adam, timed for a few steps of the default recipe and projected to 500. mgpt runs the default
@@ -59,7 +59,7 @@ def mgpt_seconds(train_docs, val_docs, steps: int, batch_size: int) -> tuple[flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference-steps", type=int, default=10)
+    parser.add_argument("--reference-steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     keep_freed_memory()  # as mgpt-train does
