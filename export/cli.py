@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from mgpt.runtime import __version__
+from mgpt.runtime.command import CONTEXT_SETTINGS, Command
 from mgpt.train.checkpoint import DEFAULT_PATH, CheckpointError
 from mgpt.train.files import OutputError
 
@@ -16,7 +17,7 @@ from .graph import DEFAULT_OPSET, ExportError
 USER_ERRORS = (CheckpointError, ExportError, OutputError)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=Path(DEFAULT_PATH), show_default=True,
               help="Checkpoint to export (.npz), as mgpt-train writes it.")

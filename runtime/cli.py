@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from .command import CONTEXT_SETTINGS, Command, OptionError
 from .generator import DEFAULT_BATCH_SIZE, Generator
 from .modelfile import ModelError
 
@@ -23,7 +24,7 @@ FORMATS = {  # --format: how sample i (counted from 1) is printed
 }
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
 @click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
               help="An mgpt .onnx file. [default: the names model shipped with mgpt]")
 @click.option("-n", "--num-samples", type=click.IntRange(min=0), default=20, show_default=True,
@@ -55,7 +56,8 @@ def generate_command(model_path, num_samples, temperature, top_k, top_p, seed, p
     except ModelError as e:
         raise click.ClickException(str(e)) from e
     except ValueError as e:  # an option the model cannot take: a prefix outside its vocabulary or block
-        raise click.BadParameter(str(e), param_hint=_hint(str(e))) from e
+        hint = _hint(str(e))
+        raise OptionError(f"Invalid value for {hint}: {e}" if hint else str(e)) from e
     line = FORMATS[fmt]
     out = sys.stdout
     try:

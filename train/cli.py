@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from mgpt.runtime import Generator, ModelError, __version__
+from mgpt.runtime.command import CONTEXT_SETTINGS, Command
 
 from . import checkpoint as ckpt_io
 from . import model
@@ -87,7 +88,7 @@ def _shape_option(name: str, help: str):
                         help=f"{help} [default: {default}, or the --init-from checkpoint's]")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
 @click.option("--data", type=click.Path(dir_okay=True, path_type=Path), default=None,
               help="UTF-8 text file, one document per line. [default: the shipped US baby names of 2017]")
 @click.option("--out", type=click.Path(path_type=Path), default=Path(ckpt_io.DEFAULT_PATH), show_default=True,
@@ -193,7 +194,7 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
         raise SystemExit(130)  # the shell's code for Ctrl-C, so `mgpt-train && ...` does not go on
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="UTF-8 text file, one document per line. [default: the shipped names]")
