@@ -21,24 +21,46 @@ class TrainingError(ValueError):
     """Options that cannot be trained with."""
 
 
+DTYPES = ("float64", "float32")
+
+
 @dataclass(frozen=True)
 class TrainOptions:
-    steps: int = 500  # optimizer steps
+    steps: int | None = 500  # optimizer steps; None: as many as time_limit allows
     batch_size: int = 1  # documents per step
     lr: float = 0.01  # peak learning rate, decayed linearly to 0
     beta1: float = 0.85
     beta2: float = 0.99
     eps: float = 1e-8
-    seed: int = 42  # initial weights and document order
+    seed: int = 42  # initial weights, document order and dropout masks
     shuffle: bool = True  # shuffle the training documents once with the seed
     eval_every: int = 100  # held-out loss every this many steps (and after the last)
+    # Beyond microgpt's recipe; the defaults leave it unchanged.
+    weight_decay: float = 0.0  # AdamW's decoupled decay, of every matrix but the embeddings wte, wpe
+    warmup: int = 0  # steps over which the learning rate rises linearly, multiplying the decay
+    dropout: float = 0.0  # probability of zeroing a unit of each residual branch, in training only
+    dtype: str = "float64"  # of the weights, activations and optimizer (checkpoints stay float64)
+    time_limit: float | None = None  # seconds of training (evaluations included); the schedule follows it
+    keep_best: bool = True  # with held-out documents, return the weights of the best held-out loss
 
     def __post_init__(self):
+        if self.steps is None and self.time_limit is None:
+            raise TrainingError("steps may be left out only with a time-limit; give one or the other")
         for name in ("steps", "batch_size", "eval_every"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise TrainingError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0 or not np.isfinite(self.lr):
             raise TrainingError(f"lr must be a positive number, got {self.lr}")
+        if not 0 <= self.weight_decay < float("inf"):
+            raise TrainingError(f"weight-decay must be a number >= 0, got {self.weight_decay}")
+        if self.warmup < 0:
+            raise TrainingError(f"warmup must be 0 or more steps, got {self.warmup}")
+        if not 0 <= self.dropout < 1:
+            raise TrainingError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.dtype not in DTYPES:
+            raise TrainingError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
+            raise TrainingError(f"time-limit must be a positive number of seconds, got {self.time_limit}")
 
 
 @dataclass
@@ -48,12 +70,13 @@ class TrainResult:
     vocab: Vocab
     steps_done: int
     train_loss: float  # mean step loss over the last min(50, steps_done) steps
-    val_loss: float | None  # mean NLL per predicted held-out token, after the last step
+    val_loss: float | None  # mean NLL per predicted held-out token of the weights returned
     seconds: float  # time in the optimization loop, held-out evaluations included
     eval_seconds: float  # of which evaluating the held-out loss
     truncated: int  # training documents longer than the block
-    stopped: str  # "done", "interrupted" (Ctrl-C) or "diverged" (non-finite loss)
+    stopped: str  # "done" (all steps, or the time limit), "interrupted" (Ctrl-C) or "diverged" (non-finite loss)
     diverged_step: int | None = None
+    best_step: int | None = None  # the step whose weights are returned (the last one done, or the best)
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -95,6 +118,23 @@ def evaluate(params, config: GPTConfig, vocab: Vocab, documents: list[str]) -> f
     return mean_nll(params, config, encode(documents, vocab, config.block_size))
 
 
+def learning_rate(options: TrainOptions, step: int, spent: float) -> float:
+    """The rate of step ``step`` (from 0) when the fraction ``spent`` of the run is done: the peak
+    decayed linearly to 0 over the run, times a linear rise over the first ``warmup`` steps."""
+    lr = options.lr * (1 - spent)
+    if step < options.warmup:
+        lr *= (step + 1) / options.warmup
+    return lr
+
+
+def _decayed(config: GPTConfig) -> slice:
+    """The part of the flat buffer that weight decay shrinks: every matrix after wte and wpe (which
+    come first). The embeddings are looked up, not multiplied: a rare character's or a late
+    position's row gets a gradient only when it occurs, but would be decayed at every step."""
+    shapes = config.param_shapes()
+    return slice(sum(r * c for name, (r, c) in shapes.items() if name in ("wte", "wpe")), None)
+
+
 def train(
     train_docs: list[str],
     val_docs: list[str],
@@ -106,61 +146,86 @@ def train(
     """Train from scratch (``config``, whose vocab_size is set from the data) or from ``init``
     (config, vocab, flat weights: fine-tuning with a fresh optimizer and schedule).
 
-    ``on_step`` receives {"step", "lr", "loss"} after every step (plus "val_loss" where evaluated).
-    Ctrl-C ends the loop after the last completed step; a non-finite loss ends it and the weights
-    are those of the last step whose loss was finite.
+    ``on_step`` receives {"step", "lr", "loss", "seconds"} after every step (plus "val_loss" where
+    evaluated). Ctrl-C ends the loop after the last completed step; a non-finite loss ends it and
+    the weights are those of the last step whose loss was finite. With held-out documents and
+    ``keep_best``, the weights returned are those of the evaluation with the lowest held-out loss.
     """
+    dtype = np.dtype(options.dtype)
     if init is not None:
-        config, vocab, flat = init[0], init[1], np.array(init[2], dtype=np.float64)
+        config, vocab, flat = init[0], init[1], np.array(init[2], dtype=dtype)
     else:
         vocab = Vocab.from_documents(train_docs + val_docs)
         config = GPTConfig(vocab.size, config.n_layer, config.n_embd, config.n_head, config.block_size)
-        flat = model.init_params(config, options.seed)
+        flat = model.init_params(config, options.seed).astype(dtype, copy=False)
     data = encode(train_docs, vocab, config.block_size)
     held = encode(val_docs, vocab, config.block_size) if val_docs else None
     lengths = data.weights.sum(axis=1).astype(np.int64)  # predictions per document
+    weights = data.weights.astype(dtype, copy=False)
 
     rng = np.random.default_rng(options.seed)
     order = rng.permutation(len(data)) if options.shuffle else np.arange(len(data))
+    drop_rng = np.random.default_rng([options.seed, 1])  # its own stream: dropout leaves the order alone
 
     params = model.views(flat, config)
     grad = np.zeros_like(flat)
     grads = model.views(grad, config)
     m, v = np.zeros_like(flat), np.zeros_like(flat)
     last_good = flat.copy()
-    B, b1, b2 = options.batch_size, options.beta1, options.beta2
+    best, best_loss, best_step = None, float("inf"), None
+    decayed = _decayed(config)
+    B, b1, b2, limit = options.batch_size, options.beta1, options.beta2, options.time_limit
+    steps = options.steps if options.steps is not None else float("inf")
     offsets = np.arange(B)
     losses, val_loss, stopped, bad_step, eval_seconds = [], None, "done", None, 0.0
     t0 = time.perf_counter()
-    step = 0
+    step, record = 0, {}
     try:
         with np.errstate(all="ignore"):  # overflow shows up as a non-finite loss, handled below
-            for step in range(options.steps):
-                # 1) the batch: documents step*B .. step*B+B-1 of the order, wrapping around
+            while step < steps:
+                # 1) how much of the run is spent: by steps, or by the clock with a time limit
+                spent = step / steps
+                if limit is not None:
+                    elapsed = time.perf_counter() - t0
+                    if elapsed >= limit:
+                        break
+                    spent = max(spent, elapsed / limit)
+                # 2) the batch: documents step*B .. step*B+B-1 of the order, wrapping around
                 idx = order[(step * B + offsets) % len(order)]
                 T = int(lengths[idx].max())
                 tokens = data.tokens[idx]
+                masks = (model.dropout_masks(drop_rng, config, B * T, options.dropout, dtype)
+                         if options.dropout else None)
                 loss = model.loss_and_grads(params, grads, config, tokens[:, :T], tokens[:, 1 : T + 1],
-                                            data.weights[idx, :T])
+                                            weights[idx, :T], masks)
                 if not np.isfinite(loss + grad @ grad):  # one reduction catches a nan or inf anywhere
                     flat[:] = last_good
                     stopped, bad_step = "diverged", step
                     break
                 last_good[:] = flat
-                # 2) Adam with bias correction; the learning rate decays linearly to zero
-                lr_t = options.lr * (1 - step / options.steps)
+                # 3) AdamW with bias correction (plain Adam without weight decay)
+                lr_t = learning_rate(options, step, spent)
+                if options.weight_decay:
+                    flat[decayed] *= 1 - lr_t * options.weight_decay
                 m *= b1
                 m += (1 - b1) * grad
                 v *= b2
                 v += (1 - b2) * grad * grad
                 flat -= lr_t * (m / (1 - b1 ** (step + 1))) / (np.sqrt(v / (1 - b2 ** (step + 1))) + options.eps)
                 losses.append(loss)
-                record = {"step": step + 1, "lr": lr_t, "loss": loss}
-                if held is not None and ((step + 1) % options.eval_every == 0 or step + 1 == options.steps):
+                step += 1
+                # 4) held-out loss every eval_every steps and after the last (when the time is up)
+                record = {"step": step, "lr": lr_t, "loss": loss}
+                last = step == steps or (limit is not None and time.perf_counter() - t0 >= limit)
+                if held is not None and (step % options.eval_every == 0 or last):
                     t_eval = time.perf_counter()
                     val_loss = mean_nll(params, config, held)
                     eval_seconds += time.perf_counter() - t_eval
                     record["val_loss"] = val_loss
+                    if options.keep_best and val_loss < best_loss:
+                        best, best_loss, best_step = flat.copy() if best is None else best, val_loss, step
+                        best[:] = flat
+                record["seconds"] = time.perf_counter() - t0
                 if on_step is not None:
                     on_step(record)
     except KeyboardInterrupt:
@@ -169,11 +234,15 @@ def train(
             flat[:] = last_good
     seconds = time.perf_counter() - t0
     steps_done = len(losses)
-    if held is not None and (val_loss is None or steps_done != options.steps):
-        val_loss = mean_nll(params, config, held)
+    if held is not None and (stopped == "diverged" or "val_loss" not in record):
+        val_loss = mean_nll(params, config, held)  # of the weights kept from the last step done
+    if best is not None and best_loss < val_loss:
+        flat, val_loss = best, best_loss
+    else:
+        best_step = steps_done
     tail = losses[-50:]
-    return TrainResult(flat, config, vocab, steps_done, float(np.mean(tail)) if tail else float("nan"),
-                       val_loss, seconds, eval_seconds, data.truncated, stopped, bad_step)
+    return TrainResult(flat.astype(np.float64, copy=False), config, vocab, steps_done, float(np.mean(tail)) if tail else float("nan"),
+                       val_loss, seconds, eval_seconds, data.truncated, stopped, bad_step, best_step)
 
 
 def options_record(options: TrainOptions) -> dict:
