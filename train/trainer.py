@@ -15,6 +15,7 @@ from mgpt.runtime.vocab import Vocab
 from . import model
 from .config import GPTConfig
 from .data import Encoded, encode
+from .threads import BlasThreads
 
 
 class TrainingError(ValueError):
@@ -42,6 +43,7 @@ class TrainOptions:
     dtype: str = "float64"  # of the weights, activations and optimizer (checkpoints stay float64)
     time_limit: float | None = None  # seconds of training (evaluations included); the schedule follows it
     keep_best: bool = True  # with held-out documents, return the weights of the best held-out loss
+    threads: int | None = None  # BLAS threads; None: one, or two where measured faster (see threads.py)
 
     def __post_init__(self):
         if self.steps is None and self.time_limit is None:
@@ -61,6 +63,8 @@ class TrainOptions:
             raise TrainingError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
             raise TrainingError(f"time-limit must be a positive number of seconds, got {self.time_limit}")
+        if self.threads is not None and self.threads < 1:
+            raise TrainingError(f"threads must be at least 1, got {self.threads}")
 
 
 @dataclass
@@ -77,6 +81,7 @@ class TrainResult:
     stopped: str  # "done" (all steps, or the time limit), "interrupted" (Ctrl-C) or "diverged" (non-finite loss)
     diverged_step: int | None = None
     best_step: int | None = None  # the step whose weights are returned (the last one done, or the best)
+    threads: tuple[int, ...] = (1,)  # the BLAS thread counts used, in the order they were taken
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -180,6 +185,7 @@ def train(
     losses, val_loss, stopped, bad_step, eval_seconds = [], None, "done", None, 0.0
     t0 = time.perf_counter()
     step, record = 0, {}
+    blas = BlasThreads(options.threads, t0)
     try:
         with np.errstate(all="ignore"):  # overflow shows up as a non-finite loss, handled below
             while step < steps:
@@ -225,13 +231,17 @@ def train(
                     if options.keep_best and val_loss < best_loss:
                         best, best_loss, best_step = flat.copy() if best is None else best, val_loss, step
                         best[:] = flat
-                record["seconds"] = time.perf_counter() - t0
+                now = time.perf_counter()
+                record["seconds"] = now - t0
+                blas.tick(now)
                 if on_step is not None:
                     on_step(record)
     except KeyboardInterrupt:
         stopped = "interrupted"
         if not np.all(np.isfinite(flat)):  # interrupted inside the update: take the step back
             flat[:] = last_good
+    finally:
+        blas.close()
     seconds = time.perf_counter() - t0
     steps_done = len(losses)
     if held is not None and (stopped == "diverged" or "val_loss" not in record):
@@ -242,7 +252,8 @@ def train(
         best_step = steps_done
     tail = losses[-50:]
     return TrainResult(flat.astype(np.float64, copy=False), config, vocab, steps_done, float(np.mean(tail)) if tail else float("nan"),
-                       val_loss, seconds, eval_seconds, data.truncated, stopped, bad_step, best_step)
+                       val_loss, seconds, eval_seconds, data.truncated, stopped, bad_step, best_step,
+                       tuple(blas.choices))
 
 
 def options_record(options: TrainOptions) -> dict:
