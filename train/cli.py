@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import signal
 import sys
 import threading
@@ -13,17 +14,18 @@ from pathlib import Path
 import click
 
 from mgpt.runtime import Generator, ModelError, __version__
-from mgpt.runtime.command import CONTEXT_SETTINGS, Command
+from mgpt.runtime.command import CONTEXT_SETTINGS, Command, FiniteRange
+from mgpt.runtime.paths import PathError, check_paths
 
 from . import checkpoint as ckpt_io
 from . import model
 from .checkpoint import Checkpoint, CheckpointError
 from .config import ConfigError, GPTConfig
 from .data import DataError, default_data_path, encode, read_documents, split
-from .files import OutputError, atomic_write, check_writable
+from .files import OutputError, check_writable, replace_together, staged
 from .trainer import TrainingError, TrainOptions, keep_freed_memory, mean_nll, train
 
-USER_ERRORS = (CheckpointError, ConfigError, DataError, OutputError, TrainingError)
+USER_ERRORS = (CheckpointError, ConfigError, DataError, PathError, TrainingError)
 
 
 def metrics_path_for(out: Path) -> Path:
@@ -59,24 +61,29 @@ class Progress:
             click.echo(line, err=True)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
-def _ctrl_c_between_steps():
-    """Turn the first Ctrl-C into a flag (a non-empty list) checked after each step; a second one
-    interrupts at once, as usual."""
-    flag: list[bool] = []
+def _stop_between_steps():
+    """Turn the first Ctrl-C or SIGTERM into a flag (a list that receives the signal's number)
+    checked after each step; a second one acts at once, as usual."""
+    flag: list[int] = []
     if threading.current_thread() is not threading.main_thread():  # signals belong to the main thread
         yield flag
         return
 
     def handler(signum, frame):
-        flag.append(True)
-        signal.signal(signal.SIGINT, previous)
+        flag.append(signum)
+        for s in STOP_SIGNALS:
+            signal.signal(s, previous[s])
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s in STOP_SIGNALS:
+            signal.signal(s, previous[s])
 
 
 SEED_SHAPE = {"n_layer": 1, "n_embd": 16, "n_head": 4, "block_size": 8}  # microgpt's model
@@ -97,17 +104,18 @@ def _shape_option(name: str, help: str):
               help="Metrics log, one JSON line per step. [default: OUT with .metrics.jsonl]")
 @click.option("--steps", type=click.IntRange(min=1), default=500, show_default=True, help="Optimizer steps.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Documents per step.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
+@click.option("--lr", type=FiniteRange(min=0, min_open=True), default=0.01, show_default=True,
               help="Peak learning rate of Adam, decayed linearly to 0.")
 @_shape_option("--n-layer", "Transformer blocks.")
 @_shape_option("--n-embd", "Embedding width.")
 @_shape_option("--n-head", "Attention heads (must divide --n-embd).")
 @_shape_option("--block-size", "Longest context, in tokens.")
-@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the initial weights and the data order.")
+@click.option("--seed", type=int, default=42, show_default=True,
+              help="Seed of the initial weights and the data order (any integer, taken mod 2^64).")
 @click.option("--init-from", type=click.Path(path_type=Path), default=None,
               help="Start from this checkpoint's weights and vocabulary (fine-tuning, fresh optimizer).")
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the training documents once.")
-@click.option("--val-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.03, show_default=True,
+@click.option("--val-fraction", type=FiniteRange(min=0, max=1, max_open=True), default=0.03, show_default=True,
               help="Fraction of documents held out (a fixed choice, independent of --seed).")
 @click.option("--eval-every", type=click.IntRange(min=1), default=100, show_default=True,
               help="Evaluate the held-out loss every this many steps.")
@@ -129,6 +137,7 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
     out = check_writable(out, "--out")
     metrics = check_writable(metrics or metrics_path_for(out), "--metrics")
     data_path = Path(data) if data is not None else default_data_path()
+    check_paths({"--data": data_path, "--init-from": init_from}, {"--out": out, "--metrics": metrics})
     documents = read_documents(data_path)
     shape = {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "block_size": block_size}
     init = None
@@ -150,37 +159,44 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
                            eval_every=eval_every)
     train_docs, val_docs = split(documents, val_fraction)
 
-    # 2) train, logging every step to the metrics file (moved into place at the end). Ctrl-C is
-    #    taken between steps, after a step's line is logged, so the log and the weights agree.
+    # 2) train, logging every step to a staged metrics file. Ctrl-C and SIGTERM are taken between
+    #    steps, after a step's line is logged, so the log and the weights agree.
     progress = Progress(steps, quiet)
+    run_id = secrets.token_hex(8)  # in the checkpoint's record and on every line of its log
     keep_freed_memory()  # this process is ours: steps reuse freed memory instead of faulting it back in
-    with atomic_write(metrics, "w") as log, _ctrl_c_between_steps() as interrupted:
+    with staged(metrics, "w") as (log, staged_log), _stop_between_steps() as stop:
         def on_step(record):
-            log.write(json.dumps(record) + "\n")
+            log.write(json.dumps({**record, "run": run_id}) + "\n")
             progress(record)
-            if interrupted:
+            if stop:
                 raise KeyboardInterrupt
         result = train(train_docs, val_docs, config, options, init=init, on_step=on_step)
 
-    # 3) the checkpoint, with the record of how it was made
+    # 3) the checkpoint, with the record of how it was made; it and the log are moved into place
+    #    together (the old log removed first), so they never describe two different runs
     record = {
         "data": data_path.name if data is None else str(data), "documents": len(train_docs),
         "held_out": len(val_docs), "val_fraction": val_fraction, "truncated": result.truncated,
         **{k: getattr(options, k) for k in ("seed", "batch_size", "lr", "beta1", "beta2", "eps", "shuffle")},
         "steps": result.steps_done, "steps_planned": steps, "train_loss": result.train_loss,
         "val_loss": result.val_loss, "init_from": str(init_from) if init_from else None,
-        "stopped": result.stopped, "seconds": round(result.seconds, 4), "mgpt": __version__,
+        "stopped": result.stopped, "seconds": round(result.seconds, 4), "mgpt": __version__, "run": run_id,
     }
-    ckpt_io.save(out, Checkpoint(result.config, result.vocab, result.params, record))
+    try:
+        with ckpt_io.staged_save(out, Checkpoint(result.config, result.vocab, result.params, record)) as staged_ckpt:
+            replace_together(staged_ckpt, staged_log)
+    except BaseException:
+        staged_log.discard()
+        raise
 
     if result.stopped == "diverged":
         raise TrainingError(
-            f"the loss became non-finite at step {result.diverged_step + 1}; {out} keeps the weights of "
+            f"the loss diverged (became non-finite or blew up) at step {result.diverged_step + 1}; {out} keeps the weights of "
             f"step {result.diverged_step}; try a lower --lr (now {lr:g})")
     c = result.config
     echo = click.echo
     if result.stopped == "interrupted":
-        echo(f"interrupted after {result.steps_done} of {steps} steps; saving that progress", err=True)
+        echo(f"interrupted after {result.steps_done} of {steps} steps; saved that progress", err=True)
     echo(f"trained {c.num_params():,} parameters ({c.n_layer} layer{'s' * (c.n_layer > 1)}, n_embd {c.n_embd}, "
          f"{c.n_head} heads, block {c.block_size}, vocabulary {c.vocab_size}) on {len(train_docs):,} documents"
          + (f" ({result.truncated:,} longer than the block, truncated)" if result.truncated else ""))
@@ -190,8 +206,8 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
     echo(f"{result.steps_done} steps in {optimizing:.2f} s ({rate:,.0f} steps/s, {rate * batch_size:,.0f} documents/s)"
          f" + {result.eval_seconds:.2f} s of held-out evaluation; loss {result.train_loss:.4f}{held}")
     echo(f"wrote {out} and {metrics}")
-    if result.stopped == "interrupted":
-        raise SystemExit(130)  # the shell's code for Ctrl-C, so `mgpt-train && ...` does not go on
+    if result.stopped == "interrupted":  # the shell's code for the signal, so `mgpt-train && ...` does not go on
+        raise SystemExit(128 + (stop[0] if stop else signal.SIGINT))
 
 
 @click.command(cls=Command, context_settings=CONTEXT_SETTINGS)

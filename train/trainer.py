@@ -12,9 +12,10 @@ import numpy as np
 
 from mgpt.runtime.vocab import Vocab
 
-from . import model
+from . import arguments, model
 from .config import GPTConfig
 from .data import Encoded, encode
+from .memory import available_memory, size_text
 
 
 class TrainingError(ValueError):
@@ -29,16 +30,22 @@ class TrainOptions:
     beta1: float = 0.85
     beta2: float = 0.99
     eps: float = 1e-8
-    seed: int = 42  # initial weights and document order
+    seed: int = 42  # initial weights and document order: any int, taken mod 2^64 (as mgpt-generate's)
     shuffle: bool = True  # shuffle the training documents once with the seed
     eval_every: int = 100  # held-out loss every this many steps (and after the last)
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "eval_every"):
-            if getattr(self, name) < 1:
-                raise TrainingError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0 or not np.isfinite(self.lr):
-            raise TrainingError(f"lr must be a positive number, got {self.lr}")
+        # normalized in place (NumPy scalars become Python numbers), each refused by name
+        checked = {name: arguments.integer(name, getattr(self, name), 1, TrainingError)
+                   for name in ("steps", "batch_size", "eval_every")}
+        checked["lr"] = arguments.real("lr", self.lr, 0, low_open=True, error=TrainingError)
+        for name in ("beta1", "beta2"):
+            checked[name] = arguments.real(name, getattr(self, name), 0, 1, high_open=True, error=TrainingError)
+        checked["eps"] = arguments.real("eps", self.eps, 0, low_open=True, error=TrainingError)
+        checked["seed"] = arguments.integer("seed", self.seed)
+        checked["shuffle"] = arguments.boolean("shuffle", self.shuffle)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass
@@ -52,7 +59,7 @@ class TrainResult:
     seconds: float  # time in the optimization loop, held-out evaluations included
     eval_seconds: float  # of which evaluating the held-out loss
     truncated: int  # training documents longer than the block
-    stopped: str  # "done", "interrupted" (Ctrl-C) or "diverged" (non-finite loss)
+    stopped: str  # "done", "interrupted" (Ctrl-C or SIGTERM) or "diverged" (a non-finite or blown-up loss)
     diverged_step: int | None = None
 
     @property
@@ -75,6 +82,42 @@ def keep_freed_memory() -> None:
         libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: heap, not mmap, for blocks under 32 MB
     except (OSError, AttributeError, TypeError):
         pass
+
+
+# A loss this many times a uniform guess's (ln vocab_size) has blown up even while finite: --lr 1e6
+# reaches 1e19 without a NaN. Treated as divergence, like a non-finite loss.
+BLOWN_UP = 100.0
+
+
+def blown_up(loss: float, vocab_size: int) -> bool:
+    return not (np.isfinite(loss) and loss <= BLOWN_UP * np.log(vocab_size))
+
+
+def memory_needed(config: GPTConfig, batch_size: int, documents: int) -> dict[str, int]:
+    """Bytes a training run needs, estimated in closed form before anything is allocated:
+    parameters (weights, gradient, Adam's two moments, the last good copy and a temporary: 6
+    float64 copies), the batch's activations kept for the backward pass (per layer and position
+    about 20 n_embd + 2 n_head x block values, plus the logits and their gradient), and the padded
+    documents (a token and a weight per position). Keyed by what to lower."""
+    V, C, H, T, L = config.vocab_size, config.n_embd, config.n_head, config.block_size, config.n_layer
+    params = config.num_params()
+    rows = max(batch_size, 512) * T  # a training batch, or an evaluation chunk of 512 documents
+    return {"parameters": 8 * 6 * params,
+            "activations": 8 * rows * (L * (20 * C + 2 * H * T) + 3 * V + 4 * C),
+            "documents": 16 * documents * (T + 1)}
+
+
+def check_memory(config: GPTConfig, batch_size: int, documents: int) -> None:
+    """A TrainingError naming the size and the option to change when the run cannot fit in memory."""
+    need = memory_needed(config, batch_size, documents)
+    total, have = sum(need.values()), available_memory()
+    if total <= have:
+        return
+    part = max(need, key=need.get)
+    fix = {"parameters": "--n-layer or --n-embd", "activations": "--batch-size, --block-size or --n-layer",
+           "documents": "--block-size (or use less data)"}[part]
+    raise TrainingError(f"this run needs about {size_text(total)} of memory ({part}: {size_text(need[part])}) but "
+                        f"{size_text(have)} is available; lower {fix}")
 
 
 def mean_nll(params, config: GPTConfig, data: Encoded, chunk: int = 512) -> float:
@@ -107,20 +150,23 @@ def train(
     (config, vocab, flat weights: fine-tuning with a fresh optimizer and schedule).
 
     ``on_step`` receives {"step", "lr", "loss"} after every step (plus "val_loss" where evaluated).
-    Ctrl-C ends the loop after the last completed step; a non-finite loss ends it and the weights
-    are those of the last step whose loss was finite.
+    Ctrl-C ends the loop after the last completed step; a loss that is non-finite or has blown up
+    (``blown_up``) ends it and the weights are those of the last step whose loss was sane. A run
+    that cannot fit in memory is a TrainingError before anything is allocated.
     """
+    seed = options.seed % 2**64  # any int, as mgpt-generate's seeds
     if init is not None:
-        config, vocab, flat = init[0], init[1], np.array(init[2], dtype=np.float64)
+        config, vocab = init[0], init[1]
     else:
         vocab = Vocab.from_documents(train_docs + val_docs)
         config = GPTConfig(vocab.size, config.n_layer, config.n_embd, config.n_head, config.block_size)
-        flat = model.init_params(config, options.seed)
+    check_memory(config, options.batch_size, len(train_docs) + len(val_docs))
+    flat = np.array(init[2], dtype=np.float64) if init is not None else model.init_params(config, seed)
     data = encode(train_docs, vocab, config.block_size)
     held = encode(val_docs, vocab, config.block_size) if val_docs else None
     lengths = data.weights.sum(axis=1).astype(np.int64)  # predictions per document
 
-    rng = np.random.default_rng(options.seed)
+    rng = np.random.default_rng(seed)
     order = rng.permutation(len(data)) if options.shuffle else np.arange(len(data))
 
     params = model.views(flat, config)
@@ -142,7 +188,7 @@ def train(
                 tokens = data.tokens[idx]
                 loss = model.loss_and_grads(params, grads, config, tokens[:, :T], tokens[:, 1 : T + 1],
                                             data.weights[idx, :T])
-                if not np.isfinite(loss + grad @ grad):  # one reduction catches a nan or inf anywhere
+                if blown_up(loss + grad @ grad * 0.0, config.vocab_size):  # a nan or inf anywhere, or a blow-up
                     flat[:] = last_good
                     stopped, bad_step = "diverged", step
                     break
