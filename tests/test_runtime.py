@@ -18,7 +18,7 @@ import onnx
 import pytest
 
 import runtime_models
-from mgpt.runtime import Generator, ModelError, default_model_path, generator, sampling
+from mgpt.runtime import Generator, ModelError, default_model_path, sampling, single
 from mgpt.train import checkpoint as ckpt_io
 from mgpt.train.data import encode
 from mgpt.train.trainer import mean_nll
@@ -225,7 +225,7 @@ def test_batch_one_steps_are_reused_and_take_each_calls_prefix(model_path):
         expected = gen.generate(5, temperature=1.0, seed=2, prefix=prefix, batch_size=5)  # the batched path
         assert ["".join(gen.characters(temperature=1.0, seed=2, prefix=prefix, index=i)) for i in range(5)] == expected
         assert gen.generate(5, temperature=1.0, seed=2, prefix=prefix, batch_size=1) == expected
-    assert {key: len(spare) for key, spare in gen._spare_steps.items()} == {(2, 8): 1}
+    assert {key: len(spare) for key, spare in gen._spare.spare.items()} == {(2, 8): 1}
 
 
 def test_batch_one_falls_back_to_the_public_iobinding(model_path):
@@ -236,9 +236,10 @@ def test_batch_one_falls_back_to_the_public_iobinding(model_path):
         def __init__(self, session):
             self.io_binding, self.run_with_iobinding = session.io_binding, session.run_with_iobinding
 
-    gen._session = Public(gen._session)
+    gen._runner.session = Public(gen._runner.session)
     assert gen.generate(30, temperature=1.0, seed=5, batch_size=1) == expected
-    assert generator._Steps(gen, gen._plan(1.0, None, None, 5, "", None)).run == gen._session.run_with_iobinding
+    steps = single.Steps(gen._runner, gen._plan(1.0, None, None, 5, "", None))
+    assert steps.run == gen._runner.session.run_with_iobinding
 
 
 def test_samples_stream_lazily_in_bounded_batches(gen, model_path):
@@ -378,5 +379,5 @@ def test_shipped_checkpoint_re_exports_to_the_shipped_onnx():
             for name in (f"past_key_values.{i}.key", f"past_key_values.{i}.value"):
                 feed[name] = rng.normal(size=(B, H, past, D)).astype(np.float32)
         ours = rebuilt.run(["logits"], feed)[0]
-        theirs = shipped._session.run(["logits"], feed)[0]
+        theirs = shipped._runner.session.run(["logits"], feed)[0]
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
