@@ -87,8 +87,9 @@ class MetricsLog:
     "loss" is the mean of the steps since the previous line (every step's own loss when every=1), so
     a long run's log stays small: 100,000 steps at every=10 is under 1 MB instead of ~7.5 MB."""
 
-    def __init__(self, file: IO[str], every: int):
+    def __init__(self, file: IO[str], every: int, run: str | None = None):
         self.file, self.every = file, every
+        self.run = {"run": run} if run else {}  # the run's id, also in its checkpoint: they belong together
         self.losses: list[float] = []
         self.pending: dict | None = None
 
@@ -102,6 +103,7 @@ class MetricsLog:
         """Write the pending line, if any: the run's last step done always ends the log."""
         if self.pending is None:
             return
-        line = dict(self.pending, loss=sum(self.losses) / len(self.losses), seconds=round(self.pending["seconds"], 4))
+        line = dict(self.pending, loss=sum(self.losses) / len(self.losses), seconds=round(self.pending["seconds"], 4),
+                    **self.run)
         self.file.write(json.dumps(line) + "\n")
         self.losses, self.pending = [], None

@@ -12,9 +12,10 @@ import numpy as np
 
 from mgpt.runtime.vocab import Vocab
 
-from . import model
+from . import arguments, model
 from .config import GPTConfig
 from .data import Encoded, encode
+from .memory import available_memory, size_text
 from .threads import BlasThreads
 
 
@@ -33,7 +34,7 @@ class TrainOptions:
     beta1: float = 0.85
     beta2: float = 0.99
     eps: float = 1e-8
-    seed: int = 42  # initial weights, document order and dropout masks
+    seed: int = 42  # initial weights, document order and dropout masks: any int, taken mod 2^64
     shuffle: bool = True  # shuffle the training documents once with the seed
     eval_every: int = 100  # held-out loss every this many steps (and after the last)
     # Beyond microgpt's recipe; the defaults leave it unchanged.
@@ -46,25 +47,32 @@ class TrainOptions:
     threads: int | None = None  # BLAS threads; None: one, or two where measured faster (see threads.py)
 
     def __post_init__(self):
+        # normalized in place (NumPy scalars become Python numbers), each refused by name:
+        # a TypeError for a wrong type, a TrainingError (a ValueError) for a bad value
         if self.steps is None and self.time_limit is None:
             raise TrainingError("steps may be left out only with a time-limit; give one or the other")
-        for name in ("steps", "batch_size", "eval_every"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise TrainingError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0 or not np.isfinite(self.lr):
-            raise TrainingError(f"lr must be a positive number, got {self.lr}")
-        if not 0 <= self.weight_decay < float("inf"):
-            raise TrainingError(f"weight-decay must be a number >= 0, got {self.weight_decay}")
-        if self.warmup < 0:
-            raise TrainingError(f"warmup must be 0 or more steps, got {self.warmup}")
-        if not 0 <= self.dropout < 1:
-            raise TrainingError(f"dropout must be in [0, 1), got {self.dropout}")
+        checked = {name: arguments.integer(name, getattr(self, name), 1, TrainingError)
+                   for name in ("steps", "batch_size", "eval_every") if getattr(self, name) is not None}
+        checked["lr"] = arguments.real("lr", self.lr, 0, low_open=True, error=TrainingError)
+        for name in ("beta1", "beta2"):
+            checked[name] = arguments.real(name, getattr(self, name), 0, 1, high_open=True, error=TrainingError)
+        checked["eps"] = arguments.real("eps", self.eps, 0, low_open=True, error=TrainingError)
+        checked["seed"] = arguments.integer("seed", self.seed)
+        checked["shuffle"] = arguments.boolean("shuffle", self.shuffle)
+        checked["weight_decay"] = arguments.real("weight_decay", self.weight_decay, 0, error=TrainingError)
+        checked["warmup"] = arguments.integer("warmup", self.warmup, 0, TrainingError)
+        checked["dropout"] = arguments.real("dropout", self.dropout, 0, 1, high_open=True, error=TrainingError)
+        if not isinstance(self.dtype, str):
+            raise TypeError(f"dtype must be a string, one of {', '.join(DTYPES)}; got {self.dtype!r}")
         if self.dtype not in DTYPES:
             raise TrainingError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
-            raise TrainingError(f"time-limit must be a positive number of seconds, got {self.time_limit}")
-        if self.threads is not None and self.threads < 1:
-            raise TrainingError(f"threads must be at least 1, got {self.threads}")
+        if self.time_limit is not None:
+            checked["time_limit"] = arguments.real("time_limit", self.time_limit, 0, low_open=True, error=TrainingError)
+        checked["keep_best"] = arguments.boolean("keep_best", self.keep_best)
+        if self.threads is not None:
+            checked["threads"] = arguments.integer("threads", self.threads, 1, TrainingError)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass
@@ -78,7 +86,7 @@ class TrainResult:
     seconds: float  # time in the optimization loop, held-out evaluations included
     eval_seconds: float  # of which evaluating the held-out loss
     truncated: int  # training documents longer than the block
-    stopped: str  # "done" (all steps, or the time limit), "interrupted" (Ctrl-C) or "diverged" (non-finite loss)
+    stopped: str  # "done" (all steps, or the time limit), "interrupted" (Ctrl-C, SIGTERM) or "diverged" (blown_up)
     diverged_step: int | None = None
     best_step: int | None = None  # the step whose weights are returned (the last one done, or the best)
     threads: tuple[int, ...] = (1,)  # the BLAS thread counts used, in the order they were taken
@@ -103,6 +111,42 @@ def keep_freed_memory() -> None:
         libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: heap, not mmap, for blocks under 32 MB
     except (OSError, AttributeError, TypeError):
         pass
+
+
+# A loss this many times a uniform guess's (ln vocab_size) has blown up even while finite: --lr 1e6
+# reaches 1e19 without a NaN. Treated as divergence, like a non-finite loss.
+BLOWN_UP = 100.0
+
+
+def blown_up(loss: float, vocab_size: int) -> bool:
+    return not (np.isfinite(loss) and loss <= BLOWN_UP * np.log(vocab_size))
+
+
+def memory_needed(config: GPTConfig, batch_size: int, documents: int) -> dict[str, int]:
+    """Bytes a training run needs, estimated in closed form before anything is allocated:
+    parameters (weights, gradient, Adam's two moments, the last good copy, the best one and a
+    temporary: 7 float64 copies), the batch's activations kept for the backward pass (per layer and position
+    about 20 n_embd + 2 n_head x block values, plus the logits and their gradient), and the padded
+    documents (a token and a weight per position). Keyed by what to lower."""
+    V, C, H, T, L = config.vocab_size, config.n_embd, config.n_head, config.block_size, config.n_layer
+    params = config.num_params()
+    rows = max(batch_size, 512) * T  # a training batch, or an evaluation chunk of 512 documents
+    return {"parameters": 8 * 7 * params,
+            "activations": 8 * rows * (L * (22 * C + 2 * H * T) + 3 * V + 4 * C),
+            "documents": 16 * documents * (T + 1)}
+
+
+def check_memory(config: GPTConfig, batch_size: int, documents: int) -> None:
+    """A TrainingError naming the size and the option to change when the run cannot fit in memory."""
+    need = memory_needed(config, batch_size, documents)
+    total, have = sum(need.values()), available_memory()
+    if total <= have:
+        return
+    part = max(need, key=need.get)
+    fix = {"parameters": "--n-layer or --n-embd", "activations": "--batch-size, --block-size or --n-layer",
+           "documents": "--block-size (or use less data)"}[part]
+    raise TrainingError(f"this run needs about {size_text(total)} of memory ({part}: {size_text(need[part])}) but "
+                        f"{size_text(have)} is available; lower {fix}")
 
 
 def mean_nll(params, config: GPTConfig, data: Encoded, chunk: int = 512) -> float:
@@ -152,25 +196,29 @@ def train(
     (config, vocab, flat weights: fine-tuning with a fresh optimizer and schedule).
 
     ``on_step`` receives {"step", "lr", "loss", "seconds"} after every step (plus "val_loss" where
-    evaluated). Ctrl-C ends the loop after the last completed step; a non-finite loss ends it and
-    the weights are those of the last step whose loss was finite. With held-out documents and
+    evaluated). Ctrl-C ends the loop after the last completed step; a loss that is non-finite or
+    has blown up (``blown_up``) ends it and the weights are those of the last step whose loss was
+    sane; a run that cannot fit in memory is a TrainingError before anything is allocated. With held-out documents and
     ``keep_best``, the weights returned are those of the evaluation with the lowest held-out loss.
     """
     dtype = np.dtype(options.dtype)
+    seed = options.seed % 2**64  # any int, as mgpt-generate's seeds
     if init is not None:
-        config, vocab, flat = init[0], init[1], np.array(init[2], dtype=dtype)
+        config, vocab = init[0], init[1]
     else:
         vocab = Vocab.from_documents(train_docs + val_docs)
         config = GPTConfig(vocab.size, config.n_layer, config.n_embd, config.n_head, config.block_size)
-        flat = model.init_params(config, options.seed).astype(dtype, copy=False)
+    check_memory(config, options.batch_size, len(train_docs) + len(val_docs))
+    flat = (np.array(init[2], dtype=dtype) if init is not None
+            else model.init_params(config, seed).astype(dtype, copy=False))
     data = encode(train_docs, vocab, config.block_size)
     held = encode(val_docs, vocab, config.block_size) if val_docs else None
     lengths = data.weights.sum(axis=1).astype(np.int64)  # predictions per document
     weights = data.weights.astype(dtype, copy=False)
 
-    rng = np.random.default_rng(options.seed)
+    rng = np.random.default_rng(seed)
     order = rng.permutation(len(data)) if options.shuffle else np.arange(len(data))
-    drop_rng = np.random.default_rng([options.seed, 1])  # its own stream: dropout leaves the order alone
+    drop_rng = np.random.default_rng([seed, 1])  # its own stream: dropout leaves the order alone
 
     params = model.views(flat, config)
     grad = np.zeros_like(flat)
@@ -204,7 +252,7 @@ def train(
                          if options.dropout else None)
                 loss = model.loss_and_grads(params, grads, config, tokens[:, :T], tokens[:, 1 : T + 1],
                                             weights[idx, :T], masks)
-                if not np.isfinite(loss + grad @ grad):  # one reduction catches a nan or inf anywhere
+                if blown_up(loss + grad @ grad * 0.0, config.vocab_size):  # a nan or inf anywhere, or a blow-up
                     flat[:] = last_good
                     stopped, bad_step = "diverged", step
                     break
