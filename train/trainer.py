@@ -231,9 +231,9 @@ def train(
     steps = options.steps if options.steps is not None else float("inf")
     offsets = np.arange(B)
     losses, val_loss, stopped, bad_step, eval_seconds = [], None, "done", None, 0.0
+    blas = BlasThreads(options.threads, time.perf_counter())
     t0 = time.perf_counter()
     step, record = 0, {}
-    blas = BlasThreads(options.threads, t0)
     try:
         with np.errstate(all="ignore"):  # overflow shows up as a non-finite loss, handled below
             while step < steps:
