@@ -57,7 +57,7 @@ def open_session(path: str | Path, threads: int = 1) -> tuple[ort.InferenceSessi
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only: warnings would be printed under the command's output
+    options.log_severity_level = 4  # fatal only: failures become ModelErrors; log lines would be printed under the output
     try:  # from the bytes read: what is checked is what runs (and external data files are not followed)
         session = ort.InferenceSession(raw, options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
@@ -125,6 +125,7 @@ def _rollout_problem(session: ort.InferenceSession, info: ModelInfo) -> str | No
     past = [n for i in range(info.n_layer) for n in past_names(i)]
     feed = first_step(info)
     run_options = ort.RunOptions()
+    run_options.log_severity_level = 4
     watchdog = threading.Timer(CHECK_SECONDS, lambda: setattr(run_options, "terminate", True))
     watchdog.daemon = True
     watchdog.start()

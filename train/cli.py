@@ -253,11 +253,15 @@ def eval_command(model_path, data):
 
 def is_checkpoint(path: Path) -> bool:
     """Whether ``path`` holds a checkpoint (a zip archive, as .npz files are) rather than an ONNX
-    model: told by the first bytes, not the name's suffix or its case. Only a regular file is
-    opened (a FIFO would block); anything else is left for the loader's own message."""
+    model: told by the first bytes (a zip's "PK", or an ONNX ModelProto's first field, its IR
+    version), not by the name or the case of its suffix. Only a file that is neither (or cannot be
+    read) goes by its suffix, for the right loader's message."""
     try:
         check_input(path, "model", "")
         with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
+            head = f.read(4)
+        if head == b"PK\x03\x04" or head[:1] == b"\x08":
+            return head[:1] == b"P"
     except (PathError, OSError):
-        return path.suffix.lower() != ".onnx"
+        pass
+    return path.suffix.lower() == ".npz"
