@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .command import CONTEXT_SETTINGS, Command, OptionError
+from .command import CONTEXT_SETTINGS, Command, FiniteRange, OptionError
 from .generator import DEFAULT_BATCH_SIZE, Generator
 from .modelfile import ModelError
 
@@ -29,10 +29,10 @@ FORMATS = {  # --format: how sample i (counted from 1) is printed
               help="An mgpt .onnx file. [default: the names model shipped with mgpt]")
 @click.option("-n", "--num-samples", type=click.IntRange(min=0), default=20, show_default=True,
               help="Samples to draw.")
-@click.option("-t", "--temperature", type=click.FloatRange(min=0), default=0.5, show_default=True,
+@click.option("-t", "--temperature", type=FiniteRange(min=0), default=0.5, show_default=True,
               help="Softmax temperature; 0 is greedy (always the most likely character).")
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="Draw among the K most likely tokens only.")
-@click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
+@click.option("--top-p", type=FiniteRange(min=0, max=1, min_open=True), default=None,
               help="Draw among the most likely tokens that together reach probability P only.")
 @click.option("--seed", type=int, default=None,
               help="Make the output reproducible: sample i is the same whatever -n and --batch-size. "

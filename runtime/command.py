@@ -16,6 +16,18 @@ class OptionError(click.ClickException):
     exit_code = 2
 
 
+class FiniteRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (which slip through its comparisons)."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if value != value or value in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return value
+
+
 class Command(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:

@@ -33,22 +33,24 @@ def test_config_rejects_impossible_shapes(shape):
 def relu_margin(params, config, tokens):
     """Smallest |pre-activation| of any MLP unit: finite differences must not step across a kink."""
     _, (_, _, _, saved) = model.forward(params, config, tokens)
-    return min(np.min(np.abs(layer[-3])) for layer in saved)
+    return min(np.min(np.abs(layer[-4])) for layer in saved)  # u, before relu
 
 
-def loss_at(flat, config, tokens, targets, weights):
+def loss_at(flat, config, tokens, targets, weights, dropout=None):
     scratch = np.zeros_like(flat)
     return model.loss_and_grads(model.views(flat, config), model.views(scratch, config), config,
-                                tokens, targets, weights)
+                                tokens, targets, weights, dropout)
 
 
-@pytest.mark.parametrize("n_layer,n_embd,n_head,block_size,docs", [
-    (1, 8, 2, 8, DOCS[:1]),  # one document, no padding
-    (2, 8, 4, 8, DOCS[:4]),  # two layers, batch of 4 with padding and a truncated document
-    (1, 12, 3, 16, DOCS),  # block size 16, batch 5
-    (2, 16, 4, 16, DOCS[1:3]),
+@pytest.mark.parametrize("n_layer,n_embd,n_head,block_size,docs,p", [
+    (1, 8, 2, 8, DOCS[:1], 0.0),  # one document, no padding
+    (2, 8, 4, 8, DOCS[:4], 0.0),  # two layers, batch of 4 with padding and a truncated document
+    (1, 12, 3, 16, DOCS, 0.0),  # block size 16, batch 5
+    (2, 16, 4, 16, DOCS[1:3], 0.0),
+    (2, 8, 4, 8, DOCS[:4], 0.3),  # dropout: the same masks in every evaluation of the loss
+    (1, 8, 2, 16, DOCS[2:], 0.5),
 ])
-def test_backward_matches_central_finite_differences(n_layer, n_embd, n_head, block_size, docs):
+def test_backward_matches_central_finite_differences(n_layer, n_embd, n_head, block_size, docs, p):
     vocab_size = len(set("".join(docs))) + 1
     config = GPTConfig(vocab_size, n_layer, n_embd, n_head, block_size)
     tokens, targets, weights = batch(config, docs)
@@ -57,16 +59,19 @@ def test_backward_matches_central_finite_differences(n_layer, n_embd, n_head, bl
     seed = next(s for s in range(100)
                 if relu_margin(model.views(model.init_params(config, s), config), config, tokens) > 1e3 * h)
     flat = model.init_params(config, seed)
+    masks = model.dropout_masks(np.random.default_rng(0), config, tokens.size, p) if p else None
+    if masks:
+        assert 0 < sum(np.sum(m == 0) for pair in masks for m in pair)  # some units are really dropped
     grad = np.zeros_like(flat)
-    model.loss_and_grads(model.views(flat, config), model.views(grad, config), config, tokens, targets, weights)
+    model.loss_and_grads(model.views(flat, config), model.views(grad, config), config, tokens, targets, weights, masks)
 
     numeric = np.empty_like(flat)
     for j in range(flat.size):
         old = flat[j]
         flat[j] = old + h
-        up = loss_at(flat, config, tokens, targets, weights)
+        up = loss_at(flat, config, tokens, targets, weights, masks)
         flat[j] = old - h
-        down = loss_at(flat, config, tokens, targets, weights)
+        down = loss_at(flat, config, tokens, targets, weights, masks)
         flat[j] = old
         numeric[j] = (up - down) / (2 * h)
     for name, g in model.views(grad, config).items():
@@ -123,3 +128,33 @@ def test_padding_does_not_change_a_documents_loss():
     logits, _ = model.forward(params, config, pair.tokens[:, :8])
     nll, _ = model.cross_entropy(logits[:1], pair.tokens[:1, 1:9], pair.weights[:1])
     assert nll / 3 == pytest.approx(l_alone, abs=1e-12)
+
+
+def test_dropout_masks_keep_the_expected_fraction_and_scale_up():
+    config = GPTConfig(5, n_layer=2, n_embd=32, n_head=4)
+    masks = model.dropout_masks(np.random.default_rng(1), config, rows=2000, p=0.25)
+    assert len(masks) == 2 and all(m.shape == (2000, 32) for pair in masks for m in pair)
+    values = np.concatenate([m.ravel() for pair in masks for m in pair])
+    assert set(np.unique(values)) == {0.0, 1 / 0.75}
+    # 256,000 units: the dropped fraction is 0.25 within 5 standard deviations (0.0043)
+    assert abs(np.mean(values == 0) - 0.25) < 5 * np.sqrt(0.25 * 0.75 / values.size)
+
+
+@pytest.mark.parametrize("n_layer,n_embd,n_head,block_size", [(1, 16, 4, 8), (2, 32, 4, 16)])
+def test_float32_loss_and_gradients_agree_with_float64(n_layer, n_embd, n_head, block_size):
+    # float32 training's documented tolerance: the loss to 1e-5, gradients to 1e-5 relative (measured
+    # 1e-7 and 5e-7 on the shipped names)
+    config = GPTConfig(len(set("".join(DOCS))) + 1, n_layer, n_embd, n_head, block_size)
+    tokens, targets, weights = batch(config, DOCS)
+    flat = model.init_params(config, 0)
+    results = []
+    for dtype in (np.float64, np.float32):
+        f = flat.astype(dtype)
+        g = np.zeros_like(f)
+        loss = model.loss_and_grads(model.views(f, config), model.views(g, config), config, tokens, targets,
+                                    weights.astype(dtype))
+        assert g.dtype == dtype  # no silent upcast anywhere on the way
+        results.append((loss, g))
+    (l64, g64), (l32, g32) = results
+    assert abs(l64 - l32) < 1e-5
+    assert np.linalg.norm(g64 - g32) / np.linalg.norm(g64) < 1e-5

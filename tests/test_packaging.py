@@ -39,8 +39,9 @@ def test_pip_installs_each_folder_as_an_mgpt_package_with_its_data(tmp_path, edi
         where = Path(found[package])
         if editable:  # the package is the repository's folder itself
             assert where == REPO / folder
-        else:  # a copy inside the environment
+        else:  # a copy inside the environment, without the JavaScript runtime that lives in runtime/js
             assert venv in where.parents
+            assert not (where / "js").exists(), "pip installed runtime/js"
         for name in DATA.get(package, []):
             assert (where / name).is_file(), (package, name)
     scripts = {p.name for p in (venv / "bin").iterdir()}

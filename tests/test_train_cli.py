@@ -36,7 +36,7 @@ def names(tmp_path):
 def test_a_short_run_writes_a_checkpoint_and_a_metrics_line_per_step(tmp_path, names):
     out = tmp_path / "m.npz"
     result = run(train_command, ["--data", names, "--out", out, "--steps", 20, "--batch-size", 4,
-                                 "--val-fraction", 0.2, "--eval-every", 10])
+                                 "--val-fraction", 0.2, "--eval-every", 10, "--metrics-every", 1, "--keep-last"])
     assert result.exit_code == 0, result.output
     assert "4,064 parameters" not in result.output  # this data has 24 characters, not 26
     assert "20 steps" in result.output and "held-out" in result.output
@@ -100,6 +100,12 @@ GOOD = b"a good checkpoint that must survive"
     (lambda d: ["--lr", -0.1], ["--lr"]),
     (lambda d: ["--block-size", 0], ["--block-size"]),
     (lambda d: ["--val-fraction", 1.0], ["--val-fraction"]),
+    (lambda d: ["--dropout", 1.0], ["--dropout"]),
+    (lambda d: ["--dtype", "float16"], ["--dtype"]),
+    (lambda d: ["--time-limit", 0], ["--time-limit"]),
+    (lambda d: ["--warmup", -1], ["--warmup"]),
+    (lambda d: ["--weight-decay", -0.1], ["--weight-decay"]),
+    (lambda d: ["--metrics-every", 0], ["--metrics-every"]),
     (lambda d: ["--init-from", d / "missing.npz"], ["does not exist"]),
     (lambda d: ["--init-from", (d / "junk.npz").write_bytes(b"PK\x03\x04 torn") and d / "junk.npz"], ["not a readable"]),
 ])
@@ -198,4 +204,75 @@ def test_ctrl_c_saves_a_valid_checkpoint_of_the_progress(tmp_path, names):
     assert ckpt.training["stopped"] == "interrupted"
     steps = ckpt.training["steps"]
     assert 0 < steps < 100000000
-    assert len((tmp_path / "int.metrics.jsonl").read_text().splitlines()) == steps
+    assert json.loads((tmp_path / "int.metrics.jsonl").read_text().splitlines()[-1])["step"] == steps
+
+
+def metrics_lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_metrics_log_is_every_n_steps_plus_evaluations_with_mean_losses(tmp_path, names):
+    args = ["--data", names, "--steps", 25, "--batch-size", 2, "--val-fraction", 0.2, "--eval-every", 7, "-q"]
+    assert run(train_command, args + ["--out", tmp_path / "all.npz", "--metrics-every", 1]).exit_code == 0
+    result = run(train_command, args + ["--out", tmp_path / "some.npz"])  # the default: every 10 steps
+    assert result.exit_code == 0, result.output
+    every = metrics_lines(tmp_path / "all.metrics.jsonl")
+    some = metrics_lines(tmp_path / "some.metrics.jsonl")
+    assert [r["step"] for r in every] == list(range(1, 26))
+    assert [r["step"] for r in some] == [7, 10, 14, 20, 21, 25]  # evaluations at 7, 14, 21 and the last
+    previous = 0
+    for line in some:  # each line's loss is the mean of the steps since the line before
+        steps = every[previous : line["step"]]
+        assert line["loss"] == pytest.approx(np.mean([r["loss"] for r in steps]), abs=1e-12)
+        assert line["lr"] == every[line["step"] - 1]["lr"] and line["seconds"] >= 0
+        assert ("val_loss" in line) == (line["step"] % 7 == 0 or line["step"] == 25)
+        previous = line["step"]
+
+
+@pytest.mark.parametrize("extra,shown", [([], ["step 10/30", "step 20/30", "step 30/30"]), (["-q"], [])])
+def test_progress_lines_without_a_terminal_even_with_nothing_held_out(tmp_path, names, extra, shown):
+    result = run(train_command, ["--data", names, "--out", tmp_path / "m.npz", "--steps", 30, "--val-fraction", 0,
+                                 "--eval-every", 10] + extra)
+    assert result.exit_code == 0, result.output
+    progress = [line for line in result.output.splitlines() if line.startswith("step ")]
+    assert [line.split(" | ")[0] for line in progress] == shown
+    assert all("steps/s" in line and "elapsed" in line for line in progress)
+
+
+def test_the_new_options_are_recorded_in_the_checkpoint(tmp_path, names):
+    out = tmp_path / "m.npz"
+    result = run(train_command, ["--data", names, "--out", out, "--steps", 12, "--weight-decay", 0.1, "--warmup", 5,
+                                 "--dropout", 0.1, "--dtype", "float32", "--val-fraction", 0.2])
+    assert result.exit_code == 0, result.output
+    record = checkpoint.load(out).training
+    assert (record["weight_decay"], record["warmup"], record["dropout"], record["dtype"]) == (0.1, 5, 0.1, "float32")
+    assert record["time_limit"] is None and 1 <= record["best_step"] <= 12
+
+
+def test_a_time_limit_without_steps_trains_until_the_time_is_spent(tmp_path, names):
+    out = tmp_path / "m.npz"
+    result = run(train_command, ["--data", names, "--out", out, "--time-limit", 0.5, "--val-fraction", 0.2])
+    assert result.exit_code == 0, result.output
+    record = checkpoint.load(out).training
+    assert record["steps_planned"] is None and record["time_limit"] == 0.5 and record["steps"] > 10
+    last = metrics_lines(tmp_path / "m.metrics.jsonl")[-1]
+    assert last["step"] == record["steps"] and last["seconds"] >= 0.5 and "val_loss" in last
+
+
+def test_on_a_terminal_the_progress_is_one_redrawn_bar():
+    from mgpt.train.progress import Progress
+
+    shown = []
+    progress = Progress(lambda text, nl: shown.append((text, nl)), tty=True, steps=4, time_limit=None, every=100)
+    for step in range(1, 5):
+        record = {"step": step, "lr": 0.01, "loss": 2.0 + step, "seconds": 0.5 * step}
+        if step == 2:
+            record["val_loss"] = 1.5
+        progress(record)
+    assert all(text.startswith("\r[") for text, _ in shown)  # redrawn in place
+    assert [nl for _, nl in shown] == [False] * (len(shown) - 1) + [True]  # a newline after the last step only
+    text = shown[-1][0]
+    assert "[####################]" in text and "step 4/4" in text and "held-out 1.5000" in text
+    assert "2 steps/s" in text and "2.0s elapsed" in text
+    middle = [t for t, _ in shown if "step 2/4" in t][0]
+    assert "[##########..........]" in middle and "1.0s left" in middle and "loss 3.5000" in middle

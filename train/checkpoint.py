@@ -7,17 +7,22 @@ Anyone can build one by hand; ``load`` checks every part so later steps can trus
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
+from mgpt.runtime.paths import PathError, read_input
 from mgpt.runtime.vocab import Vocab, VocabError
 
 from .config import ConfigError, GPTConfig
-from .files import atomic_write
+from .files import Staged, replace_together, staged
+from .memory import available_memory
 
 FORMAT = "mgpt-checkpoint"
 VERSION = 1
@@ -40,33 +45,101 @@ class Checkpoint:
                 "vocab": list(self.vocab.chars), "bos": self.vocab.bos, "training": self.training}
 
 
-def save(path: str | Path, ckpt: Checkpoint) -> None:
+def _arrays(ckpt: Checkpoint) -> dict[str, np.ndarray]:
     arrays = {name: np.asarray(a, dtype=np.float64) for name, a in ckpt.params.items()}
     arrays["meta"] = np.array(json.dumps(ckpt.meta(), ensure_ascii=False))
-    with atomic_write(path) as f:
-        np.savez(f, **arrays)
+    return arrays
+
+
+@contextlib.contextmanager
+def staged_save(path: str | Path, ckpt: Checkpoint) -> Iterator[Staged]:
+    """The checkpoint written beside ``path`` and fsynced, for the caller to move into place with
+    ``files.replace_together`` (with its metrics log, say); removed if the block does not."""
+    with staged(path) as (f, pending):
+        np.savez(f, **_arrays(ckpt))
+    try:
+        yield pending
+    finally:
+        pending.discard()  # nothing left when it was moved into place
+
+
+def save(path: str | Path, ckpt: Checkpoint) -> None:
+    with staged_save(path, ckpt) as pending:
+        replace_together(pending)
+
+
+# A deflate stream expands at most ~1032 times; a member that declares more is a bomb.
+MAX_DEFLATE_RATIO = 1100
+MAX_CHECKPOINT_BYTES = 1 << 31  # 2 GB: 250 M float64 parameters
+
+
+def _read_arrays(raw: bytes, name: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz held in ``raw``, after checking every size the archive declares
+    (zip members and .npy headers) against what the file holds and the memory there is: a
+    member that claims 10**12 elements or a deflate bomb is refused before it is allocated."""
+    def bad(why: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {name!r} is not a readable .npz file ({why}); re-create it with mgpt-train")
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+        members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
+        raise bad(f"not a zip archive: {e}") from None
+    names = [m.filename for m in members]
+    if len(set(names)) != len(names):
+        raise bad("a member name appears twice")
+    budget = min(available_memory() // 2, 8 * MAX_CHECKPOINT_BYTES)
+    if sum(m.file_size for m in members) > budget:
+        raise bad(f"its members declare {sum(m.file_size for m in members):,} bytes, more than the "
+                  f"{budget:,} that can be loaded")
+    arrays = {}
+    for m in members:
+        if not m.filename.endswith(".npy") or m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise bad(f"member {m.filename!r} is not a stored or deflated .npy array")
+        if m.file_size > MAX_DEFLATE_RATIO * max(m.compress_size, 1) + 1024:
+            raise bad(f"member {m.filename!r} declares {m.file_size:,} bytes from {m.compress_size:,} (a zip bomb?)")
+        try:
+            with archive.open(m) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    raise ValueError(f".npy format version {version} is not read here")
+                shape, fortran, dtype = read_header(f)
+                header = f.tell() if hasattr(f, "tell") else None
+                count = int(np.prod(shape, dtype=object))
+                if dtype.hasobject:
+                    raise ValueError("it holds Python objects")
+                if header is None or count * dtype.itemsize != m.file_size - header:
+                    raise ValueError(f"its header declares {count:,} elements of {dtype.itemsize} bytes, "
+                                     f"the member holds {m.file_size - (header or 0):,} bytes")
+            with archive.open(m) as f:
+                arrays[m.filename[:-4]] = np.lib.format.read_array(f, allow_pickle=False)
+        except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, SyntaxError) as e:
+            raise bad(f"member {m.filename!r}: {e}") from None
+    return arrays
 
 
 def load(path: str | Path) -> Checkpoint:
     path = Path(path)
     name = str(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {name!r} does not exist; train one with mgpt-train or pass its path")
-    if path.is_dir():
-        raise CheckpointError(f"checkpoint {name!r} is a directory; pass the .npz file")
-    if not zipfile.is_zipfile(path):  # np.load would try other formats and blame pickles
+    try:
+        raw = read_input(path, "checkpoint", "train one with mgpt-train or pass the .npz file",
+                         MAX_CHECKPOINT_BYTES)
+    except PathError as e:
+        raise CheckpointError(str(e)) from None
+    if not raw.startswith(b"PK"):  # np.load would try other formats and blame pickles
         raise CheckpointError(f"checkpoint {name!r} is not a readable .npz file (not a zip archive); re-create it "
                               f"with mgpt-train")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise CheckpointError(f"checkpoint {name!r} is not a readable .npz file ({e}); re-create it with mgpt-train") from None
+    arrays = _read_arrays(raw, name)
     if "meta" not in arrays:
         raise CheckpointError(f"{name!r} is not an mgpt checkpoint (no 'meta' entry)")
+    meta_array = arrays.pop("meta")
     try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError:
+        if meta_array.shape != () or meta_array.dtype.kind != "U":
+            raise ValueError("not a string")
+        meta = json.loads(str(meta_array))
+    except (ValueError, RecursionError):
         raise CheckpointError(f"checkpoint {name!r} has a 'meta' entry that is not JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{name!r} is not an mgpt checkpoint (meta format is not {FORMAT!r})")
@@ -83,6 +156,9 @@ def load(path: str | Path) -> Checkpoint:
             f"{vocab.bos} and vocab_size {vocab.size}, meta says bos {meta.get('bos')!r} and "
             f"vocab_size {config.vocab_size}"
         )
+    if config.n_layer > len(arrays):  # before listing the config's shapes: n_layer may say 10**9
+        raise CheckpointError(f"checkpoint {name!r} arrays do not match its config: n_layer {config.n_layer:,} "
+                              f"needs {6 * config.n_layer + 3:,} arrays, the file holds {len(arrays)}")
     shapes = config.param_shapes()
     if set(arrays) != set(shapes):
         missing, extra = sorted(set(shapes) - set(arrays)), sorted(set(arrays) - set(shapes))

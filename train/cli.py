@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import json
+import secrets
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 import click
 
 from mgpt.runtime import Generator, ModelError, __version__
-from mgpt.runtime.command import CONTEXT_SETTINGS, Command
+from mgpt.runtime.command import CONTEXT_SETTINGS, Command, FiniteRange
+from mgpt.runtime.paths import PathError, check_paths
 
 from . import checkpoint as ckpt_io
 from . import model
 from .checkpoint import Checkpoint, CheckpointError
 from .config import ConfigError, GPTConfig
 from .data import DataError, default_data_path, encode, read_documents, split
-from .files import OutputError, atomic_write, check_writable
-from .trainer import TrainingError, TrainOptions, keep_freed_memory, mean_nll, train
+from .files import check_writable, replace_together, staged
+from .progress import MetricsLog, Progress
+from .trainer import DTYPES, TrainingError, TrainOptions, keep_freed_memory, mean_nll, train
 
-USER_ERRORS = (CheckpointError, ConfigError, DataError, OutputError, TrainingError)
+USER_ERRORS = (CheckpointError, ConfigError, DataError, PathError, TrainingError)
 
 
 def metrics_path_for(out: Path) -> Path:
@@ -31,52 +32,29 @@ def metrics_path_for(out: Path) -> Path:
     return out.with_name(out.stem + ".metrics.jsonl")
 
 
-class Progress:
-    """One status line: redrawn in place on a terminal (at most 10 times a second), else printed
-    at every held-out evaluation."""
-
-    def __init__(self, steps: int, quiet: bool):
-        self.steps, self.quiet = steps, quiet
-        self.tty = sys.stderr.isatty()
-        self.t0 = self.last = time.perf_counter()
-
-    def __call__(self, record: dict) -> None:
-        if self.quiet:
-            return
-        now = time.perf_counter()
-        evaluated = "val_loss" in record
-        if not evaluated and (not self.tty or now - self.last < 0.1) and record["step"] != self.steps:
-            return
-        self.last = now
-        rate = record["step"] / max(now - self.t0, 1e-9)
-        line = f"step {record['step']:>{len(str(self.steps))}}/{self.steps} | loss {record['loss']:.4f}"
-        if evaluated:
-            line += f" | held-out {record['val_loss']:.4f}"
-        line += f" | lr {record['lr']:.2e} | {rate:,.0f} steps/s"
-        if self.tty:
-            click.echo("\r" + line.ljust(78), nl=evaluated or record["step"] == self.steps, err=True)
-        else:
-            click.echo(line, err=True)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def _ctrl_c_between_steps():
-    """Turn the first Ctrl-C into a flag (a non-empty list) checked after each step; a second one
-    interrupts at once, as usual."""
-    flag: list[bool] = []
+def _stop_between_steps():
+    """Turn the first Ctrl-C or SIGTERM into a flag (a list that receives the signal's number)
+    checked after each step; a second one acts at once, as usual."""
+    flag: list[int] = []
     if threading.current_thread() is not threading.main_thread():  # signals belong to the main thread
         yield flag
         return
 
     def handler(signum, frame):
-        flag.append(True)
-        signal.signal(signal.SIGINT, previous)
+        flag.append(signum)
+        for s in STOP_SIGNALS:
+            signal.signal(s, previous[s])
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s in STOP_SIGNALS:
+            signal.signal(s, previous[s])
 
 
 SEED_SHAPE = {"n_layer": 1, "n_embd": 16, "n_head": 4, "block_size": 8}  # microgpt's model
@@ -94,41 +72,66 @@ def _shape_option(name: str, help: str):
 @click.option("--out", type=click.Path(path_type=Path), default=Path(ckpt_io.DEFAULT_PATH), show_default=True,
               help="Checkpoint to write (.npz); mgpt-export reads this path by default.")
 @click.option("--metrics", type=click.Path(path_type=Path), default=None,
-              help="Metrics log, one JSON line per step. [default: OUT with .metrics.jsonl]")
-@click.option("--steps", type=click.IntRange(min=1), default=500, show_default=True, help="Optimizer steps.")
+              help="Metrics log, JSON lines (see --metrics-every). [default: OUT with .metrics.jsonl]")
+@click.option("--metrics-every", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Log a line every N steps (its loss the mean since the previous line), plus every "
+                   "evaluation and the last step; 1 logs every step.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Optimizer steps. [default: 500; with --time-limit, as many as fit]")
+@click.option("--time-limit", type=FiniteRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Train for this many seconds (evaluations included; with --steps, whichever ends first); "
+                   "the learning rate decays with the fraction of the time spent.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Documents per step.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
+@click.option("--lr", type=FiniteRange(min=0, min_open=True), default=0.01, show_default=True,
               help="Peak learning rate of Adam, decayed linearly to 0.")
+@click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Steps over which the learning rate rises linearly to its peak.")
+@click.option("--weight-decay", type=FiniteRange(min=0), default=0.0, show_default=True,
+              help="AdamW's decoupled weight decay of the attention, MLP and lm_head matrices (not the embeddings).")
+@click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
+              help="Drop this fraction of each block's attention and MLP outputs in training (never in evaluation).")
+@click.option("--dtype", type=click.Choice(DTYPES), default="float64", show_default=True,
+              help="Training arithmetic: float64 is exact against microgpt; float32 is about twice as fast.")
 @_shape_option("--n-layer", "Transformer blocks.")
 @_shape_option("--n-embd", "Embedding width.")
 @_shape_option("--n-head", "Attention heads (must divide --n-embd).")
 @_shape_option("--block-size", "Longest context, in tokens.")
-@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the initial weights and the data order.")
+@click.option("--seed", type=int, default=42, show_default=True,
+              help="Seed of the initial weights and the data order (any integer, taken mod 2^64).")
 @click.option("--init-from", type=click.Path(path_type=Path), default=None,
               help="Start from this checkpoint's weights and vocabulary (fine-tuning, fresh optimizer).")
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the training documents once.")
-@click.option("--val-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.03, show_default=True,
+@click.option("--val-fraction", type=FiniteRange(min=0, max=1, max_open=True), default=0.03, show_default=True,
               help="Fraction of documents held out (a fixed choice, independent of --seed).")
 @click.option("--eval-every", type=click.IntRange(min=1), default=100, show_default=True,
               help="Evaluate the held-out loss every this many steps.")
+@click.option("--keep-best/--keep-last", default=True, show_default=True,
+              help="Write the weights of the best held-out evaluation, or of the last step.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines; the summary only.")
 @click.version_option(__version__, prog_name="mgpt")
-def train_command(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, block_size, seed,
-                  init_from, shuffle, val_fraction, eval_every, quiet):
+def train_command(data, out, metrics, metrics_every, steps, time_limit, batch_size, lr, warmup, weight_decay,
+                  dropout, dtype, n_layer, n_embd, n_head, block_size, seed, init_from, shuffle, val_fraction,
+                  eval_every, keep_best, quiet):
     """Train microgpt's GPT on a text file and write a checkpoint."""
     try:
-        _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, block_size, seed,
-               init_from, shuffle, val_fraction, eval_every, quiet)
+        if steps is None and time_limit is None:
+            steps = 500
+        options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, seed=seed, shuffle=shuffle,
+                               eval_every=eval_every, weight_decay=weight_decay, warmup=warmup, dropout=dropout,
+                               dtype=dtype, time_limit=time_limit, keep_best=keep_best)
+        _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, block_size, init_from,
+               val_fraction, quiet)
     except USER_ERRORS as e:
         raise click.ClickException(str(e)) from e
 
 
-def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, block_size, seed,
-           init_from, shuffle, val_fraction, eval_every, quiet):
+def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, block_size, init_from,
+           val_fraction, quiet):
     # 1) everything that can be wrong with the input is found before any work
     out = check_writable(out, "--out")
     metrics = check_writable(metrics or metrics_path_for(out), "--metrics")
     data_path = Path(data) if data is not None else default_data_path()
+    check_paths({"--data": data_path, "--init-from": init_from}, {"--out": out, "--metrics": metrics})
     documents = read_documents(data_path)
     shape = {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "block_size": block_size}
     init = None
@@ -146,52 +149,68 @@ def _train(data, out, metrics, steps, batch_size, lr, n_layer, n_embd, n_head, b
         config, init = start.config, (start.config, start.vocab, model.flatten(start.params, start.config))
     else:
         config = GPTConfig(1, **{k: v if v is not None else SEED_SHAPE[k] for k, v in shape.items()})
-    options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, seed=seed, shuffle=shuffle,
-                           eval_every=eval_every)
     train_docs, val_docs = split(documents, val_fraction)
 
-    # 2) train, logging every step to the metrics file (moved into place at the end). Ctrl-C is
-    #    taken between steps, after a step's line is logged, so the log and the weights agree.
-    progress = Progress(steps, quiet)
+    # 2) train, logging to a staged metrics file. Ctrl-C and SIGTERM are taken between steps, after
+    #    a step is recorded; the log always ends with the last step done.
+    progress = Progress(lambda text, nl: click.echo(text, nl=nl, err=True), sys.stderr.isatty(),
+                        options.steps, options.time_limit, options.eval_every)
     keep_freed_memory()  # this process is ours: steps reuse freed memory instead of faulting it back in
-    with atomic_write(metrics, "w") as log, _ctrl_c_between_steps() as interrupted:
+    run_id = secrets.token_hex(8)  # in the checkpoint's record and on every line of its log
+    with staged(metrics, "w") as (file, staged_log), _stop_between_steps() as stop:
+        log = MetricsLog(file, metrics_every, run=run_id)
+
         def on_step(record):
-            log.write(json.dumps(record) + "\n")
-            progress(record)
-            if interrupted:
+            log(record)
+            if not quiet:
+                progress(record)
+            if stop:
                 raise KeyboardInterrupt
         result = train(train_docs, val_docs, config, options, init=init, on_step=on_step)
+        log.flush()
+    progress.end()
 
-    # 3) the checkpoint, with the record of how it was made
+    # 3) the checkpoint, with the record of how it was made; it and the log are moved into place
+    #    together (the old log removed first), so they never describe two different runs
     record = {
         "data": data_path.name if data is None else str(data), "documents": len(train_docs),
         "held_out": len(val_docs), "val_fraction": val_fraction, "truncated": result.truncated,
-        **{k: getattr(options, k) for k in ("seed", "batch_size", "lr", "beta1", "beta2", "eps", "shuffle")},
-        "steps": result.steps_done, "steps_planned": steps, "train_loss": result.train_loss,
-        "val_loss": result.val_loss, "init_from": str(init_from) if init_from else None,
-        "stopped": result.stopped, "seconds": round(result.seconds, 4), "mgpt": __version__,
+        **{k: getattr(options, k) for k in ("seed", "batch_size", "lr", "beta1", "beta2", "eps", "shuffle",
+                                             "warmup", "weight_decay", "dropout", "dtype", "time_limit")},
+        "steps": result.steps_done, "steps_planned": options.steps, "train_loss": result.train_loss,
+        "val_loss": result.val_loss, "best_step": result.best_step,
+        "init_from": str(init_from) if init_from else None,
+        "stopped": result.stopped, "seconds": round(result.seconds, 4), "mgpt": __version__, "run": run_id,
     }
-    ckpt_io.save(out, Checkpoint(result.config, result.vocab, result.params, record))
+    try:
+        with ckpt_io.staged_save(out, Checkpoint(result.config, result.vocab, result.params, record)) as staged_ckpt:
+            replace_together(staged_ckpt, staged_log)
+    except BaseException:
+        staged_log.discard()
+        raise
 
     if result.stopped == "diverged":
         raise TrainingError(
-            f"the loss became non-finite at step {result.diverged_step + 1}; {out} keeps the weights of "
-            f"step {result.diverged_step}; try a lower --lr (now {lr:g})")
+            f"the loss diverged (became non-finite or blew up) at step {result.diverged_step + 1}; {out} keeps the weights of "
+            f"step {result.diverged_step}; try a lower --lr (now {options.lr:g})")
     c = result.config
     echo = click.echo
     if result.stopped == "interrupted":
-        echo(f"interrupted after {result.steps_done} of {steps} steps; saving that progress", err=True)
+        planned = f" of {options.steps}" if options.steps else ""
+        echo(f"interrupted after {result.steps_done}{planned} steps; saved that progress", err=True)
     echo(f"trained {c.num_params():,} parameters ({c.n_layer} layer{'s' * (c.n_layer > 1)}, n_embd {c.n_embd}, "
          f"{c.n_head} heads, block {c.block_size}, vocabulary {c.vocab_size}) on {len(train_docs):,} documents"
          + (f" ({result.truncated:,} longer than the block, truncated)" if result.truncated else ""))
     optimizing = max(result.seconds - result.eval_seconds, 1e-9)
     rate = result.steps_done / optimizing
     held = f", held-out {result.val_loss:.4f} on {len(val_docs):,} documents" if result.val_loss is not None else ""
-    echo(f"{result.steps_done} steps in {optimizing:.2f} s ({rate:,.0f} steps/s, {rate * batch_size:,.0f} documents/s)"
-         f" + {result.eval_seconds:.2f} s of held-out evaluation; loss {result.train_loss:.4f}{held}")
+    echo(f"{result.steps_done} steps in {optimizing:.2f} s ({rate:,.0f} steps/s, {rate * options.batch_size:,.0f} "
+         f"documents/s) + {result.eval_seconds:.2f} s of held-out evaluation; loss {result.train_loss:.4f}{held}")
+    if result.best_step != result.steps_done:
+        echo(f"kept the weights of step {result.best_step}, the best held-out evaluation (--keep-last keeps the last)")
     echo(f"wrote {out} and {metrics}")
-    if result.stopped == "interrupted":
-        raise SystemExit(130)  # the shell's code for Ctrl-C, so `mgpt-train && ...` does not go on
+    if result.stopped == "interrupted":  # the shell's code for the signal, so `mgpt-train && ...` does not go on
+        raise SystemExit(128 + (stop[0] if stop else signal.SIGINT))
 
 
 @click.command(cls=Command, context_settings=CONTEXT_SETTINGS)

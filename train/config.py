@@ -56,4 +56,7 @@ class GPTConfig:
         return shapes
 
     def num_params(self) -> int:
-        return sum(a * b for a, b in self.param_shapes().values())
+        """The sum over param_shapes, in closed form: sizes are checked with it before any
+        shape list is built (n_layer 10**9 would be a list of 6 * 10**9 shapes)."""
+        V, C = self.vocab_size, self.n_embd
+        return 2 * V * C + self.block_size * C + self.n_layer * 12 * C * C

@@ -9,10 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from mgpt.runtime.paths import PathError, read_input
 from mgpt.runtime.vocab import Vocab
+
+from . import arguments
 
 # The shipped dataset: 32,469 US baby names of 2017 (see scripts/make_names.py).
 DEFAULT_DATA = "names.txt"
+# The largest data file read: a GB of text is ~10 GB of Python strings and padded arrays.
+MAX_DATA_BYTES = 1 << 30
 
 
 class DataError(ValueError):
@@ -24,16 +29,13 @@ def default_data_path() -> Path:
 
 
 def read_documents(path: str | Path) -> list[str]:
-    """Non-blank lines of a UTF-8 text file, without line endings (\\n, \\r\\n or \\r)."""
+    """Non-blank lines of a UTF-8 text file, without line endings (\\n, \\r\\n or \\r). Anything but a
+    regular file of at most MAX_DATA_BYTES is refused before it is read."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"data file {str(path)!r} does not exist; pass an existing file to --data") from None
-    except IsADirectoryError:
-        raise DataError(f"data path {str(path)!r} is a directory; pass a text file to --data") from None
-    except OSError as e:
-        raise DataError(f"cannot read data file {str(path)!r}: {e.strerror}") from e
+        raw = read_input(path, "data file", "pass a text file to --data", MAX_DATA_BYTES)
+    except PathError as e:
+        raise DataError(str(e)) from None
     if not raw:
         raise DataError(f"data file {str(path)!r} is empty; it needs one document per line")
     try:
@@ -52,6 +54,9 @@ def split(documents: list[str], val_fraction: float) -> tuple[list[str], list[st
     """(train, held-out). The held-out documents are a fixed pseudo-random choice that does not
     depend on the training seed, so runs with different seeds are scored on the same documents;
     both parts keep the file's order."""
+    if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
+        raise TypeError("documents must be a list of strings")
+    val_fraction = arguments.real("val_fraction", val_fraction, 0, 1, high_open=True, error=DataError)
     n_val = int(round(val_fraction * len(documents)))
     if val_fraction > 0 and n_val == 0:
         n_val = 1

@@ -57,17 +57,26 @@ def _qkv(params: dict, i: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- shared pieces
 
 @functools.lru_cache(maxsize=None)
-def _mean_weights(n: int) -> np.ndarray:
+def _mean_weights(n: int, dtype=np.float64) -> np.ndarray:
     """(n,) of 1/n, read-only: ``(x * x) @ _mean_weights(n)`` is the mean over the last axis as one
-    BLAS product, 4x faster than np.add.reduce over a 16-long axis at 2,048 rows (15 vs 61 us)."""
-    w = np.full(n, 1.0 / n)
+    BLAS product, 4x faster than np.add.reduce over a 16-long axis at 2,048 rows (15 vs 61 us).
+    In the activations' dtype: a float64 vector would turn a float32 product into a float64 one."""
+    w = np.full(n, 1.0 / n, dtype=dtype)
+    w.flags.writeable = False
+    return w
+
+
+@functools.lru_cache(maxsize=None)
+def _ones(n: int, dtype=np.float64) -> np.ndarray:
+    """(n,) of ones, read-only: ``a @ _ones(n)`` sums the last axis as a product (3x add.reduce)."""
+    w = np.ones(n, dtype=dtype)
     w.flags.writeable = False
     return w
 
 
 def rmsnorm(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """x / sqrt(mean(x^2) + eps) over the last axis; also returns the scale (..., 1) for backward."""
-    scale = 1.0 / np.sqrt(((x * x) @ _mean_weights(x.shape[-1]))[..., None] + EPS)
+    scale = 1.0 / np.sqrt(((x * x) @ _mean_weights(x.shape[-1], x.dtype))[..., None] + EPS)
     return x * scale, scale
 
 
@@ -140,16 +149,28 @@ def _attention(q, k, v, out):
     a += _causal_mask(q.shape[2])
     a -= np.maximum.reduce(a, axis=-1, keepdims=True)
     np.exp(a, out=a)
-    a /= (a @ np.ones(a.shape[-1]))[..., None]  # row sums as a product: 3x faster than add.reduce
+    a /= (a @ _ones(a.shape[-1], a.dtype))[..., None]  # row sums as a product
     np.matmul(a, v, out=out)
     return a
 
 
-def forward(params, config: GPTConfig, tokens: np.ndarray, keep: bool = True):
+def dropout_masks(rng: np.random.Generator, config: GPTConfig, rows: int, p: float, dtype=np.float64):
+    """Per layer, (attention, MLP) masks (rows, C) for the two residual branches: 0 with probability
+    p, else 1/(1-p) (inverted dropout, so nothing changes at evaluation)."""
+    C, keep = config.n_embd, 1.0 - p
+    return [tuple((rng.random((rows, C), dtype=np.float32) < keep) * np.array(1.0 / keep, dtype) for _ in range(2))
+            for _ in range(config.n_layer)]
+
+
+def forward(params, config: GPTConfig, tokens: np.ndarray, keep: bool = True, dropout=None):
     """All positions of a batch at once, with a causal mask: the same logits as calling ``step`` at
     positions 0..T-1. tokens: (B, T). Returns logits (B, T, V) and what backward needs (None unless
-    ``keep``: evaluation skips keeping the activations and overwrites them in place)."""
+    ``keep``: evaluation skips keeping the activations and overwrites them in place).
+
+    ``dropout``: training only, ``dropout_masks(...)`` for rows B*T; each block's attention output
+    (after Wo) and MLP output (after fc2) is multiplied by its mask before joining the residual."""
     B, T = tokens.shape
+    dtype = params["wte"].dtype
     C, H, D = config.n_embd, config.n_head, config.head_dim
     rows = B * T
     x, s0 = rmsnorm((params["wte"][tokens] + params["wpe"][:T]).reshape(rows, C))  # (rows, C)
@@ -161,16 +182,22 @@ def forward(params, config: GPTConfig, tokens: np.ndarray, keep: bool = True):
         wqkv[:C] *= 1.0 / np.sqrt(D)  # scaling the (C, C) Wq, not the (B, H, T, T) scores
         qkv = (h @ wqkv.T).reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)
         q, k, v = qkv  # each (B, H, T, D), views of the (rows, 3C) product
-        o = np.empty((B, T, H, D))
+        o = np.empty((B, T, H, D), dtype)
         a = _attention(q, k, v, out=o.transpose(0, 2, 1, 3))
         o = o.reshape(rows, C)  # heads concatenated per position, without a transpose copy
-        x = x + o @ params[f"layer{i}.attn_wo"].T
+        y = o @ params[f"layer{i}.attn_wo"].T
+        if dropout is not None:
+            y *= dropout[i][0]
+        x = x + y
         h2, s2 = rmsnorm(x)
         u = h2 @ params[f"layer{i}.mlp_fc1"].T  # (rows, 4C)
         f = np.maximum(u, 0.0, out=None if keep else u)
-        x += f @ params[f"layer{i}.mlp_fc2"].T
+        y = f @ params[f"layer{i}.mlp_fc2"].T
+        if dropout is not None:
+            y *= dropout[i][1]
+        x += y
         if keep:
-            saved.append((x_in, h, s1, wqkv, q, k, v, a, o, h2, s2, u, f))
+            saved.append((x_in, h, s1, wqkv, q, k, v, a, o, h2, s2, u, f, dropout and dropout[i]))
     logits = (x @ params["lm_head"].T).reshape(B, T, -1)
     return logits, ((tokens, x, s0, saved) if keep else None)
 
@@ -178,7 +205,7 @@ def forward(params, config: GPTConfig, tokens: np.ndarray, keep: bool = True):
 def _rmsnorm_backward(dy, y, scale):
     """d/dx of y = x * scale, scale = (mean(x^2) + eps)^-1/2, given dy: scale * (dy - y * mean(dy*y)).
     Overwrites dy (always a fresh product here)."""
-    dy -= y * ((dy * y) @ _mean_weights(y.shape[-1]))[..., None]
+    dy -= y * ((dy * y) @ _mean_weights(y.shape[-1], y.dtype))[..., None]
     dy *= scale
     return dy
 
@@ -193,20 +220,22 @@ def backward(params, grads, config: GPTConfig, dlogits: np.ndarray, cache) -> No
     grads["lm_head"][...] = dlogits.T @ x_out
     dx = dlogits @ params["lm_head"]  # (rows, C)
     for i in reversed(range(config.n_layer)):
-        x_in, h, s1, wqkv, q, k, v, a, o, h2, s2, u, f = saved[i]
-        # MLP: x += fc2 relu(fc1 h2)
-        grads[f"layer{i}.mlp_fc2"][...] = dx.T @ f
-        du = dx @ params[f"layer{i}.mlp_fc2"]  # (rows, 4C)
+        x_in, h, s1, wqkv, q, k, v, a, o, h2, s2, u, f, masks = saved[i]
+        # MLP: x += mask * fc2 relu(fc1 h2); the residual passes dx through, the branch gets mask * dx
+        dy = dx if masks is None else dx * masks[1]
+        grads[f"layer{i}.mlp_fc2"][...] = dy.T @ f
+        du = dy @ params[f"layer{i}.mlp_fc2"]  # (rows, 4C)
         du *= u > 0
         grads[f"layer{i}.mlp_fc1"][...] = du.T @ h2
         dx = dx + _rmsnorm_backward(du @ params[f"layer{i}.mlp_fc1"], h2, s2)
-        # attention: x += Wo concat_h(softmax(q k^T / sqrt(D)) v), with q = (Wq / sqrt(D)) h
-        grads[f"layer{i}.attn_wo"][...] = dx.T @ o
-        do = (dx @ params[f"layer{i}.attn_wo"]).reshape(B, T, H, D).transpose(0, 2, 1, 3)
+        # attention: x += mask * Wo concat_h(softmax(q k^T / sqrt(D)) v), with q = (Wq / sqrt(D)) h
+        dy = dx if masks is None else dx * masks[0]
+        grads[f"layer{i}.attn_wo"][...] = dy.T @ o
+        do = (dy @ params[f"layer{i}.attn_wo"]).reshape(B, T, H, D).transpose(0, 2, 1, 3)
         da = do @ v.transpose(0, 1, 3, 2)  # (B, H, T, T)
-        da -= (da * a) @ np.ones(T)[:, None]  # softmax backward, in place: a * (da - sum(da * a))
+        da -= ((da * a) @ _ones(T, a.dtype))[..., None]  # softmax backward, in place: a * (da - sum(da * a))
         da *= a
-        dqkv = np.empty((B, T, 3, H, D))  # dq, dk, dv written in the layout of the qkv product
+        dqkv = np.empty((B, T, 3, H, D), a.dtype)  # dq, dk, dv written in the layout of the qkv product
         np.matmul(da, k, out=dqkv[:, :, 0].transpose(0, 2, 1, 3))
         np.matmul(da.transpose(0, 1, 3, 2), q, out=dqkv[:, :, 1].transpose(0, 2, 1, 3))
         np.matmul(a.transpose(0, 1, 3, 2), do, out=dqkv[:, :, 2].transpose(0, 2, 1, 3))
@@ -221,7 +250,7 @@ def backward(params, grads, config: GPTConfig, dlogits: np.ndarray, cache) -> No
     x0 = saved[0][0] if saved else x_out
     de = _rmsnorm_backward(dx, x0, s0)  # (rows, C)
     one_hot = tokens.reshape(rows, 1) == np.arange(V)  # (rows, V): the scatter-add as a product
-    grads["wte"][...] = one_hot.T.astype(np.float64) @ de
+    grads["wte"][...] = one_hot.T.astype(de.dtype) @ de
     grads["wpe"][...] = 0.0
     grads["wpe"][:T] = de.reshape(B, T, C).sum(axis=0)
 
@@ -235,7 +264,7 @@ def _log_softmax_at(logits: np.ndarray, targets: np.ndarray):
     at_target = np.arange(z.shape[0]) * V + targets.ravel()  # flat index of each target logit
     z_target = z.ravel()[at_target]
     e = np.exp(z, out=z)
-    total = e @ np.ones((V, 1))
+    total = (e @ _ones(V, e.dtype))[:, None]
     return np.log(total.ravel()) - z_target, e, total, at_target
 
 
@@ -256,9 +285,10 @@ def nll_sum(params, config: GPTConfig, tokens, targets, weights) -> float:
     return float(nll @ weights.ravel())
 
 
-def loss_and_grads(params, grads, config: GPTConfig, tokens, targets, weights) -> float:
-    """Mean NLL over the real (weight 1) predicted tokens of a padded batch; gradients into ``grads``."""
-    logits, cache = forward(params, config, tokens)
+def loss_and_grads(params, grads, config: GPTConfig, tokens, targets, weights, dropout=None) -> float:
+    """Mean NLL over the real (weight 1) predicted tokens of a padded batch; gradients into ``grads``.
+    ``dropout``: the masks of ``dropout_masks`` for this batch's B*T rows (training only)."""
+    logits, cache = forward(params, config, tokens, dropout=dropout)
     # weights / count: the mean and its gradient directly, without a pass dividing dlogits
     loss, dlogits = cross_entropy(logits, targets, weights / float(np.sum(weights)), overwrite=True)
     backward(params, grads, config, dlogits, cache)

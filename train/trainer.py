@@ -12,33 +12,63 @@ import numpy as np
 
 from mgpt.runtime.vocab import Vocab
 
-from . import model
+from . import arguments, model
 from .config import GPTConfig
 from .data import Encoded, encode
+from .memory import available_memory, size_text
 
 
 class TrainingError(ValueError):
     """Options that cannot be trained with."""
 
 
+DTYPES = ("float64", "float32")
+
+
 @dataclass(frozen=True)
 class TrainOptions:
-    steps: int = 500  # optimizer steps
+    steps: int | None = 500  # optimizer steps; None: as many as time_limit allows
     batch_size: int = 1  # documents per step
     lr: float = 0.01  # peak learning rate, decayed linearly to 0
     beta1: float = 0.85
     beta2: float = 0.99
     eps: float = 1e-8
-    seed: int = 42  # initial weights and document order
+    seed: int = 42  # initial weights, document order and dropout masks: any int, taken mod 2^64
     shuffle: bool = True  # shuffle the training documents once with the seed
     eval_every: int = 100  # held-out loss every this many steps (and after the last)
+    # Beyond microgpt's recipe; the defaults leave it unchanged.
+    weight_decay: float = 0.0  # AdamW's decoupled decay, of every matrix but the embeddings wte, wpe
+    warmup: int = 0  # steps over which the learning rate rises linearly, multiplying the decay
+    dropout: float = 0.0  # probability of zeroing a unit of each residual branch, in training only
+    dtype: str = "float64"  # of the weights, activations and optimizer (checkpoints stay float64)
+    time_limit: float | None = None  # seconds of training (evaluations included); the schedule follows it
+    keep_best: bool = True  # with held-out documents, return the weights of the best held-out loss
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "eval_every"):
-            if getattr(self, name) < 1:
-                raise TrainingError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0 or not np.isfinite(self.lr):
-            raise TrainingError(f"lr must be a positive number, got {self.lr}")
+        # normalized in place (NumPy scalars become Python numbers), each refused by name:
+        # a TypeError for a wrong type, a TrainingError (a ValueError) for a bad value
+        if self.steps is None and self.time_limit is None:
+            raise TrainingError("steps may be left out only with a time-limit; give one or the other")
+        checked = {name: arguments.integer(name, getattr(self, name), 1, TrainingError)
+                   for name in ("steps", "batch_size", "eval_every") if getattr(self, name) is not None}
+        checked["lr"] = arguments.real("lr", self.lr, 0, low_open=True, error=TrainingError)
+        for name in ("beta1", "beta2"):
+            checked[name] = arguments.real(name, getattr(self, name), 0, 1, high_open=True, error=TrainingError)
+        checked["eps"] = arguments.real("eps", self.eps, 0, low_open=True, error=TrainingError)
+        checked["seed"] = arguments.integer("seed", self.seed)
+        checked["shuffle"] = arguments.boolean("shuffle", self.shuffle)
+        checked["weight_decay"] = arguments.real("weight_decay", self.weight_decay, 0, error=TrainingError)
+        checked["warmup"] = arguments.integer("warmup", self.warmup, 0, TrainingError)
+        checked["dropout"] = arguments.real("dropout", self.dropout, 0, 1, high_open=True, error=TrainingError)
+        if not isinstance(self.dtype, str):
+            raise TypeError(f"dtype must be a string, one of {', '.join(DTYPES)}; got {self.dtype!r}")
+        if self.dtype not in DTYPES:
+            raise TrainingError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.time_limit is not None:
+            checked["time_limit"] = arguments.real("time_limit", self.time_limit, 0, low_open=True, error=TrainingError)
+        checked["keep_best"] = arguments.boolean("keep_best", self.keep_best)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass
@@ -48,12 +78,13 @@ class TrainResult:
     vocab: Vocab
     steps_done: int
     train_loss: float  # mean step loss over the last min(50, steps_done) steps
-    val_loss: float | None  # mean NLL per predicted held-out token, after the last step
+    val_loss: float | None  # mean NLL per predicted held-out token of the weights returned
     seconds: float  # time in the optimization loop, held-out evaluations included
     eval_seconds: float  # of which evaluating the held-out loss
     truncated: int  # training documents longer than the block
-    stopped: str  # "done", "interrupted" (Ctrl-C) or "diverged" (non-finite loss)
+    stopped: str  # "done" (all steps, or the time limit), "interrupted" (Ctrl-C, SIGTERM) or "diverged" (blown_up)
     diverged_step: int | None = None
+    best_step: int | None = None  # the step whose weights are returned (the last one done, or the best)
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -77,6 +108,42 @@ def keep_freed_memory() -> None:
         pass
 
 
+# A loss this many times a uniform guess's (ln vocab_size) has blown up even while finite: --lr 1e6
+# reaches 1e19 without a NaN. Treated as divergence, like a non-finite loss.
+BLOWN_UP = 100.0
+
+
+def blown_up(loss: float, vocab_size: int) -> bool:
+    return not (np.isfinite(loss) and loss <= BLOWN_UP * np.log(vocab_size))
+
+
+def memory_needed(config: GPTConfig, batch_size: int, documents: int) -> dict[str, int]:
+    """Bytes a training run needs, estimated in closed form before anything is allocated:
+    parameters (weights, gradient, Adam's two moments, the last good copy, the best one and a
+    temporary: 7 float64 copies), the batch's activations kept for the backward pass (per layer and position
+    about 20 n_embd + 2 n_head x block values, plus the logits and their gradient), and the padded
+    documents (a token and a weight per position). Keyed by what to lower."""
+    V, C, H, T, L = config.vocab_size, config.n_embd, config.n_head, config.block_size, config.n_layer
+    params = config.num_params()
+    rows = max(batch_size, 512) * T  # a training batch, or an evaluation chunk of 512 documents
+    return {"parameters": 8 * 7 * params,
+            "activations": 8 * rows * (L * (22 * C + 2 * H * T) + 3 * V + 4 * C),
+            "documents": 16 * documents * (T + 1)}
+
+
+def check_memory(config: GPTConfig, batch_size: int, documents: int) -> None:
+    """A TrainingError naming the size and the option to change when the run cannot fit in memory."""
+    need = memory_needed(config, batch_size, documents)
+    total, have = sum(need.values()), available_memory()
+    if total <= have:
+        return
+    part = max(need, key=need.get)
+    fix = {"parameters": "--n-layer or --n-embd", "activations": "--batch-size, --block-size or --n-layer",
+           "documents": "--block-size (or use less data)"}[part]
+    raise TrainingError(f"this run needs about {size_text(total)} of memory ({part}: {size_text(need[part])}) but "
+                        f"{size_text(have)} is available; lower {fix}")
+
+
 def mean_nll(params, config: GPTConfig, data: Encoded, chunk: int = 512) -> float:
     """Mean negative log-likelihood (nats) per predicted token over all documents of ``data``."""
     total, count = 0.0, 0.0
@@ -95,6 +162,23 @@ def evaluate(params, config: GPTConfig, vocab: Vocab, documents: list[str]) -> f
     return mean_nll(params, config, encode(documents, vocab, config.block_size))
 
 
+def learning_rate(options: TrainOptions, step: int, spent: float) -> float:
+    """The rate of step ``step`` (from 0) when the fraction ``spent`` of the run is done: the peak
+    decayed linearly to 0 over the run, times a linear rise over the first ``warmup`` steps."""
+    lr = options.lr * (1 - spent)
+    if step < options.warmup:
+        lr *= (step + 1) / options.warmup
+    return lr
+
+
+def _decayed(config: GPTConfig) -> slice:
+    """The part of the flat buffer that weight decay shrinks: every matrix after wte and wpe (which
+    come first). The embeddings are looked up, not multiplied: a rare character's or a late
+    position's row gets a gradient only when it occurs, but would be decayed at every step."""
+    shapes = config.param_shapes()
+    return slice(sum(r * c for name, (r, c) in shapes.items() if name in ("wte", "wpe")), None)
+
+
 def train(
     train_docs: list[str],
     val_docs: list[str],
@@ -106,61 +190,90 @@ def train(
     """Train from scratch (``config``, whose vocab_size is set from the data) or from ``init``
     (config, vocab, flat weights: fine-tuning with a fresh optimizer and schedule).
 
-    ``on_step`` receives {"step", "lr", "loss"} after every step (plus "val_loss" where evaluated).
-    Ctrl-C ends the loop after the last completed step; a non-finite loss ends it and the weights
-    are those of the last step whose loss was finite.
+    ``on_step`` receives {"step", "lr", "loss", "seconds"} after every step (plus "val_loss" where
+    evaluated). Ctrl-C ends the loop after the last completed step; a loss that is non-finite or
+    has blown up (``blown_up``) ends it and the weights are those of the last step whose loss was
+    sane; a run that cannot fit in memory is a TrainingError before anything is allocated. With held-out documents and
+    ``keep_best``, the weights returned are those of the evaluation with the lowest held-out loss.
     """
+    dtype = np.dtype(options.dtype)
+    seed = options.seed % 2**64  # any int, as mgpt-generate's seeds
     if init is not None:
-        config, vocab, flat = init[0], init[1], np.array(init[2], dtype=np.float64)
+        config, vocab = init[0], init[1]
     else:
         vocab = Vocab.from_documents(train_docs + val_docs)
         config = GPTConfig(vocab.size, config.n_layer, config.n_embd, config.n_head, config.block_size)
-        flat = model.init_params(config, options.seed)
+    check_memory(config, options.batch_size, len(train_docs) + len(val_docs))
+    flat = (np.array(init[2], dtype=dtype) if init is not None
+            else model.init_params(config, seed).astype(dtype, copy=False))
     data = encode(train_docs, vocab, config.block_size)
     held = encode(val_docs, vocab, config.block_size) if val_docs else None
     lengths = data.weights.sum(axis=1).astype(np.int64)  # predictions per document
+    weights = data.weights.astype(dtype, copy=False)
 
-    rng = np.random.default_rng(options.seed)
+    rng = np.random.default_rng(seed)
     order = rng.permutation(len(data)) if options.shuffle else np.arange(len(data))
+    drop_rng = np.random.default_rng([seed, 1])  # its own stream: dropout leaves the order alone
 
     params = model.views(flat, config)
     grad = np.zeros_like(flat)
     grads = model.views(grad, config)
     m, v = np.zeros_like(flat), np.zeros_like(flat)
     last_good = flat.copy()
-    B, b1, b2 = options.batch_size, options.beta1, options.beta2
+    best, best_loss, best_step = None, float("inf"), None
+    decayed = _decayed(config)
+    B, b1, b2, limit = options.batch_size, options.beta1, options.beta2, options.time_limit
+    steps = options.steps if options.steps is not None else float("inf")
     offsets = np.arange(B)
     losses, val_loss, stopped, bad_step, eval_seconds = [], None, "done", None, 0.0
     t0 = time.perf_counter()
-    step = 0
+    step, record = 0, {}
     try:
         with np.errstate(all="ignore"):  # overflow shows up as a non-finite loss, handled below
-            for step in range(options.steps):
-                # 1) the batch: documents step*B .. step*B+B-1 of the order, wrapping around
+            while step < steps:
+                # 1) how much of the run is spent: by steps, or by the clock with a time limit
+                spent = step / steps
+                if limit is not None:
+                    elapsed = time.perf_counter() - t0
+                    if elapsed >= limit:
+                        break
+                    spent = max(spent, elapsed / limit)
+                # 2) the batch: documents step*B .. step*B+B-1 of the order, wrapping around
                 idx = order[(step * B + offsets) % len(order)]
                 T = int(lengths[idx].max())
                 tokens = data.tokens[idx]
+                masks = (model.dropout_masks(drop_rng, config, B * T, options.dropout, dtype)
+                         if options.dropout else None)
                 loss = model.loss_and_grads(params, grads, config, tokens[:, :T], tokens[:, 1 : T + 1],
-                                            data.weights[idx, :T])
-                if not np.isfinite(loss + grad @ grad):  # one reduction catches a nan or inf anywhere
+                                            weights[idx, :T], masks)
+                if blown_up(loss + grad @ grad * 0.0, config.vocab_size):  # a nan or inf anywhere, or a blow-up
                     flat[:] = last_good
                     stopped, bad_step = "diverged", step
                     break
                 last_good[:] = flat
-                # 2) Adam with bias correction; the learning rate decays linearly to zero
-                lr_t = options.lr * (1 - step / options.steps)
+                # 3) AdamW with bias correction (plain Adam without weight decay)
+                lr_t = learning_rate(options, step, spent)
+                if options.weight_decay:
+                    flat[decayed] *= 1 - lr_t * options.weight_decay
                 m *= b1
                 m += (1 - b1) * grad
                 v *= b2
                 v += (1 - b2) * grad * grad
                 flat -= lr_t * (m / (1 - b1 ** (step + 1))) / (np.sqrt(v / (1 - b2 ** (step + 1))) + options.eps)
                 losses.append(loss)
-                record = {"step": step + 1, "lr": lr_t, "loss": loss}
-                if held is not None and ((step + 1) % options.eval_every == 0 or step + 1 == options.steps):
+                step += 1
+                # 4) held-out loss every eval_every steps and after the last (when the time is up)
+                record = {"step": step, "lr": lr_t, "loss": loss}
+                last = step == steps or (limit is not None and time.perf_counter() - t0 >= limit)
+                if held is not None and (step % options.eval_every == 0 or last):
                     t_eval = time.perf_counter()
                     val_loss = mean_nll(params, config, held)
                     eval_seconds += time.perf_counter() - t_eval
                     record["val_loss"] = val_loss
+                    if options.keep_best and val_loss < best_loss:
+                        best, best_loss, best_step = flat.copy() if best is None else best, val_loss, step
+                        best[:] = flat
+                record["seconds"] = time.perf_counter() - t0
                 if on_step is not None:
                     on_step(record)
     except KeyboardInterrupt:
@@ -169,11 +282,15 @@ def train(
             flat[:] = last_good
     seconds = time.perf_counter() - t0
     steps_done = len(losses)
-    if held is not None and (val_loss is None or steps_done != options.steps):
-        val_loss = mean_nll(params, config, held)
+    if held is not None and (stopped == "diverged" or "val_loss" not in record):
+        val_loss = mean_nll(params, config, held)  # of the weights kept from the last step done
+    if best is not None and best_loss < val_loss:
+        flat, val_loss = best, best_loss
+    else:
+        best_step = steps_done
     tail = losses[-50:]
-    return TrainResult(flat, config, vocab, steps_done, float(np.mean(tail)) if tail else float("nan"),
-                       val_loss, seconds, eval_seconds, data.truncated, stopped, bad_step)
+    return TrainResult(flat.astype(np.float64, copy=False), config, vocab, steps_done, float(np.mean(tail)) if tail else float("nan"),
+                       val_loss, seconds, eval_seconds, data.truncated, stopped, bad_step, best_step)
 
 
 def options_record(options: TrainOptions) -> dict:

@@ -1,0 +1,321 @@
+// The Generator: samples and scores text with an mgpt step graph, as mgpt.runtime's Generator does.
+//
+// Shapes: B rows in a batch, V vocabulary entries, H heads, P cached positions, D head_dim.
+// The loop is the seed's: every sample starts with BOS at position 0 (then the prefix's characters),
+// each step feeds one token per row with the rows' cache and draws the next token; BOS ends a sample.
+// All rows of a batch share the position; rows that end leave the batch and its cache, so they stop
+// costing work, and at most `batchSize` samples are in memory whatever the count.
+
+import { runInLane } from './lane.js';
+import { LOGITS, POSITION, TOKEN, pastNames, presentNames } from './metadata.js';
+import { ModelError, firstLine, openModel, readSource } from './modelfile.js';
+import {
+  DrawScratch, checkOptions, drawOne, newSeed, positionSteps, sampleKey, seedBits, show, uniformAt,
+} from './sampling.js';
+import { VocabError } from './vocab.js';
+
+export const DEFAULT_BATCH_SIZE = 4096;
+
+// onnxruntime's fastest settings for this graph's tiny kernels: one thread, no parallel executor
+const SESSION_OPTIONS = Object.freeze({
+  intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+});
+
+const SAMPLE_OPTIONS = ['temperature', 'topK', 'topP', 'seed', 'prefix', 'maxLength'];
+
+export class Generator {
+  /**
+   * Opens and checks a model: from a path (Node), a URL, a Blob/File, or bytes.
+   * `ort` is the onnxruntime namespace to use (onnxruntime-web or onnxruntime-node); without it the
+   * installed one is imported (onnxruntime-node first in Node).
+   */
+  static async load(source, { ort, sessionOptions } = {}) {
+    ort ??= await importOrt();
+    const { bytes, name } = await readSource(source);
+    const { session, info } = await openModel(ort, bytes, name, { ...SESSION_OPTIONS, ...sessionOptions });
+    return new Generator(ort, session, info, name);
+  }
+
+  /** Use Generator.load; this wraps a session already checked by openModel. */
+  constructor(ort, session, info, name) {
+    this.ort = ort;
+    this.session = session;
+    /** Everything the file's metadata says, the training record too. */
+    this.info = info;
+    /** How errors name the model: its path, URL or file name. */
+    this.name = name;
+    this.past = [], this.present = [];
+    for (let i = 0; i < info.nLayer; i++) {
+      this.past.push(...pastNames(i));
+      this.present.push(...presentNames(i));
+    }
+    this.positions = Array.from({ length: info.blockSize }, (_, p) => new ort.Tensor('int64', BigInt64Array.of(BigInt(p)), []));
+    this.scratch = new DrawScratch(info.vocabSize);
+  }
+
+  get vocab() { return this.info.vocab; }
+
+  get blockSize() { return this.info.blockSize; }
+
+  /** Frees onnxruntime's session; the Generator cannot be used afterwards. */
+  async release() {
+    await this.session.release?.();
+  }
+
+  // ------------------------------------------------------------------------- sampling
+
+  /** `numSamples` samples as an array (see samples). */
+  async generate(options = {}) {
+    const texts = [];
+    for await (const text of this.samples(options)) texts.push(text);
+    return texts;
+  }
+
+  /**
+   * Samples 0..numSamples-1 in order, each batch's as soon as it ends, with at most `batchSize` in
+   * memory. Each starts with `prefix` and has at most `maxLength` characters (default and limit:
+   * the block size). With a `seed` (a bigint or a safe integer, any sign, taken mod 2^64) sample i
+   * is the same whatever numSamples and batchSize, and the same as Python's. Bad options throw here.
+   */
+  samples({ numSamples = 20, batchSize = DEFAULT_BATCH_SIZE, ...options } = {}) {
+    checkCount('numSamples', numSamples, 0);
+    checkCount('batchSize', batchSize, 1);
+    return this.#stream(this.#plan(options, SAMPLE_OPTIONS), numSamples, batchSize);
+  }
+
+  /** One sample, character by character as each is drawn (the prefix's first): with a `seed`,
+   * sample `index` of generate. */
+  characters({ index = 0, ...options } = {}) {
+    checkCount('index', index, 0);
+    return this.#characters(this.#plan(options, SAMPLE_OPTIONS), index);
+  }
+
+  async *#characters(plan, index) {
+    yield* plan.prefix;
+    const cache = await this.#prefill(plan);
+    for await (const t of this.#tokens(plan, index, cache)) yield this.vocab.chars[t];
+  }
+
+  #plan(options, known) {
+    for (const key of Object.keys(options)) {
+      if (!known.includes(key)) throw new TypeError(`unknown option ${JSON.stringify(key)}; the options are ${known.join(', ')}`);
+    }
+    const { temperature = 0.5, topK = null, topP = null, seed = null, prefix = '', maxLength = null } = options;
+    checkOptions(temperature, topK, topP);
+    if (typeof prefix !== 'string') throw new TypeError(`prefix must be a string, got ${typeof prefix}`);
+    let ids;
+    try {
+      ids = this.vocab.encode(prefix);
+    } catch (e) {
+      if (!(e instanceof VocabError)) throw e;
+      throw new RangeError(`prefix ${show(prefix)} has ${e.message}; the model knows ${show(this.vocab.chars.join(''))}`);
+    }
+    const length = maxLength ?? this.blockSize;
+    checkCount('maxLength', length, 1);
+    if (length > this.blockSize) throw new RangeError(`maxLength ${length} exceeds the model's block size ${this.blockSize}`);
+    if (ids.length >= length) {
+      throw new RangeError(`prefix ${show(prefix)} has ${ids.length} characters; it must be shorter than ` +
+        `${maxLength != null ? 'maxLength' : 'the block size'} ${length} to leave room for a drawn character`);
+    }
+    if (seed !== null && typeof seed !== 'bigint' && !Number.isSafeInteger(seed)) {
+      throw new TypeError(`seed must be an integer (a bigint, or a number that is a safe integer), got ${show(seed)}`);
+    }
+    return {
+      seed: seed === null ? newSeed() : seedBits(seed), temperature, topK, topP, prefix,
+      context: [this.vocab.bos, ...ids], // fed at positions 0.. before the first draw
+      length, // positions at most, so also the most characters of a sample (prefix included)
+      steps: positionSteps(length), // the random stream's counters
+    };
+  }
+
+  /** The cache after feeding the context but its last token at positions 0, 1, ... to a batch of
+   * one, as one Float32Array (1, H, P, D) per cache input: every row of a call starts from it. */
+  async #prefill(plan) {
+    const { nHead: H, headDim: D } = this.info;
+    const feeds = {};
+    for (const name of this.past) feeds[name] = new this.ort.Tensor('float32', new Float32Array(0), [1, H, 0, D]);
+    for (let p = 0; p < plan.context.length - 1; p++) {
+      feeds[TOKEN] = new this.ort.Tensor('int64', BigInt64Array.of(BigInt(plan.context[p])), [1]);
+      feeds[POSITION] = this.positions[p];
+      const out = await this.#run(feeds, p, 1);
+      this.past.forEach((name, j) => { feeds[name] = out[this.present[j]]; });
+    }
+    return this.past.map((name) => feeds[name].data);
+  }
+
+  async *#stream(plan, n, batchSize) {
+    if (n === 0) return;
+    const cache = await this.#prefill(plan);
+    const batch = Math.min(batchSize, n);
+    for (let first = 0; first < n; first += batch) {
+      const rows = Math.min(batch, n - first);
+      if (rows === 1) {
+        let text = plan.prefix;
+        for await (const t of this.#tokens(plan, first, cache)) text += this.vocab.chars[t];
+        yield text;
+      } else {
+        yield* await this.#batch(plan, first, rows, cache);
+      }
+    }
+  }
+
+  /** One sample's drawn token ids, as they are drawn: the batch-1 loop, which reuses its token
+   * tensor and feeds each step's present cache back as it is. */
+  async *#tokens(plan, index, cache) {
+    const { nHead: H, headDim: D, vocabSize: V, bos } = this.info;
+    const { temperature, topK, topP, steps, length } = plan;
+    const start = plan.context.length - 1;
+    const [keyHi, keyLo] = temperature > 0 ? sampleKey(plan.seed, index) : [0, 0];
+    const token = BigInt64Array.of(BigInt(plan.context[start]));
+    const feeds = { [TOKEN]: new this.ort.Tensor('int64', token, [1]) };
+    this.past.forEach((name, j) => { feeds[name] = new this.ort.Tensor('float32', cache[j], [1, H, start, D]); });
+    for (let p = start; p < length; p++) {
+      feeds[POSITION] = this.positions[p];
+      const out = await this.#run(feeds, p, 1);
+      const u = temperature > 0 ? uniformAt(keyHi, keyLo, steps, p) : 0;
+      const t = drawOne(out[LOGITS].data, 0, V, u, temperature, topK, topP, this.scratch);
+      if (t === bos) return;
+      yield t;
+      token[0] = BigInt(t);
+      this.past.forEach((name, j) => { feeds[name] = out[this.present[j]]; });
+    }
+  }
+
+  /** Samples first..first+B-1, run together as one batch. */
+  async #batch(plan, first, B, cache) {
+    const { nHead: H, headDim: D, vocabSize: V, bos } = this.info;
+    const { temperature, topK, topP, steps, length } = plan;
+    const chars = this.vocab.chars, start = plan.context.length - 1;
+    const keyHi = new Uint32Array(B), keyLo = new Uint32Array(B);
+    if (temperature > 0) {
+      for (let r = 0; r < B; r++) [keyHi[r], keyLo[r]] = sampleKey(plan.seed, first + r);
+    }
+    const texts = new Array(B).fill(plan.prefix);
+    const alive = Int32Array.from({ length: B }, (_, r) => r); // alive[j]: the sample in row j
+    const tokens = new BigInt64Array(B).fill(BigInt(plan.context[start]));
+    let caches = cache.map((c) => { // the shared context cache, repeated for every row: (B, H, P, D)
+      const rows = new Float32Array(B * c.length);
+      for (let r = 0; r < B; r++) rows.set(c, r * c.length);
+      return rows;
+    });
+    const feeds = {};
+    for (let p = start, n = B; p < length; p++) {
+      feeds[TOKEN] = new this.ort.Tensor('int64', tokens.subarray(0, n), [n]);
+      feeds[POSITION] = this.positions[p];
+      this.past.forEach((name, j) => { feeds[name] = new this.ort.Tensor('float32', caches[j], [n, H, p, D]); });
+      const out = await this.#run(feeds, p, n);
+      const logits = out[LOGITS].data;
+      let kept = 0;
+      caches = this.present.map((name) => out[name].data);
+      const row = H * (p + 1) * D; // floats per row of a present cache
+      for (let j = 0; j < n; j++) {
+        const r = alive[j];
+        const u = temperature > 0 ? uniformAt(keyHi[r], keyLo[r], steps, p) : 0;
+        const t = drawOne(logits, j, V, u, temperature, topK, topP, this.scratch);
+        if (t === bos) continue;
+        texts[r] += chars[t];
+        if (kept < j) for (const c of caches) c.copyWithin(kept * row, j * row, (j + 1) * row); // compact in place
+        alive[kept] = r;
+        tokens[kept++] = BigInt(t);
+      }
+      if (kept === 0) break;
+      if (kept < n) caches = caches.map((c) => c.subarray(0, kept * row));
+      n = kept;
+    }
+    return texts;
+  }
+
+  /** One step through onnxruntime; its failures and non-finite logits become ModelErrors that name
+   * the file and the position. */
+  async #run(feeds, p, rows) {
+    let out;
+    try {
+      out = await runInLane(this.ort, this.session, feeds);
+    } catch (e) {
+      throw new ModelError(`${this.name} failed in onnxruntime at position ${p} (${firstLine(e)})`);
+    }
+    const logits = out[LOGITS].data, size = rows * this.info.vocabSize;
+    for (let i = 0; i < size; i++) {
+      if (!Number.isFinite(logits[i])) throw new ModelError(`${this.name} gave non-finite logits at position ${p}`);
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------------- scoring
+
+  /**
+   * Mean negative log-likelihood (nats) per predicted token of `texts` (a string or an iterable of
+   * strings), each framed as in training: [BOS] + chars + [BOS], predicting at most blockSize tokens.
+   */
+  async score(texts, { batchSize = DEFAULT_BATCH_SIZE } = {}) {
+    checkCount('batchSize', batchSize, 1);
+    if (typeof texts !== 'string' && typeof texts?.[Symbol.iterator] !== 'function') {
+      throw new TypeError(`texts must be a string or an iterable of strings, got ${show(texts)}`);
+    }
+    const docs = [];
+    for (const text of typeof texts === 'string' ? [texts] : texts) {
+      if (typeof text !== 'string') throw new TypeError(`texts must hold strings, got ${show(text)}`);
+      try {
+        docs.push(this.vocab.encodeDocument(text).slice(0, this.blockSize + 1));
+      } catch (e) {
+        if (!(e instanceof VocabError)) throw e;
+        throw new RangeError(`cannot score ${show(text.slice(0, 40))}: ${e.message}`);
+      }
+    }
+    if (!docs.length) throw new RangeError('nothing to score: no texts given');
+    docs.sort((a, b) => b.length - a.length); // longest first: the rows still needed are always a prefix
+    let total = 0, count = 0;
+    for (let first = 0; first < docs.length; first += batchSize) {
+      const [nll, n] = await this.#scoreBatch(docs.slice(first, first + batchSize));
+      total += nll;
+      count += n;
+    }
+    return total / count;
+  }
+
+  /** Summed NLL and predicted-token count of `docs` (id arrays, longest first). */
+  async #scoreBatch(docs) {
+    const { nHead: H, headDim: D, vocabSize: V } = this.info;
+    const feeds = {};
+    let caches = this.past.map(() => new Float32Array(0));
+    let total = 0, count = 0;
+    for (let p = 0; p < docs[0].length - 1; p++) {
+      let rows = 0; // rows 0..rows-1 still predict at position p
+      while (rows < docs.length && docs[rows].length - 1 > p) rows++;
+      feeds[TOKEN] = new this.ort.Tensor('int64', BigInt64Array.from(docs.slice(0, rows), (d) => BigInt(d[p])), [rows]);
+      feeds[POSITION] = this.positions[p];
+      this.past.forEach((name, j) => {
+        feeds[name] = new this.ort.Tensor('float32', caches[j].subarray(0, rows * H * p * D), [rows, H, p, D]);
+      });
+      const out = await this.#run(feeds, p, rows);
+      const logits = out[LOGITS].data;
+      for (let r = 0; r < rows; r++) {
+        let top = -Infinity;
+        for (let i = r * V; i < (r + 1) * V; i++) top = Math.max(top, logits[i]);
+        let sum = 0;
+        for (let i = r * V; i < (r + 1) * V; i++) sum += Math.exp(logits[i] - top);
+        total += top + Math.log(sum) - logits[r * V + docs[r][p + 1]];
+      }
+      count += rows;
+      caches = this.present.map((name) => out[name].data);
+    }
+    return [total, count];
+  }
+}
+
+function checkCount(name, value, minimum) {
+  if (!Number.isSafeInteger(value) || value < minimum) {
+    throw new RangeError(`${name} must be an integer >= ${minimum}, got ${show(value)}`);
+  }
+}
+
+/** The onnxruntime the app installed: onnxruntime-node in Node if present, else onnxruntime-web. */
+async function importOrt() {
+  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  for (const name of isNode ? ['onnxruntime-node', 'onnxruntime-web'] : ['onnxruntime-web']) {
+    try {
+      return await import(name);
+    } catch { /* try the next */ }
+  }
+  throw new Error('no onnxruntime found: install onnxruntime-node or onnxruntime-web, or pass { ort } to Generator.load');
+}

@@ -1,0 +1,9 @@
+// mgpt's runtime in JavaScript: sample from an mgpt .onnx step graph with onnxruntime (web or node),
+// drawing the same samples as mgpt.runtime in Python for the same seed.
+
+export { Generator, DEFAULT_BATCH_SIZE } from './generator.js';
+export { ModelError } from './modelfile.js';
+export { Vocab, VocabError } from './vocab.js';
+export { FORMAT, FORMAT_VERSION, modelInfo } from './metadata.js';
+export { readModel } from './protobuf.js';
+export { drawOne, sampleUniforms } from './sampling.js';

@@ -1,0 +1,198 @@
+// Opening an mgpt .onnx file: an onnxruntime session plus the checks that it is an mgpt step graph
+// (mgpt.runtime's modelfile.py). Every problem with the file becomes one ModelError whose message
+// names the file and says what is wrong.
+
+import { LOGITS, POSITION, TOKEN, MetadataError, modelInfo, pastNames, presentNames } from './metadata.js';
+import { runInLane } from './lane.js';
+import { ProtobufError, readModel } from './protobuf.js';
+
+export class ModelError extends Error {
+  name = 'ModelError';
+}
+
+const MAX_FILE_BYTES = 2 ** 31 - 1; // protobuf's own limit for one message
+
+/**
+ * The bytes of a model and the name its errors use, from a path (in Node), a URL, a Blob or File,
+ * or bytes already in memory.
+ * @param {string | URL | Blob | ArrayBuffer | ArrayBufferView} source
+ * @returns {Promise<{bytes: Uint8Array, name: string}>}
+ */
+export async function readSource(source) {
+  if (source instanceof Uint8Array) return { bytes: source, name: 'the model bytes' };
+  if (source instanceof ArrayBuffer) return { bytes: new Uint8Array(source), name: 'the model bytes' };
+  if (ArrayBuffer.isView(source)) {
+    return { bytes: new Uint8Array(source.buffer, source.byteOffset, source.byteLength), name: 'the model bytes' };
+  }
+  if (typeof Blob !== 'undefined' && source instanceof Blob) {
+    const name = JSON.stringify(source.name ?? 'the model blob');
+    if (source.size > MAX_FILE_BYTES) throw new ModelError(`${name} has ${source.size} bytes, more than a model can have`);
+    return { bytes: new Uint8Array(await source.arrayBuffer()), name };
+  }
+  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  if (typeof source === 'string' && isNode && !/^[a-z][a-z0-9+.-]+:/i.test(source)) return readPath(source);
+  if (typeof source === 'string' || source instanceof URL) {
+    const url = new URL(source, globalThis.location?.href);
+    if (url.protocol === 'file:' && isNode) {
+      const { fileURLToPath } = await import('node:url');
+      return readPath(fileURLToPath(url));
+    }
+    return fetchUrl(url);
+  }
+  throw new TypeError(`a model is a path, a URL, a Blob or bytes, got ${source === null ? 'null' : typeof source}`);
+}
+
+async function readPath(path) {
+  const fs = await import('node:fs/promises');
+  const name = JSON.stringify(path);
+  let stat;
+  try {
+    stat = await fs.stat(path);
+  } catch (e) {
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') {
+      throw new ModelError(`model file ${name} does not exist; export one with mgpt-export or pass its path`);
+    }
+    throw new ModelError(`model file ${name} cannot be read (${e.code ?? e.message})`);
+  }
+  if (stat.isDirectory()) throw new ModelError(`model path ${name} is a directory; pass the .onnx file`);
+  // a FIFO or a device would block or never end: only regular files are read
+  if (!stat.isFile()) throw new ModelError(`model path ${name} is not a regular file; pass the .onnx file`);
+  if (stat.size > MAX_FILE_BYTES) throw new ModelError(`model file ${name} has ${stat.size} bytes, more than a model can have`);
+  try {
+    return { bytes: await fs.readFile(path), name };
+  } catch (e) {
+    throw new ModelError(`model file ${name} cannot be read (${e.code ?? e.message})`);
+  }
+}
+
+async function fetchUrl(url) {
+  const name = JSON.stringify(url.href);
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new ModelError(`model ${name} cannot be fetched (${e.message})`);
+  }
+  if (!response.ok) throw new ModelError(`model ${name} cannot be fetched (HTTP ${response.status})`);
+  return { bytes: new Uint8Array(await response.arrayBuffer()), name };
+}
+
+/**
+ * An onnxruntime session on `bytes` and what the file says about itself, after checking that its
+ * inputs, outputs and metadata are those of an mgpt step graph and that a whole rollout of one row
+ * runs with the declared shapes and finite logits.
+ * @returns {Promise<{session: any, info: import('../index.js').ModelInfo}>}
+ */
+export async function openModel(ort, bytes, name, sessionOptions) {
+  let model;
+  try {
+    model = readModel(bytes);
+  } catch (e) {
+    if (!(e instanceof ProtobufError)) throw e;
+    throw new ModelError(`${name} is not an ONNX model (${e.message})`);
+  }
+  let info;
+  try {
+    info = modelInfo(model.props);
+  } catch (e) {
+    if (!(e instanceof MetadataError)) throw e;
+    throw new ModelError(`${name} is an ONNX model but not an mgpt step graph: ${e.message}`);
+  }
+  const unusable = (problem) => new ModelError(`${name} is not a usable mgpt step graph: ${problem}; re-export it with mgpt-export`);
+  const wpe = model.initializers.get('wpe');
+  if (!wpe || wpe.length !== 2 || wpe[0] < info.blockSize || wpe[1] !== info.nEmbd) {
+    // checked before running anything: a hostile block_size must not size the rollout below
+    throw unusable(`its position table wpe is ${wpe ? `[${wpe}]` : 'missing'}, expected at least ` +
+      `[${info.blockSize}, ${info.nEmbd}] for block_size ${info.blockSize}`);
+  }
+  let session;
+  try {
+    session = await ort.InferenceSession.create(bytes, sessionOptions);
+  } catch (e) {
+    throw new ModelError(`${name} is not an ONNX model that onnxruntime can load (${firstLine(e)})`);
+  }
+  const problem = ioProblem(session, info) ?? await rolloutProblem(ort, session, info);
+  if (problem) {
+    await session.release?.();
+    throw unusable(problem);
+  }
+  return { session, info };
+}
+
+export function firstLine(error) {
+  return String(error?.message ?? error).split('\n')[0] || String(error?.name ?? 'unknown error');
+}
+
+/** The inputs and outputs a step graph of this shape declares: name -> [type, shape] (null: any). */
+function expectedIO(info) {
+  const cache = ['float32', [null, info.nHead, null, info.headDim]];
+  const inputs = new Map([[TOKEN, ['int64', [null]]], [POSITION, ['int64', []]]]);
+  const outputs = new Map([[LOGITS, ['float32', [null, info.vocabSize]]]]);
+  for (let i = 0; i < info.nLayer; i++) {
+    for (const n of pastNames(i)) inputs.set(n, cache);
+    for (const n of presentNames(i)) outputs.set(n, cache);
+  }
+  return { inputs, outputs };
+}
+
+/** What is wrong with the session's inputs and outputs for this metadata, or null. Symbolic
+ * dimensions (strings) match anything; fixed ones must equal the metadata's. */
+function ioProblem(session, info) {
+  const want = expectedIO(info);
+  for (const [kind, expected, names, metadata] of [
+    ['input', want.inputs, session.inputNames, session.inputMetadata],
+    ['output', want.outputs, session.outputNames, session.outputMetadata]]) {
+    const missing = [...expected.keys()].filter((n) => !names.includes(n));
+    const extra = names.filter((n) => !expected.has(n));
+    if (missing.length || extra.length) {
+      return `its ${kind}s should be ${JSON.stringify([...expected.keys()])}, it lacks ${JSON.stringify(missing)} ` +
+        `and has unexpected ${JSON.stringify(extra)}`;
+    }
+    for (const arg of metadata ?? []) { // onnxruntime-common >= 1.21 describes them
+      const [type, shape] = expected.get(arg.name);
+      const dims = arg.shape ?? [];
+      if (!arg.isTensor || arg.type !== type || dims.length !== shape.length ||
+          dims.some((d, i) => typeof d === 'number' && shape[i] !== null && d !== shape[i])) {
+        return `${kind} ${JSON.stringify(arg.name)} is ${arg.type} [${dims}], expected ${type} ` +
+          `[${shape.map((d) => d ?? '?')}]`;
+      }
+    }
+  }
+  return null;
+}
+
+/** What goes wrong in a rollout of one row (BOS, then token 0 at every later position), or null:
+ * a file whose declared inputs and outputs fit can still fail inside, return other shapes than it
+ * declares, or give non-finite logits. */
+async function rolloutProblem(ort, session, info) {
+  const { nHead: H, headDim: D, vocabSize: V } = info;
+  const feeds = { [TOKEN]: new ort.Tensor('int64', BigInt64Array.of(BigInt(info.bos)), [1]) };
+  for (let i = 0; i < info.nLayer; i++) {
+    for (const n of pastNames(i)) feeds[n] = new ort.Tensor('float32', new Float32Array(0), [1, H, 0, D]);
+  }
+  for (let p = 0; p < info.blockSize; p++) {
+    feeds[POSITION] = new ort.Tensor('int64', BigInt64Array.of(BigInt(p)), []);
+    let out;
+    try {
+      out = await runInLane(ort, session, feeds);
+    } catch (e) {
+      return `its step at position ${p} fails in onnxruntime (${firstLine(e)})`;
+    }
+    const shapes = [[LOGITS, [1, V]]];
+    for (let i = 0; i < info.nLayer; i++) for (const n of presentNames(i)) shapes.push([n, [1, H, p + 1, D]]);
+    for (const [n, shape] of shapes) {
+      const dims = out[n]?.dims ?? [];
+      if (dims.length !== shape.length || dims.some((d, j) => d !== shape[j])) {
+        return `its step at position ${p} returns ${n} of shape [${dims}], expected [${shape}]`;
+      }
+    }
+    if (!out[LOGITS].data.every(Number.isFinite)) return `its step at position ${p} gives non-finite logits`;
+    feeds[TOKEN] = new ort.Tensor('int64', BigInt64Array.of(0n), [1]);
+    for (let i = 0; i < info.nLayer; i++) {
+      const [pk, pv] = pastNames(i), [ok, ov] = presentNames(i);
+      feeds[pk] = out[ok];
+      feeds[pv] = out[ov];
+    }
+  }
+  return null;
+}

@@ -1,0 +1,178 @@
+// The Generator over onnxruntime-node and onnxruntime-web (its wasm engine, in Node) against the
+// Python runtime: the same samples for a seed at any batch size, logits within 1e-5 over a
+// rollout, the same scores, and the documented errors for bad files and bad arguments.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import * as ortNode from 'onnxruntime-node';
+
+import { Generator, ModelError } from '../src/index.js';
+import { runInLane } from '../src/lane.js';
+import { jsOptions, modelPath, ortWeb, reference } from './reference.js';
+
+const engines = { 'onnxruntime-node': async () => ortNode, 'onnxruntime-web': ortWeb };
+
+for (const [engine, ortOf] of Object.entries(engines)) {
+  for (const m of reference.models) {
+    describe(`${m.file} on ${engine}`, async () => {
+      const gen = await Generator.load(modelPath(m.file), { ort: await ortOf() });
+
+      test('reads its description from the file', () => {
+        assert.deepEqual([...gen.vocab.chars], m.chars);
+        assert.equal(gen.blockSize, m.block_size);
+        assert.equal(gen.info.nLayer, m.n_layer);
+      });
+
+      // the wasm engine's logits differ from native ones by ~1e-6: its samples are compared in
+      // full here too (a draw changes only if a uniform falls that close to a CDF step: none do here)
+      for (const batchSize of [1, 7, 4096]) {
+        test(`seeded samples equal Python's at batch ${batchSize}`, async () => {
+          let compared = 0;
+          for (const { options, seed, samples } of m.cases) {
+            const got = await gen.generate({ numSamples: samples.length, seed: BigInt(seed), batchSize, ...jsOptions(options) });
+            assert.deepEqual(got, samples, `${JSON.stringify(options)} seed ${seed}`);
+            compared += samples.length;
+          }
+          assert.ok(compared >= 1000, `${compared} samples`);
+        });
+      }
+
+      test('one sample character by character is sample `index` of generate', async () => {
+        const { options, seed, samples } = m.cases[0];
+        for (const index of [0, 5, samples.length - 1]) {
+          const chars = [];
+          for await (const c of gen.characters({ seed: BigInt(seed), index, ...jsOptions(options) })) chars.push(c);
+          assert.equal(chars.join(''), samples[index]);
+        }
+      });
+
+      test('logits within 1e-5 of Python onnxruntime\'s over a rollout', async () => {
+        const { tokens, logits } = m.rollout;
+        const rows = tokens[0].length, H = m.n_head, D = m.head_dim;
+        const feeds = {};
+        for (let i = 0; i < m.n_layer; i++) {
+          for (const kind of ['key', 'value']) feeds[`past_key_values.${i}.${kind}`] = new gen.ort.Tensor('float32', new Float32Array(0), [rows, H, 0, D]);
+        }
+        let worst = 0;
+        for (let p = 0; p < m.block_size; p++) {
+          feeds.token = new gen.ort.Tensor('int64', BigInt64Array.from(tokens[p], BigInt), [rows]);
+          feeds.position = new gen.ort.Tensor('int64', BigInt64Array.of(BigInt(p)), []);
+          const out = await runInLane(gen.ort, gen.session, feeds);
+          logits[p].flat().forEach((want, i) => { worst = Math.max(worst, Math.abs(out.logits.data[i] - want)); });
+          for (const name of Object.keys(feeds)) {
+            if (name.startsWith('past_key_values')) feeds[name] = out[name.replace('past_key_values', 'present')];
+          }
+        }
+        assert.ok(worst < 1e-5, `largest difference ${worst}`);
+      });
+
+      test('scores equal Python\'s', async () => {
+        const nll = await gen.score(m.score.texts);
+        assert.ok(Math.abs(nll - m.score.nll) < 1e-6, `${nll} vs ${m.score.nll}`);
+        assert.ok(Math.abs((await gen.score(m.score.texts, { batchSize: 3 })) - m.score.nll) < 1e-6);
+      });
+
+      test('concurrent calls draw what they draw alone', async () => {
+        const { options, seed, samples } = m.cases[1];
+        const run = (batchSize) => gen.generate({ numSamples: 40, seed: BigInt(seed), batchSize, ...jsOptions(options) });
+        const [a, b, c] = await Promise.all([run(1), run(16), run(40)]);
+        for (const got of [a, b, c]) assert.deepEqual(got, samples.slice(0, 40));
+      });
+    });
+  }
+}
+
+describe('bounded memory and laziness', async () => {
+  const gen = await Generator.load(modelPath('names.onnx'), { ort: ortNode });
+
+  test('samples streams batch by batch and can stop early', async () => {
+    const want = await gen.generate({ numSamples: 10, seed: 3n });
+    const got = [];
+    for await (const text of gen.samples({ numSamples: 1e9, seed: 3n, batchSize: 4 })) {
+      got.push(text);
+      if (got.length === 10) break;
+    }
+    assert.deepEqual(got, want);
+  });
+
+  test('without a seed, calls differ; a seed as a number equals it as a bigint', async () => {
+    const [a, b] = [await gen.generate({ numSamples: 30 }), await gen.generate({ numSamples: 30 })];
+    assert.notDeepEqual(a, b);
+    assert.deepEqual(await gen.generate({ numSamples: 5, seed: -7 }), await gen.generate({ numSamples: 5, seed: -7n }));
+  });
+});
+
+describe('bad arguments throw at the call, naming the argument', async () => {
+  const gen = await Generator.load(modelPath('names.onnx'), { ort: ortNode });
+  const cases = [
+    [{ temperature: -1 }, RangeError, /temperature/],
+    [{ temperature: NaN }, RangeError, /temperature/],
+    [{ temperature: '1' }, RangeError, /temperature/],
+    [{ topK: 0 }, RangeError, /topK/],
+    [{ topK: 2.5 }, RangeError, /topK/],
+    [{ topP: 0 }, RangeError, /topP/],
+    [{ topP: 1.5 }, RangeError, /topP/],
+    [{ seed: 1.5 }, TypeError, /seed/],
+    [{ seed: '1' }, TypeError, /seed/],
+    [{ seed: 2 ** 60 }, TypeError, /safe integer/],
+    [{ prefix: 'Ma' }, RangeError, /prefix "Ma" has characters not in the vocabulary: "M"/],
+    [{ prefix: 5 }, TypeError, /prefix/],
+    [{ prefix: 'abcdefgh' }, RangeError, /shorter than the block size 8/],
+    [{ prefix: 'ab', maxLength: 2 }, RangeError, /shorter than maxLength 2/],
+    [{ maxLength: 9 }, RangeError, /exceeds the model's block size 8/],
+    [{ maxLength: 0 }, RangeError, /maxLength/],
+    [{ numSamples: -1 }, RangeError, /numSamples/],
+    [{ numSamples: 1.5 }, RangeError, /numSamples/],
+    [{ batchSize: 0 }, RangeError, /batchSize/],
+    [{ topk: 3 }, TypeError, /unknown option "topk"/],
+  ];
+  for (const [options, type, message] of cases) {
+    test(JSON.stringify(options), async () => {
+      assert.throws(() => gen.samples(options), (e) => e instanceof type && message.test(e.message));
+      await assert.rejects(gen.generate(options), (e) => e instanceof type && message.test(e.message));
+    });
+  }
+
+  test('characters and score check theirs', async () => {
+    assert.throws(() => gen.characters({ index: -1 }), RangeError);
+    assert.throws(() => gen.characters({ numSamples: 3 }), /unknown option "numSamples"/);
+    await assert.rejects(gen.score([]), /nothing to score/);
+    await assert.rejects(gen.score(['Emma']), /cannot score "Emma": characters not in the vocabulary: "E"/);
+    await assert.rejects(gen.score([3]), TypeError);
+    await assert.rejects(gen.score(null), TypeError);
+    await assert.rejects(gen.score(['emma'], { batchSize: 0 }), /batchSize/);
+  });
+});
+
+describe('bad model files are refused with a ModelError that names the file and the problem', () => {
+  for (const [file, fragment] of Object.entries(reference.bad_models)) {
+    test(file, async () => {
+      await assert.rejects(Generator.load(modelPath(file), { ort: ortNode }),
+        (e) => e instanceof ModelError && e.message.includes(file) && e.message.includes(fragment) && !e.message.includes('\n'));
+    });
+  }
+
+  test('missing files, directories and other non-regular files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mgpt-js-'));
+    try {
+      await assert.rejects(Generator.load(join(dir, 'nope.onnx'), { ort: ortNode }), /does not exist; export one/);
+      await assert.rejects(Generator.load(dir, { ort: ortNode }), /is a directory; pass the .onnx file/);
+      await assert.rejects(Generator.load('/dev/zero', { ort: ortNode }), /is not a regular file/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test('bytes and URLs are read too, and other sources are a TypeError', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { pathToFileURL } = await import('node:url');
+    const bytes = readFileSync(modelPath('names.onnx'));
+    for (const source of [bytes, bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), pathToFileURL(modelPath('names.onnx'))]) {
+      assert.equal((await Generator.load(source, { ort: ortNode })).blockSize, 8);
+    }
+    await assert.rejects(Generator.load(42, { ort: ortNode }), TypeError);
+    await assert.rejects(Generator.load(new Uint8Array(10), { ort: ortNode }), /the model bytes is not an ONNX model/);
+  });
+});

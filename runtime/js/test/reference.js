@@ -1,0 +1,30 @@
+// The reference the Python runtime wrote for these tests (tests/js_reference.py), found through
+// MGPT_JS_REFERENCE: pytest's tests/test_js.py sets it; by hand, run
+//   python tests/js_reference.py /tmp/ref && MGPT_JS_REFERENCE=/tmp/ref npm test
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const directory = process.env.MGPT_JS_REFERENCE;
+if (!directory) {
+  throw new Error('MGPT_JS_REFERENCE is not set: run these tests through pytest (tests/test_js.py), or write a ' +
+    'reference with `python tests/js_reference.py DIR` and set MGPT_JS_REFERENCE=DIR');
+}
+export const reference = JSON.parse(readFileSync(join(directory, 'reference.json'), 'utf8'));
+export const modelPath = (file) => join(directory, file);
+
+/** A Python option dict as the JavaScript runtime's options. */
+export function jsOptions({ temperature, top_k, top_p, prefix, max_length }) {
+  const options = { temperature };
+  if (top_k != null) options.topK = top_k;
+  if (top_p != null) options.topP = top_p;
+  if (prefix != null) options.prefix = prefix;
+  if (max_length != null) options.maxLength = max_length;
+  return options;
+}
+
+/** onnxruntime-web in Node runs the browser's wasm engine: one thread, as in a page. */
+export async function ortWeb() {
+  const ort = await import('onnxruntime-web');
+  ort.env.wasm.numThreads = 1;
+  return ort;
+}

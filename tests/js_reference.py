@@ -1,0 +1,176 @@
+"""Reference data for the JavaScript runtime's tests, made by the Python runtime: models, samples,
+uniforms, draws, logits and scores that the JavaScript side must reproduce, plus model files that
+both must refuse. ``python tests/js_reference.py DIR`` writes them to DIR (``reference.json`` and
+the ``.onnx`` files), for running ``node --test`` in ``runtime/js`` by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # runtime_models, when run as a script
+
+import runtime_models  # noqa: E402
+from mgpt.export import export  # noqa: E402
+from mgpt.runtime import Generator, default_model_path, sampling  # noqa: E402
+from mgpt.runtime.metadata import LOGITS, POSITION, TOKEN, past_names  # noqa: E402
+from mgpt.train import Checkpoint, GPTConfig, TrainOptions, save, train  # noqa: E402
+
+# A tiny non-ASCII corpus: accents, Greek, CJK and an emoji outside the BMP (two UTF-16 units in
+# JavaScript, one character in Python), so the vocabulary's order and lengths are put to the test.
+NON_ASCII_DOCS = ["ñandú", "çedilla", "αβγ", "γάτα", "日本", "本日", "crème", "brûlée", "😀ok", "ok😀", "zoë",
+                  "ångström", "øre", "łódź", "straße"] * 4
+
+SEEDS = [1, 2**64 + 5, -7, 123456789012345678901234567890, 0]  # taken mod 2^64, any sign or size
+
+# (options, seed, count): over 1,000 samples per model, several temperatures, top-k, top-p, a prefix
+SAMPLE_CASES = [
+    ({"temperature": 0.5}, 1, 300),
+    ({"temperature": 1.0, "top_k": 5}, 2**64 + 5, 250),
+    ({"temperature": 1.5, "top_p": 0.9}, -7, 250),
+    ({"temperature": 0.8, "top_k": 10, "top_p": 0.8, "prefix": "PREFIX"}, 123456789012345678901234567890, 200),
+    ({"temperature": 2.0, "max_length": 4}, 0, 100),
+    ({"temperature": 0.0}, 5, 3),
+    ({"temperature": 0.0, "prefix": "PREFIX"}, 5, 2),
+]
+
+
+def non_ascii_model(directory: Path) -> Path:
+    """A 2-layer model (2 heads of 8, block 12) trained for a few steps on NON_ASCII_DOCS, then
+    exported (and verified) by mgpt.export.export."""
+    result = train(NON_ASCII_DOCS, [], GPTConfig(1, n_layer=2, n_embd=16, n_head=2, block_size=12),
+                   TrainOptions(steps=40, batch_size=8, seed=3, eval_every=40))
+    ckpt = directory / "non_ascii.npz"
+    save(ckpt, Checkpoint(result.config, result.vocab, result.params, {"steps": 40}))
+    export(ckpt, directory / "non_ascii.onnx")
+    ckpt.unlink()
+    return directory / "non_ascii.onnx"
+
+
+def model_reference(path: Path, prefix: str) -> dict:
+    gen = Generator(path)
+    cases = []
+    for options, seed, count in SAMPLE_CASES:
+        options = {k: (prefix if v == "PREFIX" else v) for k, v in options.items()}
+        cases.append({"options": options, "seed": str(seed), "samples": gen.generate(count, seed=seed, **options)})
+    texts = gen.generate(50, seed=11, temperature=1.0) + [prefix, "", prefix * 20]
+    return {"file": path.name, "block_size": gen.block_size, "chars": list(gen.vocab.chars),
+            "n_layer": gen.info.n_layer, "n_head": gen.info.n_head, "head_dim": gen.info.head_dim,
+            "cases": cases, "rollout": rollout(path, gen), "score": {"texts": texts, "nll": gen.score(texts)}}
+
+
+def rollout(path: Path, gen: Generator, rows: int = 3) -> dict:
+    """Python's onnxruntime logits over a whole rollout: ``rows`` rows of random tokens fed at every
+    position, each step's present cache fed back."""
+    info = gen.info
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    tokens = np.random.default_rng(0).integers(0, info.vocab_size, size=(gen.block_size, rows))
+    empty = np.zeros((rows, info.n_head, 0, info.head_dim), np.float32)
+    feed = {name: empty for i in range(info.n_layer) for name in past_names(i)}
+    logits = []
+    for p in range(gen.block_size):
+        feed |= {TOKEN: tokens[p], POSITION: np.array(p, np.int64)}
+        out = session.run(None, feed)
+        names = [o.name for o in session.get_outputs()]
+        result = dict(zip(names, out))
+        logits.append(result[LOGITS].tolist())
+        for i in range(info.n_layer):
+            for past in past_names(i):
+                feed[past] = result[past.replace("past_key_values", "present")]
+    return {"tokens": tokens.tolist(), "logits": logits}
+
+
+def uniforms_reference() -> list[dict]:
+    indices = [0, 1, 2, 1000, 2**40, 2**53 - 1]
+    return [{"seed": str(seed), "indices": indices,
+             "u": sampling.uniforms(seed, np.array(indices, dtype=np.uint64), 16).tolist()} for seed in SEEDS]
+
+
+def draws_reference(rows: int = 3000) -> list[dict]:
+    """draw_one over random rows of logits (rounded to quarters so that ties occur), uniforms and
+    options: the rule itself, apart from any model."""
+    rng = np.random.default_rng(1)
+    out = []
+    for r in range(rows):
+        size = int(rng.integers(2, 40))
+        logits = (np.round(rng.normal(0, 2, size) * 4) / 4).astype(np.float32).tolist()
+        if r % 7 == 0:
+            logits = np.float32(rng.normal(0, 3, size)).tolist()  # no ties, full float32 precision
+        temperature = float(rng.choice([0.0, 0.3, 0.5, 1.0, 1.7]))
+        top_k = int(rng.integers(1, size + 3)) if rng.random() < 0.5 else None
+        top_p = float(rng.choice([0.1, 0.5, 0.9, 0.999, 1.0])) if rng.random() < 0.5 else None
+        u = float(rng.random())
+        out.append({"logits": logits, "u": u, "temperature": temperature, "top_k": top_k, "top_p": top_p,
+                    "token": sampling.draw_one(logits, u, temperature, top_k, top_p)})
+    return out
+
+
+def bad_models(directory: Path) -> dict[str, str]:
+    """Files that are not usable mgpt step graphs -> a fragment of the error each must give."""
+    ckpt = runtime_models.random_checkpoint("abc")
+    good = onnx.load(str(default_model_path()))
+    bad = {}
+
+    def variant(name: str, props: dict[str, str], expect: str):
+        model = onnx.ModelProto()
+        model.CopyFrom(good)
+        del model.metadata_props[:]
+        for key, value in props.items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.save(model, str(directory / name))
+        bad[name] = expect
+
+    props = {p.key: p.value for p in good.metadata_props}
+    variant("version2.onnx", props | {"format_version": "2"}, "format version")
+    variant("no_format.onnx", {k: v for k, v in props.items() if k != "format"}, "no format")
+    variant("bad_vocab.onnx", props | {"vocab": json.dumps(list("abcdefghijklmnopqrstuvwxzy"))}, "sorted")
+    variant("vocab_not_chars.onnx", props | {"vocab": json.dumps(["ab"] + list("cdefghijklmnopqrstuvwxyz"))},
+            "single character")
+    variant("vocab_not_json.onnx", props | {"vocab": "[a, b"}, "malformed")
+    variant("bos.onnx", props | {"bos": "25"}, "disagrees")
+    variant("n_embd.onnx", props | {"n_head": "2", "head_dim": "8"}, "past_key_values.0.key")
+    variant("n_layer.onnx", props | {"n_layer": "2"}, "lacks")
+    variant("block_size.onnx", props | {"block_size": "1000000000"}, "position table")
+    variant("not_int.onnx", props | {"n_head": "four"}, "n_head")
+    duplicated = onnx.ModelProto()
+    duplicated.CopyFrom(good)
+    duplicated.metadata_props.add(key="vocab", value=props["vocab"])
+    onnx.save(duplicated, str(directory / "duplicate.onnx"))
+    bad["duplicate.onnx"] = "twice"
+    runtime_models.identity_model(directory / "identity.onnx")
+    bad["identity.onnx"] = "no format"
+    runtime_models.hollow_model(directory / "hollow.onnx", ckpt)
+    bad["hollow.onnx"] = "position table"
+    (directory / "text.onnx").write_text("this is not a model\n")
+    bad["text.onnx"] = "not an ONNX model"
+    data = default_model_path().read_bytes()
+    (directory / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    bad["truncated.onnx"] = "not an ONNX model"
+    (directory / "empty.onnx").write_bytes(b"")
+    bad["empty.onnx"] = "not an ONNX model"
+    return bad
+
+
+def write_reference(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(default_model_path(), directory / "names.onnx")
+    models = [model_reference(directory / "names.onnx", "ma"),
+              model_reference(non_ascii_model(directory), "γά😀")]
+    reference = {"models": models, "uniforms": uniforms_reference(), "draws": draws_reference(),
+                 "bad_models": bad_models(directory)}
+    path = directory / "reference.json"
+    path.write_text(json.dumps(reference, ensure_ascii=False))
+    return path
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python tests/js_reference.py DIR")
+    print(write_reference(Path(sys.argv[1])))
