@@ -25,7 +25,7 @@ from mgpt.runtime import __version__
 
 REPO = Path(__file__).resolve().parents[1]
 JS = REPO / "runtime" / "js"
-NODE_TESTS = ["sampling", "protobuf", "generator"]
+NODE_TESTS = ["sampling", "protobuf", "generator", "types"]
 
 
 def unavailable(reason: str):
@@ -73,6 +73,20 @@ def run_node_tests(node: str, files: list[str], reference: Path, timeout: int = 
 @pytest.mark.parametrize("name", NODE_TESTS)
 def test_node(node, reference, name):
     run_node_tests(node, [f"test/{name}.test.js"], reference)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = os.environ.get("MGPT_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        unavailable("Chromium is not installed: apt-get install chromium (Debian's package; .ci/run does this), "
+                    "or set MGPT_CHROMIUM to a Chromium binary, to run the page's test in a browser")
+    return path
+
+
+def test_page_in_chromium(node, chromium, reference, monkeypatch):
+    monkeypatch.setenv("MGPT_CHROMIUM", chromium)
+    run_node_tests(node, ["test/page.test.js"], reference)
 
 
 def test_package_version_is_mgpts():

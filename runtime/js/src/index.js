@@ -6,4 +6,4 @@ export { ModelError } from './modelfile.js';
 export { Vocab, VocabError } from './vocab.js';
 export { FORMAT, FORMAT_VERSION, modelInfo } from './metadata.js';
 export { readModel } from './protobuf.js';
-export { drawOne, sampleUniforms } from './sampling.js';
+export { DrawScratch, drawOne, sampleUniforms, seedBits } from './sampling.js';

@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// Serves the page (web/), the runtime (src/), onnxruntime-web's three wasm files and a model on
+// 127.0.0.1, and prints the address:  node runtime/js/serve.js [--port N] [--model FILE]
+// Only those files are served; everything runs in the browser.
+
+import { createReadStream, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { dirname, extname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const DEFAULT_MODEL = join(HERE, '..', '..', 'models', 'names.onnx'); // the repository's shipped model
+const ORT_FILES = ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8', '.wasm': 'application/wasm', '.onnx': 'application/octet-stream',
+};
+const USAGE = 'usage: node serve.js [--port N (default 8000; 0 picks a free one)] [--host 127.0.0.1] [--model FILE.onnx]';
+
+/** Exits with one line: status 2 for a mistaken option, 1 for a file or the port. */
+function die(message, status) {
+  process.stderr.write(`Error: ${message}\n`);
+  process.exit(status);
+}
+
+function options() {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: { port: { type: 'string', default: '8000' }, host: { type: 'string', default: '127.0.0.1' },
+        model: { type: 'string', default: DEFAULT_MODEL }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (e) {
+    die(`${e.message.split('\n')[0]}; ${USAGE}`, 2);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) die(`--port must be an integer from 0 to 65535, got ${JSON.stringify(values.port)}`, 2);
+  let stat;
+  try {
+    stat = statSync(values.model);
+  } catch {
+    die(`model file ${JSON.stringify(values.model)} does not exist; pass an .onnx written by mgpt-export with --model`, 1);
+  }
+  if (!stat.isFile()) die(`model path ${JSON.stringify(values.model)} is not a regular file; pass the .onnx file with --model`, 1);
+  return { port: Number(values.port), host: values.host, model: resolve(values.model) };
+}
+
+/** The onnxruntime-web dist folder, from the installed package. */
+function ortDist() {
+  try {
+    return dirname(fileURLToPath(import.meta.resolve('onnxruntime-web')));
+  } catch {
+    die(`onnxruntime-web is not installed: run \`npm ci --ignore-scripts\` in ${HERE}`, 1);
+  }
+}
+
+/** URL path -> file, only inside the served folders (no `..` escapes) or among the named files. */
+function router(model, dist) {
+  const folders = { '/web/': join(HERE, 'web'), '/src/': join(HERE, 'src') };
+  const files = new Map([['/web/', join(HERE, 'web', 'index.html')], ['/model.onnx', model],
+    ...ORT_FILES.map((name) => [`/ort/${name}`, join(dist, name)])]);
+  return (path) => {
+    if (files.has(path)) return files.get(path);
+    for (const [prefix, folder] of Object.entries(folders)) {
+      if (!path.startsWith(prefix)) continue;
+      const file = resolve(folder, `.${path.slice(prefix.length - 1)}`);
+      const inside = relative(folder, file);
+      return inside && !inside.startsWith('..') && !inside.startsWith(sep) ? file : null;
+    }
+    return null;
+  };
+}
+
+function serve({ port, host, model }) {
+  const route = router(model, ortDist());
+  const server = createServer((request, response) => {
+    let url, path;
+    try {
+      url = new URL(request.url, 'http://localhost');
+      path = decodeURIComponent(url.pathname);
+    } catch {
+      path = null;
+    }
+    if (path === '/') { // the page is /web/ (so that its own files are beside it); keep the query
+      response.writeHead(302, { location: `/web/${url.search}` }).end();
+      return;
+    }
+    const file = path === null ? null : route(path);
+    let size = -1;
+    try {
+      if (file && request.method === 'GET') size = statSync(file).isFile() ? statSync(file).size : -1;
+    } catch { /* not found */ }
+    if (size < 0) {
+      response.writeHead(request.method === 'GET' ? 404 : 405, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    response.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': size, 'cache-control': 'no-cache' });
+    createReadStream(file).pipe(response);
+  });
+  server.on('error', (e) => {
+    if (e.code === 'EADDRINUSE') die(`port ${port} on ${host} is in use; pass another with --port (0 picks a free one)`, 1);
+    die(`cannot serve on ${host}:${port} (${e.code ?? e.message})`, 1);
+  });
+  server.listen(port, host, () => {
+    const address = server.address();
+    const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    process.stdout.write(`serving the mgpt page at http://${shown}:${address.port}/ with ${model} (Ctrl-C to stop)\n`);
+  });
+  process.on('SIGINT', () => server.close(() => process.exit(0)));
+  process.on('SIGTERM', () => server.close(() => process.exit(0)));
+}
+
+serve(options());
