@@ -7,7 +7,6 @@ take the rest), so this module imports only click and the runtime.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -59,14 +58,9 @@ def generate_command(model_path, num_samples, temperature, top_k, top_p, seed, p
         hint = _hint(str(e))
         raise OptionError(f"Invalid value for {hint}: {e}" if hint else str(e)) from e
     line = FORMATS[fmt]
-    out = sys.stdout
-    try:
-        for i, text in enumerate(samples, start=1):
-            out.write(line(i, text) + "\n")
-        out.flush()
-    except BrokenPipeError:  # `mgpt-generate -n 1000000 | head`: stop quietly, like other Unix tools
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+    out = sys.stdout  # guarded by Command: a closed, full or broken stdout is one line or a quiet exit
+    for i, text in enumerate(samples, start=1):
+        out.write(line(i, text) + "\n")
 
 
 def _hint(message: str) -> str | None:

@@ -106,6 +106,7 @@ GOOD = b"a good checkpoint that must survive"
     (lambda d: ["--warmup", -1], ["--warmup"]),
     (lambda d: ["--weight-decay", -0.1], ["--weight-decay"]),
     (lambda d: ["--metrics-every", 0], ["--metrics-every"]),
+    (lambda d: ["--blas-threads", 0], ["--blas-threads"]),
     (lambda d: ["--init-from", d / "missing.npz"], ["does not exist"]),
     (lambda d: ["--init-from", (d / "junk.npz").write_bytes(b"PK\x03\x04 torn") and d / "junk.npz"], ["not a readable"]),
 ])
@@ -247,6 +248,7 @@ def test_the_new_options_are_recorded_in_the_checkpoint(tmp_path, names):
     record = checkpoint.load(out).training
     assert (record["weight_decay"], record["warmup"], record["dropout"], record["dtype"]) == (0.1, 5, 0.1, "float32")
     assert record["time_limit"] is None and 1 <= record["best_step"] <= 12
+    assert record["blas_threads"] == [1]  # a small model never tries a second thread
 
 
 def test_a_time_limit_without_steps_trains_until_the_time_is_spent(tmp_path, names):

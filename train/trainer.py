@@ -16,6 +16,7 @@ from . import arguments, model
 from .config import GPTConfig
 from .data import Encoded, encode
 from .memory import available_memory, size_text
+from .threads import BlasThreads
 
 
 class TrainingError(ValueError):
@@ -43,6 +44,7 @@ class TrainOptions:
     dtype: str = "float64"  # of the weights, activations and optimizer (checkpoints stay float64)
     time_limit: float | None = None  # seconds of training (evaluations included); the schedule follows it
     keep_best: bool = True  # with held-out documents, return the weights of the best held-out loss
+    threads: int | None = None  # BLAS threads; None: one, or two where measured faster (see threads.py)
 
     def __post_init__(self):
         # normalized in place (NumPy scalars become Python numbers), each refused by name:
@@ -67,6 +69,8 @@ class TrainOptions:
         if self.time_limit is not None:
             checked["time_limit"] = arguments.real("time_limit", self.time_limit, 0, low_open=True, error=TrainingError)
         checked["keep_best"] = arguments.boolean("keep_best", self.keep_best)
+        if self.threads is not None:
+            checked["threads"] = arguments.integer("threads", self.threads, 1, TrainingError)
         for name, value in checked.items():
             object.__setattr__(self, name, value)
 
@@ -85,6 +89,7 @@ class TrainResult:
     stopped: str  # "done" (all steps, or the time limit), "interrupted" (Ctrl-C, SIGTERM) or "diverged" (blown_up)
     diverged_step: int | None = None
     best_step: int | None = None  # the step whose weights are returned (the last one done, or the best)
+    threads: tuple[int, ...] = (1,)  # the BLAS thread counts used, in the order they were taken
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -228,6 +233,7 @@ def train(
     losses, val_loss, stopped, bad_step, eval_seconds = [], None, "done", None, 0.0
     t0 = time.perf_counter()
     step, record = 0, {}
+    blas = BlasThreads(options.threads, t0)
     try:
         with np.errstate(all="ignore"):  # overflow shows up as a non-finite loss, handled below
             while step < steps:
@@ -273,13 +279,17 @@ def train(
                     if options.keep_best and val_loss < best_loss:
                         best, best_loss, best_step = flat.copy() if best is None else best, val_loss, step
                         best[:] = flat
-                record["seconds"] = time.perf_counter() - t0
+                now = time.perf_counter()
+                record["seconds"] = now - t0
+                blas.tick(now)
                 if on_step is not None:
                     on_step(record)
     except KeyboardInterrupt:
         stopped = "interrupted"
         if not np.all(np.isfinite(flat)):  # interrupted inside the update: take the step back
             flat[:] = last_good
+    finally:
+        blas.close()
     seconds = time.perf_counter() - t0
     steps_done = len(losses)
     if held is not None and (stopped == "diverged" or "val_loss" not in record):
@@ -290,7 +300,8 @@ def train(
         best_step = steps_done
     tail = losses[-50:]
     return TrainResult(flat.astype(np.float64, copy=False), config, vocab, steps_done, float(np.mean(tail)) if tail else float("nan"),
-                       val_loss, seconds, eval_seconds, data.truncated, stopped, bad_step, best_step)
+                       val_loss, seconds, eval_seconds, data.truncated, stopped, bad_step, best_step,
+                       tuple(blas.choices))
 
 
 def options_record(options: TrainOptions) -> dict:
