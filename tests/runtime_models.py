@@ -84,3 +84,20 @@ def hollow_model(path: Path, ckpt: Checkpoint) -> Path:
     helper.set_model_props(model, mgpt_props(ckpt))
     onnx.save(model, str(path))
     return path
+
+
+def late_failing_model(path: Path, ckpt: Checkpoint, kind: str) -> Path:
+    """The checkpoint's step graph, passing every check at load (position 0 is fine), that breaks
+    later: "nan" adds sqrt(-1) to the logits from position 2 on; "error" adds a Gather from a
+    one-element tensor at `position`, which onnxruntime refuses from position 1 on."""
+    model = build_model(ckpt)
+    producer = next(n for n in model.graph.node if LOGITS in n.output)
+    producer.output[:] = ["raw_logits" if o == LOGITS else o for o in producer.output]
+    values = [1.0, 1.0] + [-1.0] * (ckpt.config.block_size - 2) if kind == "nan" else [0.0]
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.array(values, np.float32), "late"))
+    model.graph.node.extend([helper.make_node("Sqrt" if kind == "nan" else "Identity", ["late"], ["late_root"]),
+                             helper.make_node("Gather", ["late_root", POSITION], ["late_bump"]),
+                             helper.make_node("Sub", ["late_bump", "late_bump"], ["late_zero_or_nan"]),
+                             helper.make_node("Add", ["raw_logits", "late_zero_or_nan"], [LOGITS])])
+    onnx.save(model, str(path))
+    return path
