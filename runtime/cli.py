@@ -6,7 +6,6 @@ take the rest), so this module imports only click and the runtime.
 
 from __future__ import annotations
 
-import os
 import sys
 from itertools import islice
 from json.encoder import encode_basestring
@@ -65,18 +64,15 @@ def generate_command(model_path, num_samples, temperature, top_k, top_p, seed, p
     except ValueError as e:  # an option the model cannot take: a prefix outside its vocabulary or block
         hint = _hint(str(e))
         raise OptionError(f"Invalid value for {hint}: {e}" if hint else str(e)) from e
+    # stdout is guarded by Command: a closed, full or broken one is one line or a quiet exit
     show, write = FORMATS[fmt], sys.stdout.write
     try:
         start = 1
         while texts := list(islice(samples, CHUNK)):
             write(show(start, texts))
             start += len(texts)
-        sys.stdout.flush()
     except ModelError as e:  # a model that fails only at some later step, or gives NaN logits
         raise click.ClickException(str(e)) from e
-    except BrokenPipeError:  # `mgpt-generate -n 1000000 | head`: stop quietly, like other Unix tools
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
 
 
 def _hint(message: str) -> str | None:

@@ -79,7 +79,9 @@ def hollow_model(path: Path, ckpt: Checkpoint) -> Path:
         inputs.append(helper.make_tensor_value_info(past, TensorProto.FLOAT, cache))
         outputs.append(helper.make_tensor_value_info(present, TensorProto.FLOAT, cache))
         nodes.append(helper.make_node("Identity", [past], [present]))
-    model = helper.make_model(helper.make_graph(nodes, "hollow", inputs, outputs),
+    # an unused table as large as the weights the metadata declares, so the file could hold them
+    padding = [helper.make_tensor("padding", TensorProto.FLOAT, [c.num_params()], [0.0] * c.num_params())]
+    model = helper.make_model(helper.make_graph(nodes, "hollow", inputs, outputs, initializer=padding),
                               opset_imports=[helper.make_opsetid("", 17)])
     helper.set_model_props(model, mgpt_props(ckpt))
     onnx.save(model, str(path))

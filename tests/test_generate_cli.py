@@ -94,7 +94,7 @@ def test_bad_model_files_are_one_line_errors(tmp_path, ckpt, model):
         (tmp_path / "bare.onnx", "is an ONNX model but not an mgpt step graph"),
         (runtime_models.identity_model(tmp_path / "fake.onnx", runtime_models.mgpt_props(ckpt)),
          "is not a usable mgpt step graph"),
-        (runtime_models.hollow_model(tmp_path / "hollow.onnx", ckpt), "its first step returns logits of shape"),
+        (runtime_models.hollow_model(tmp_path / "hollow.onnx", ckpt), "its step at position 0 returns logits of shape"),
     ]
     for path, message in cases:
         result = run("--model", str(path))

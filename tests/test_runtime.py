@@ -351,7 +351,7 @@ def test_bad_files_raise_model_error_naming_the_problem(tmp_path, ckpt, model_pa
         runtime_models.identity_model(tmp_path / "fake.onnx", runtime_models.mgpt_props(ckpt)):
             r"not a usable mgpt step graph: its inputs should be \['token', 'position'",
         runtime_models.hollow_model(tmp_path / "hollow.onnx", ckpt):
-            r"its first step returns logits of shape \(1, 3\), expected \(1, 27\)",
+            r"its step at position 0 returns logits of shape \(1, 3\), expected \(1, 27\)",
     }
     for path, message in cases.items():
         with pytest.raises(ModelError, match=message):
