@@ -362,15 +362,17 @@ def test_bad_files_raise_model_error_naming_the_problem(tmp_path, ckpt, model_pa
 
 @pytest.fixture(scope="session")
 def late_nan(ckpt, tmp_path_factory):
-    return Generator(runtime_models.late_failing_model(tmp_path_factory.mktemp("late") / "nan.onnx", ckpt, "nan"))
+    path, trigger = runtime_models.late_failing_model(tmp_path_factory.mktemp("late") / "nan.onnx", ckpt, "nan")
+    return Generator(path), trigger
 
 
 @pytest.fixture(scope="session")
 def late_error(ckpt, tmp_path_factory):
-    return Generator(runtime_models.late_failing_model(tmp_path_factory.mktemp("late") / "error.onnx", ckpt, "error"))
+    path, trigger = runtime_models.late_failing_model(tmp_path_factory.mktemp("late") / "error.onnx", ckpt, "error")
+    return Generator(path), trigger
 
 
-CALLS = {  # every loop of the Generator, drawing first at position len(prefix) + 1 - 1
+CALLS = {  # every loop of the Generator; the prefix's character is fed at position 1
     "batched": lambda gen, prefix: gen.generate(300, temperature=1.0, seed=1, prefix=prefix),
     "batched, greedy": lambda gen, prefix: gen.generate(300, temperature=0, prefix=prefix),
     "batched, top-k and top-p": lambda gen, prefix: gen.generate(300, 1.0, top_k=5, top_p=0.9, seed=1, prefix=prefix),
@@ -378,20 +380,22 @@ CALLS = {  # every loop of the Generator, drawing first at position len(prefix) 
     "batch 1": lambda gen, prefix: gen.generate(3, temperature=1.0, seed=1, prefix=prefix, batch_size=1),
     "batch 1, greedy": lambda gen, prefix: gen.generate(3, temperature=0, prefix=prefix, batch_size=1),
     "characters": lambda gen, prefix: list(gen.characters(temperature=1.0, prefix=prefix)),
-    "score": lambda gen, prefix: gen.score([prefix + "abcdef"] * 5),
+    "score": lambda gen, prefix: gen.score([prefix + "abc"] * 5),
 }
 
 
 @pytest.mark.parametrize("call", CALLS)
-def test_nan_logits_at_a_later_position_are_a_model_error_naming_file_and_position(late_nan, call):
-    with pytest.raises(ModelError, match=rf"nan\.onnx' gave logits that are not finite .* at position 2;"):
-        CALLS[call](late_nan, "ab")
+def test_nan_logits_at_a_later_step_are_a_model_error_naming_file_and_position(late_nan, call):
+    gen, trigger = late_nan
+    with pytest.raises(ModelError, match=r"nan\.onnx' gave logits that are not finite .* at position 1;"):
+        CALLS[call](gen, trigger)
 
 
 @pytest.mark.parametrize("call", CALLS)
-def test_an_onnxruntime_failure_at_a_later_position_is_a_model_error(late_error, call):
+def test_an_onnxruntime_failure_at_a_later_step_is_a_model_error(late_error, call):
+    gen, trigger = late_error
     with pytest.raises(ModelError, match=r"error\.onnx' failed in onnxruntime at position 1 \(.*Gather"):
-        CALLS[call](late_error, "a")
+        CALLS[call](gen, trigger)
 
 
 @pytest.mark.parametrize("row", [[0.5, np.nan, 1.0], [np.inf, 0.0, 1.0], [np.nan, 0.0, np.inf], [-np.inf] * 3])
