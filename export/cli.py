@@ -9,12 +9,12 @@ import click
 from mgpt.runtime import __version__
 from mgpt.runtime.command import CONTEXT_SETTINGS, Command
 from mgpt.train.checkpoint import DEFAULT_PATH, CheckpointError
-from mgpt.train.files import OutputError
+from mgpt.runtime.paths import PathError
 
 from .exporter import ExportSummary, export
 from .graph import DEFAULT_OPSET, ExportError
 
-USER_ERRORS = (CheckpointError, ExportError, OutputError)
+USER_ERRORS = (CheckpointError, ExportError, PathError)
 
 
 @click.command(cls=Command, context_settings=CONTEXT_SETTINGS)

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from mgpt.train import checkpoint as ckpt_io
-from mgpt.train.files import OutputError, atomic_write, check_writable
+from mgpt.runtime.paths import check_paths
+from mgpt.train import arguments
+from mgpt.train.checkpoint import Checkpoint, CheckpointError
+from mgpt.train.files import atomic_write, check_writable
 
 from .graph import DEFAULT_OPSET, ExportError, build_model
 from .verification import BATCH, TOLERANCE, supported_opsets, verify as verify_model
@@ -36,6 +40,22 @@ def require_supported_opset(opset: int) -> None:
                           f"{supported.stop - 1} (what both onnx and onnxruntime here handle)")
 
 
+# Trained weights of this model stay below ~10; beyond this the float32 graph's rmsnorm and
+# products can overflow where the float64 reference does not, and the weights come from a broken run.
+MAX_WEIGHT = 1e6
+
+
+def check_weights(ckpt: Checkpoint, name: str) -> None:
+    """A CheckpointError, blaming the checkpoint rather than the export, when a weight is too large
+    for a float32 graph to reproduce (loading has already refused non-finite ones)."""
+    for key, a in ckpt.params.items():
+        largest = float(np.max(np.abs(a), initial=0.0))
+        if not largest <= MAX_WEIGHT:
+            raise CheckpointError(f"checkpoint {name!r} holds absurd weights ({key} reaches {largest:.3g}, trained "
+                                  f"ones stay below ~10; the limit is {MAX_WEIGHT:g}): the checkpoint is the "
+                                  f"problem, not the export; retrain it (a diverged run? try a lower --lr)")
+
+
 def _io(values) -> list[tuple[str, str, list]]:
     """(name, dtype, dims) of graph inputs or outputs, as declared in the file."""
     rows = []
@@ -51,9 +71,13 @@ def export(checkpoint_path: str | Path, output_path: str | Path, opset: int = DE
     (unless ``verify`` is False) and write it to ``output_path``. Any failure leaves the output as
     it was. Raises CheckpointError, ExportError or OutputError."""
     # 1) everything that can be wrong with the input is found before any work
+    opset = arguments.integer("opset", opset)
+    verify = arguments.boolean("verify", verify)
     output = check_writable(output_path, "output")
+    check_paths({"checkpoint": checkpoint_path}, {"output": output})
     require_supported_opset(opset)
     ckpt = ckpt_io.load(checkpoint_path)
+    check_weights(ckpt, str(checkpoint_path))
 
     # 2) build, verify, and only then write
     model = build_model(ckpt, opset)
@@ -64,11 +88,8 @@ def export(checkpoint_path: str | Path, output_path: str | Path, opset: int = DE
         except ExportError as e:
             raise ExportError(f"{e}; {str(output)!r} was not written") from None
     data = model.SerializeToString()
-    try:
-        with atomic_write(output) as f:
-            f.write(data)
-    except OSError as e:
-        raise OutputError(f"could not write {str(output)!r}: {e.strerror or e}") from None
+    with atomic_write(output) as f:  # an I/O error is an OutputError, the old file left as it was
+        f.write(data)
 
     return ExportSummary(output, opset, _io(model.graph.input), _io(model.graph.output),
                          ckpt.config.num_params(), len(model.graph.node), len(data),

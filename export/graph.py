@@ -1,7 +1,9 @@
 """The ONNX step graph: plain functions from a checkpoint's (parameters, config) to a ``ModelProto``.
 
 One decoding step, the computation of ``mgpt.train.model.step``, built node by node with
-``onnx.helper``: one small node helper plus a builder per part (embedding, rmsnorm, attention, mlp).
+``onnx.helper`` (the node helper, ``linear`` and ``rmsnorm`` are in ``nodes``): a builder per part
+(embedding, attention, mlp), and ``build_model``. Small models take the builders of ``small``
+instead for the embedding and attention: the same step, faster in onnxruntime at large batches.
 Shapes: B = batch, P = past_len, T = P + 1, C = n_embd, H = n_head, D = head_dim, V = vocab_size.
 Node names are hierarchical (``/layers.0/attn/q_proj/Gemm``) and a node's output is
 ``{node}/output_0``, except the graph outputs, which carry the names of ``mgpt.runtime.metadata``.
@@ -19,17 +21,17 @@ of a Python rollout loop (onnxruntime 1.32, one thread, default config, block 8,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from mgpt.runtime import __version__
 from mgpt.runtime.metadata import LOGITS, POSITION, TOKEN, ModelInfo, past_names, present_names
 from mgpt.train.checkpoint import Checkpoint
 from mgpt.train.config import GPTConfig
-from mgpt.train.model import EPS
+
+from . import small
+from .nodes import Graph, const, linear, node, reduce, rmsnorm, unsqueeze, weight
 
 
 class ExportError(ValueError):
@@ -43,72 +45,6 @@ MIN_OPSET = 11  # Gemm's C input became optional in opset 11; older ones would n
 BATCH, PAST_LEN, TOTAL_LEN = "batch", "past_len", "past_len + 1"
 
 
-# ----------------------------------------------------------------------------- the node helper
-
-@dataclass
-class Graph:
-    """What the builders append to: nodes in order, initializers, and the opset they target."""
-
-    opset: int
-    nodes: list = field(default_factory=list)
-    initializers: list = field(default_factory=list)
-    constants: dict = field(default_factory=dict)  # (dtype, shape, bytes) -> name: one copy each
-
-
-def node(g: Graph, op: str, name: str, inputs: list[str], output: str | None = None, **attrs) -> str:
-    """Append node ``{name}/{op}`` and return its (single) output, ``{node}/output_0`` by default."""
-    full = f"{name}/{op}"
-    output = output or f"{full}/output_0"
-    g.nodes.append(helper.make_node(op, inputs, [output], name=full, **attrs))
-    return output
-
-
-def weight(g: Graph, name: str, array: np.ndarray) -> str:
-    """A float32 initializer under the checkpoint's own name."""
-    g.initializers.append(numpy_helper.from_array(np.asarray(array, dtype=np.float32), name))
-    return name
-
-
-def const(g: Graph, name: str, value, dtype=np.float32) -> str:
-    """A constant initializer, stored once however often it is asked for (first name wins)."""
-    array = np.asarray(value, dtype=dtype)
-    key = (array.dtype.str, array.shape, array.tobytes())
-    if key not in g.constants:
-        g.constants[key] = f"/const/{name}"
-        g.initializers.append(numpy_helper.from_array(array, g.constants[key]))
-    return g.constants[key]
-
-
-def takes_axes_input(g: Graph, op: str) -> bool:
-    """Whether ``op`` takes its axes as an input at this opset (ReduceSum and Unsqueeze from 13,
-    ReduceMean from 18) rather than as an attribute."""
-    schema = onnx.defs.get_schema(op, g.opset)
-    return any(i.name == "axes" for i in schema.inputs)
-
-
-def axes_node(g: Graph, op: str, name: str, x: str, axis: int, **attrs) -> str:
-    """``op`` over one ``axis``, with the axes where this opset wants them."""
-    if takes_axes_input(g, op):
-        return node(g, op, name, [x, const(g, f"axis{axis}", [axis], np.int64)], **attrs)
-    return node(g, op, name, [x], axes=[axis], **attrs)
-
-
-def reduce(g: Graph, op: str, name: str, x: str, axis: int, keepdims: int) -> str:
-    return axes_node(g, op, name, x, axis, keepdims=keepdims)
-
-
-def unsqueeze(g: Graph, name: str, x: str, axis: int) -> str:
-    return axes_node(g, "Unsqueeze", name, x, axis)
-
-
-def linear(g: Graph, name: str, x: str, w: str, residual: str | None = None, output: str | None = None,
-           alpha: float = 1.0) -> str:
-    """``alpha * x @ W.T`` (+ ``residual``) for W in the checkpoint's (out, in) layout:
-    (B, in) -> (B, out)."""
-    inputs = [x, w] + ([residual] if residual else [])
-    return node(g, "Gemm", name, inputs, output, transB=1, **({"alpha": alpha} if alpha != 1.0 else {}))
-
-
 # ----------------------------------------------------------------------------- the builders
 
 def embedding(g: Graph, token: str, position: str) -> str:
@@ -116,21 +52,6 @@ def embedding(g: Graph, token: str, position: str) -> str:
     tok = node(g, "Gather", "/embed/wte", ["wte", token])  # (B, C)
     pos = node(g, "Gather", "/embed/wpe", ["wpe", position])  # (C,), broadcast over the rows
     return node(g, "Add", "/embed", [tok, pos])
-
-
-def rmsnorm(g: Graph, name: str, x: str, width: int) -> str:
-    """x / sqrt(mean(x^2) + eps) over the last axis: (B, C) -> (B, C).
-
-    Pow/ReduceMean/Add/Sqrt/Div, then a Mul by a weight of ones: microgpt's rmsnorm has no weight,
-    but onnxruntime fuses the six nodes into one SimplifiedLayerNormalization kernel only when that
-    Mul is there: 15% faster per step at batch 1, 3.5% at batch 1024 (with graph
-    optimizations off, the extra Mul costs 3%)."""
-    square = node(g, "Pow", name, [x, const(g, "two", 2.0)])
-    mean = reduce(g, "ReduceMean", name, square, axis=-1, keepdims=1)  # (B, 1)
-    shifted = node(g, "Add", name, [mean, const(g, "eps", EPS)])
-    root = node(g, "Sqrt", name, [shifted])
-    normed = node(g, "Div", name, [x, root])
-    return node(g, "Mul", name, [normed, const(g, "norm_weight", np.ones(width))])
 
 
 # One query per row against the cache, for one layer (one node per step unless said otherwise):
@@ -239,10 +160,19 @@ def build_model(checkpoint: Checkpoint, opset: int = DEFAULT_OPSET) -> onnx.Mode
         outputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, [BATCH, H, TOTAL_LEN, D])
                     for n in present_names(i)]
 
-    x = rmsnorm(g, "/embed/norm", embedding(g, TOKEN, POSITION), config.n_embd)
-    for i in range(config.n_layer):
-        x = attention(g, i, x, config)
-        x = mlp(g, i, x, config)
+    if small.is_small(config):  # the same step, faster in onnxruntime (see small.py)
+        length = small.cache_length(g, config)
+        x, *qkv = small.first_layer(g, config)
+        for i in range(config.n_layer):
+            if i:
+                qkv = small.projections(g, i, x, config)
+            x = small.attention(g, i, x, qkv, config, length)
+            x = mlp(g, i, x, config)
+    else:
+        x = rmsnorm(g, "/embed/norm", embedding(g, TOKEN, POSITION), config.n_embd)
+        for i in range(config.n_layer):
+            x = attention(g, i, x, config)
+            x = mlp(g, i, x, config)
     linear(g, "/lm_head", x, "lm_head", output=LOGITS)
 
     graph = helper.make_graph(g.nodes, "mgpt", inputs, outputs, initializer=g.initializers)

@@ -13,7 +13,7 @@ import onnxruntime as ort
 
 from mgpt.runtime.metadata import LOGITS, POSITION, TOKEN, past_names, present_names
 from mgpt.runtime.vocab import Vocab
-from mgpt.train.checkpoint import Checkpoint
+from mgpt.train.checkpoint import Checkpoint, CheckpointError
 from mgpt.train.config import GPTConfig
 from mgpt.train.model import empty_cache, step
 
@@ -63,7 +63,11 @@ def verify(model: onnx.ModelProto, checkpoint: Checkpoint, batch: int = BATCH, s
         except Exception as e:  # e.g. a graph made for another config than the checkpoint's
             raise ExportError(f"onnxruntime cannot run the graph at position {position}: {e}") from None
         keys, values = present[0::2], present[1::2]
-        ref_logits, ref_keys, ref_values = step(checkpoint.params, config, token, position, ref_keys, ref_values)
+        with np.errstate(all="ignore"):
+            ref_logits, ref_keys, ref_values = step(checkpoint.params, config, token, position, ref_keys, ref_values)
+        if not all(np.all(np.isfinite(a)) for a in (ref_logits, *ref_keys, *ref_values)):
+            raise CheckpointError(f"the checkpoint's weights give non-finite values in the NumPy forward itself at "
+                                  f"position {position}: the checkpoint is the problem, not the export; retrain it")
         for got, want in zip([logits, *keys, *values], [ref_logits, *ref_keys, *ref_values]):
             error = float(np.max(np.abs(got - want), initial=0.0))
             if not error <= tolerance:  # also catches NaN

@@ -7,6 +7,7 @@ Every value in ``metadata_props`` is a string; structured values are JSON.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from .vocab import Vocab, VocabError
@@ -30,6 +31,79 @@ class MetadataError(ValueError):
 
 
 _INTS = ("bos", "vocab_size", "block_size", "n_layer", "n_head", "head_dim", "n_embd")
+_DIGITS = re.compile(r"[0-9]{1,12}")  # plain decimal: int() would also take " 8", "8_0" or Arabic digits
+
+
+def _strict_json(text: str):
+    """json.loads that refuses duplicate keys (which would silently keep the last)."""
+    def pairs(items):
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"a JSON object repeats a key ({sorted(k for k in keys if keys.count(k) > 1)[0]!r})")
+        return dict(items)
+
+    return json.loads(text, object_pairs_hook=pairs)
+
+
+def _varint(data: memoryview, i: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise MetadataError("the file is not a well-formed ONNX protobuf (a truncated number)")
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if byte < 0x80:
+            return value, i
+
+
+def _fields(data: memoryview):
+    """(field number, value) of a protobuf message's fields: an int for varints and fixed-size
+    numbers, a memoryview for length-delimited ones (strings, sub-messages)."""
+    i = 0
+    while i < len(data):
+        tag, i = _varint(data, i)
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, i = _varint(data, i)
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, i = int.from_bytes(data[i : i + size], "little"), i + size
+        elif wire == 2:
+            size, i = _varint(data, i)
+            if i + size > len(data):
+                raise MetadataError("the file is not a well-formed ONNX protobuf (a field runs past its end)")
+            value, i = data[i : i + size], i + size
+        else:
+            raise MetadataError(f"the file is not a well-formed ONNX protobuf (wire type {wire})")
+        yield field, value
+
+
+def read_props(model_bytes: bytes) -> dict[str, str]:
+    """``metadata_props`` read from the ModelProto's own bytes (field 14, key 1 and value 2 of
+    each entry), refusing a repeated key and text that is not UTF-8: onnxruntime's map keeps one
+    of two values silently, and its decoding error is a bare UnicodeDecodeError."""
+    props: dict[str, str] = {}
+    for field, value in _fields(memoryview(model_bytes)):
+        if field != 14 or not isinstance(value, memoryview):
+            continue
+        entry = {1: "", 2: ""}
+        for key, text in _fields(value):
+            if key in entry and isinstance(text, memoryview):
+                try:
+                    entry[key] = bytes(text).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise MetadataError("its metadata holds text that is not UTF-8") from None
+        if entry[1] in props:
+            raise MetadataError(f"its metadata repeats the key {entry[1]!r}")
+        props[entry[1]] = entry[2]
+    return props
+
+
+def _line_character(c: str) -> bool:
+    """Whether ``c`` can be a token: a character that a line of text can hold (no line break,
+    which training data cannot contain, and no lone surrogate, which no text can be written with)."""
+    return not 0xD800 <= ord(c) < 0xE000 and len(f"a{c}a".splitlines()) == 1
 
 
 @dataclass(frozen=True)
@@ -68,11 +142,20 @@ class ModelInfo:
             raise MetadataError(f"its format version is {props.get('format_version')!r}; this mgpt reads "
                                 f"version {FORMAT_VERSION}: re-export it with this mgpt")
         try:
-            ints = {name: int(props[name]) for name in _INTS}
-            vocab = Vocab(tuple(json.loads(props["vocab"])))
-            training = json.loads(props.get("training") or "{}")
-        except (KeyError, ValueError, TypeError, VocabError) as e:
+            raw = {name: props[name] for name in _INTS}
+            bad = [name for name, text in raw.items() if not _DIGITS.fullmatch(text)]
+            if bad:
+                raise ValueError(f"{bad[0]} is {raw[bad[0]]!r}, not a plain positive integer")
+            ints = {name: int(text) for name, text in raw.items()}
+            chars = _strict_json(props["vocab"])
+            if not isinstance(chars, list):
+                raise ValueError("vocab is not a JSON list")
+            vocab = Vocab(tuple(chars))
+            training = _strict_json(props.get("training") or "{}")
+        except (KeyError, ValueError, TypeError, VocabError, RecursionError) as e:
             raise MetadataError(f"its metadata is incomplete or malformed ({type(e).__name__}: {e})") from None
+        if not all(_line_character(c) for c in vocab.chars):
+            raise MetadataError("its vocabulary holds a line break or a lone surrogate, which no document can")
         info = cls(vocab, ints["block_size"], ints["n_layer"], ints["n_head"], ints["head_dim"],
                    training if isinstance(training, dict) else {}, props.get("producer", ""))
         if (ints["bos"], ints["vocab_size"], ints["n_embd"]) != (info.bos, info.vocab_size, info.n_embd):
@@ -81,3 +164,14 @@ class ModelInfo:
         if min(ints.values()) < 1:
             raise MetadataError("its metadata has a non-positive size")
         return info
+
+    def check_sizes(self, file_size: int) -> None:
+        """Sizes a file of ``file_size`` bytes can hold: its float32 tables (the embeddings, the
+        positions and lm_head) and each layer's weights, so a 23 kB file cannot declare 10**9
+        positions or layers and make the loading check run or allocate for ever."""
+        C, V = self.n_embd, self.vocab_size
+        floats = (2 * V + self.block_size) * C + self.n_layer * 12 * C * C
+        if 4 * floats > file_size:
+            raise MetadataError(f"its metadata declares sizes (block_size {self.block_size:,}, n_layer "
+                                f"{self.n_layer:,}, n_embd {C:,}, vocab_size {V:,}) whose weights need "
+                                f"{4 * floats:,} bytes, more than the file's {file_size:,}")

@@ -6,12 +6,14 @@ is wrong, so that a command can print it as a single line.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from .metadata import LOGITS, POSITION, TOKEN, MetadataError, ModelInfo, past_names, present_names
+from .metadata import LOGITS, POSITION, TOKEN, MetadataError, ModelInfo, past_names, present_names, read_props
+from .paths import PathError, read_input
 
 class ModelError(ValueError):
     """A model file that is missing, unreadable, or not an mgpt step graph."""
@@ -47,35 +49,53 @@ def model_path(model: str | Path | None) -> Path:
     return Path(model)
 
 
+# The largest model file opened: protobuf's own limit is 2 GB.
+MAX_MODEL_BYTES = 2**31 - 1
+# The loading check's rollout is stopped (RunOptions.terminate) after this many seconds: a graph
+# crafted to run for ever is refused instead of hanging its caller.
+CHECK_SECONDS = 10.0
+
+
 def open_session(path: str | Path, threads: int = 1) -> tuple[ort.InferenceSession, ModelInfo]:
     """An onnxruntime session on ``path`` and what the file says about itself, after checking that
-    its inputs, outputs and metadata are those of an mgpt step graph.
+    its inputs, outputs and metadata are those of an mgpt step graph, that its metadata agrees
+    with the graph, and that a whole rollout of one row runs with finite logits.
 
     ``threads`` is onnxruntime's intra-op thread count: 1 is the fastest for this graph's tiny kernels.
     """
     path = Path(path)
     name = str(path)
-    if not path.exists():
-        raise ModelError(f"model file {name!r} does not exist; export one with mgpt-export or pass its path")
-    if path.is_dir():
-        raise ModelError(f"model path {name!r} is a directory; pass the .onnx file")
+    try:
+        raw = read_input(path, "model file", "export one with mgpt-export or pass the .onnx file", MAX_MODEL_BYTES)
+    except PathError as e:
+        raise ModelError(str(e)) from None
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only: warnings would be printed under the command's output
-    try:
-        session = ort.InferenceSession(name, options, providers=["CPUExecutionProvider"])
+    options.log_severity_level = 4  # fatal only: failures become ModelErrors; log lines would be printed under the output
+    try:  # from the bytes read: what is checked is what runs (and external data files are not followed)
+        session = ort.InferenceSession(raw, options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ModelError(f"{name!r} is not an ONNX model that onnxruntime can load ({reason})") from None
+        raise ModelError(f"{name!r} is not an ONNX model that onnxruntime can load ({_first_line(e)})") from None
     try:
-        info = ModelInfo.from_props(session.get_modelmeta().custom_metadata_map)
+        info = ModelInfo.from_props(read_props(raw))
     except MetadataError as e:
         raise ModelError(f"{name!r} is an ONNX model but not an mgpt step graph: {e}") from None
-    problem = _io_problem(session, info) or _step_problem(session, info)
+    problem = _io_problem(session, info)
+    if not problem:
+        try:
+            info.check_sizes(len(raw))
+        except MetadataError as e:
+            raise ModelError(f"{name!r} is an ONNX model but not an mgpt step graph: {e}") from None
+        problem = _rollout_problem(session, info)
     if problem:
         raise ModelError(f"{name!r} is not a usable mgpt step graph: {problem}; re-export it with mgpt-export")
     return session, info
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 def _io_problem(session: ort.InferenceSession, info: ModelInfo) -> str | None:
@@ -111,16 +131,38 @@ def first_step(info: ModelInfo) -> dict[str, np.ndarray]:
     return feed | {name: empty for i in range(info.n_layer) for name in past_names(i)}
 
 
-def _step_problem(session: ort.InferenceSession, info: ModelInfo) -> str | None:
-    """What goes wrong when the graph runs its first step, or None: a file whose declared inputs
-    and outputs fit can still fail inside, or return other shapes than it declares."""
+def _rollout_problem(session: ort.InferenceSession, info: ModelInfo) -> str | None:
+    """What goes wrong in a whole rollout of one row (BOS, then the most likely token, at every
+    position up to the block size), or None: a file whose declared inputs and outputs fit can
+    still fail inside, return other shapes than it declares, hold a position table shorter than
+    its block size, give non-finite logits, or run too long (stopped by a watchdog)."""
     names = [LOGITS] + [n for i in range(info.n_layer) for n in present_names(i)]
+    past = [n for i in range(info.n_layer) for n in past_names(i)]
+    feed = first_step(info)
+    run_options = ort.RunOptions()
+    run_options.log_severity_level = 4
+    watchdog = threading.Timer(CHECK_SECONDS, lambda: setattr(run_options, "terminate", True))
+    watchdog.daemon = True
+    watchdog.start()
     try:
-        outputs = session.run(names, first_step(info))
-    except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
-        return f"its first step fails in onnxruntime ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
-    want = [(1, info.vocab_size)] + [(1, info.n_head, 1, info.head_dim)] * (2 * info.n_layer)
-    for name, array, shape in zip(names, outputs, want):
-        if array.shape != shape:
-            return f"its first step returns {name} of shape {array.shape}, expected {shape}"
+        for p in range(info.block_size):
+            feed[POSITION] = np.array(p, np.int64)
+            try:
+                outputs = session.run(names, feed, run_options)
+            except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
+                if run_options.terminate:
+                    return f"its check (a rollout of one row) ran longer than {CHECK_SECONDS:g} s and was stopped"
+                return f"its step at position {p} fails in onnxruntime ({_first_line(e)})"
+            want = [(1, info.vocab_size)] + [(1, info.n_head, p + 1, info.head_dim)] * (2 * info.n_layer)
+            for name, array, shape in zip(names, outputs, want):
+                if not isinstance(array, np.ndarray) or array.dtype != np.float32:
+                    return f"its step at position {p} returns {name} as {getattr(array, 'dtype', type(array))}, not float32"
+                if array.shape != shape:
+                    return f"its step at position {p} returns {name} of shape {array.shape}, expected {shape}"
+            if not np.all(np.isfinite(outputs[0])):
+                return f"its step at position {p} gives non-finite logits"
+            feed[TOKEN] = np.array([int(np.argmax(outputs[0][0]))], np.int64)
+            feed.update(zip(past, outputs[1:]))
+    finally:
+        watchdog.cancel()
     return None

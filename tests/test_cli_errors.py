@@ -13,7 +13,7 @@ from mgpt.train.cli import eval_command, train_command
     (train_command, ["--steps", "0"], ["--steps", "x>=1", "(see mgpt-train --help)"]),
     (train_command, ["--bogus"], ["--bogus"]),
     (train_command, ["--val-fraction", "1"], ["--val-fraction"]),
-    (eval_command, [], ["Missing argument 'MODEL'"]),
+    (eval_command, ["--data"], ["--data", "requires an argument"]),
     (export_command, [], ["Missing argument 'OUTPUT'"]),
     (export_command, ["x.onnx", "--opset", "abc"], ["--opset", "not a valid integer"]),
     (generate_command, ["--temperature", "-1"], ["--temperature", "x>=0"]),

@@ -6,9 +6,12 @@ left). The workspace holds a small data file, a good checkpoint and model, and t
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import socket
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from click.testing import CliRunner
 
 import mgpt.models
 from mgpt.export.cli import export_command
+from mgpt.runtime import Generator, ModelError, modelfile
 from mgpt.runtime.cli import generate_command
 from mgpt.train.cli import eval_command, train_command
 
@@ -25,8 +29,8 @@ SHIPPED = Path(mgpt.models.__file__).parent
 NAMES = "\n".join(["emma", "olivia", "ava", "isabella", "sophia", "mia", "liam", "noah", "jo", "kaya"] * 5) + "\n"
 
 
-def make_workspace(folder: Path) -> None:
-    """The files the table's cases point at, by name."""
+def make_files(folder: Path) -> None:
+    """The regular files the table's cases point at, by name (made once, copied for each case)."""
     (folder / "names.txt").write_text(NAMES)
     (folder / "empty.txt").write_bytes(b"")
     (folder / "blank.txt").write_text("\n \n\n")
@@ -35,8 +39,16 @@ def make_workspace(folder: Path) -> None:
     shutil.copy(SHIPPED / "names.npz", folder / "good.npz")
     shutil.copy(SHIPPED / "names.onnx", folder / "good.onnx")
     shutil.copy(SHIPPED / "names.onnx", folder / "GOOD.ONNX")
-    (folder / "ro.npz").write_bytes(b"read-only")
-    (folder / "ro.npz").chmod(0o444)
+    (folder / "text.npz").write_text("not a zip")
+    (folder / "text.onnx").write_text("not a model")
+    (folder / "half.npz").write_bytes((SHIPPED / "names.npz").read_bytes()[:5000])
+    (folder / "half.onnx").write_bytes((SHIPPED / "names.onnx").read_bytes()[:5000])
+    make_hostile_models(folder)
+    make_hostile_checkpoints(folder)
+
+
+def make_special_files(folder: Path) -> None:
+    """Directories, a FIFO, a socket and symlinks beside the regular files."""
     (folder / "dir").mkdir()
     (folder / "dir.npz").mkdir()
     os.mkfifo(folder / "fifo")
@@ -45,10 +57,201 @@ def make_workspace(folder: Path) -> None:
     sock.close()
     os.symlink("good.npz", folder / "link.npz")
     os.symlink("names.txt", folder / "names-link.txt")
-    (folder / "text.npz").write_text("not a zip")
-    (folder / "text.onnx").write_text("not a model")
-    (folder / "half.npz").write_bytes((SHIPPED / "names.npz").read_bytes()[:5000])
-    (folder / "half.onnx").write_bytes((SHIPPED / "names.onnx").read_bytes()[:5000])
+
+
+def _props(model) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def _with_props(model, **changes):
+    """The model with metadata values changed (None removes the key)."""
+    props = _props(model)
+    props.update(changes)
+    del model.metadata_props[:]
+    for key, value in props.items():
+        if value is not None:
+            model.metadata_props.add(key=key, value=value)
+    return model
+
+
+def _scaled(name: str, factor: float):
+    def change(model):
+        from onnx import numpy_helper
+
+        for i, t in enumerate(model.graph.initializer):
+            if t.name == name:
+                model.graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) * np.float32(factor), name))
+        return model
+    return change
+
+
+def _slow(model):
+    """Logits that first wait on a Loop of 10**12 additions: a graph that would never finish."""
+    from onnx import TensorProto as TP, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond"], ["cond_out"]), helper.make_node("Add", ["acc", "one"], ["acc_out"])],
+        "body", [helper.make_tensor_value_info("i", TP.INT64, []), helper.make_tensor_value_info("cond", TP.BOOL, []),
+                 helper.make_tensor_value_info("acc", TP.FLOAT, [1])],
+        [helper.make_tensor_value_info("cond_out", TP.BOOL, []), helper.make_tensor_value_info("acc_out", TP.FLOAT, [1])],
+        initializer=[helper.make_tensor("one", TP.FLOAT, [1], [0.0])])
+    model.graph.initializer.extend([helper.make_tensor("/slow/n", TP.INT64, [], [10**12]),
+                                    helper.make_tensor("/slow/c", TP.BOOL, [], [True]),
+                                    helper.make_tensor("/slow/a0", TP.FLOAT, [1], [0.0])])
+    for node in model.graph.node:
+        if "logits" in node.output:
+            node.output[list(node.output).index("logits")] = "/slow/logits"
+    model.graph.node.extend([helper.make_node("Loop", ["/slow/n", "/slow/c", "/slow/a0"], ["/slow/acc"], body=body),
+                             helper.make_node("Add", ["/slow/logits", "/slow/acc"], ["logits"])])
+    return model
+
+
+def _duplicate_key(model):
+    model.metadata_props.add(key="block_size", value="8")
+    return model
+
+
+# hostile model files: name -> a change of the shipped model's ModelProto (or, bytes -> bytes, of its file)
+HOSTILE_MODELS = {
+    "block-huge.onnx": lambda m: _with_props(m, block_size=str(10**9)),
+    "block-past-table.onnx": lambda m: _with_props(m, block_size="9"),
+    "layers-2.onnx": lambda m: _with_props(m, n_layer="2"),
+    "heads-2.onnx": lambda m: _with_props(m, n_head="2", head_dim="8"),
+    "head-dim-wrong.onnx": lambda m: _with_props(m, head_dim="5"),
+    "vocab-duplicate.onnx": lambda m: _with_props(m, vocab='["a", "a", "b"]', bos="3", vocab_size="4"),
+    "vocab-object.onnx": lambda m: _with_props(m, vocab='{"a": 1}'),
+    "vocab-newline.onnx": lambda m: _with_props(m, vocab='["\\n", ' + _props(m)["vocab"][1:].replace('"a", ', "", 1)),
+    "vocab-surrogate.onnx": lambda m: _with_props(m, vocab=_props(m)["vocab"].replace('"z"', '"\\ud800"')),
+    "vocab-multichar.onnx": lambda m: _with_props(m, vocab=_props(m)["vocab"].replace('"z"', '"zz"')),
+    "vocab-short.onnx": lambda m: _with_props(m, vocab=_props(m)["vocab"].replace('"z", ', "").replace(', "z"', ""),
+                                              bos="25", vocab_size="26"),
+    "bos-wrong.onnx": lambda m: _with_props(m, bos="3"),
+    "vocab-size-wrong.onnx": lambda m: _with_props(m, vocab_size="30"),
+    "missing-block.onnx": lambda m: _with_props(m, block_size=None),
+    "block-underscore.onnx": lambda m: _with_props(m, block_size="0_8"),
+    "block-spaces.onnx": lambda m: _with_props(m, block_size=" 8"),
+    "block-zero.onnx": lambda m: _with_props(m, block_size="0"),
+    "block-negative.onnx": lambda m: _with_props(m, block_size="-8"),
+    "format-other.onnx": lambda m: _with_props(m, format="other"),
+    "version-2.onnx": lambda m: _with_props(m, format_version="2"),
+    "training-dup-keys.onnx": lambda m: _with_props(m, training='{"seed": 1, "seed": 2}'),
+    "training-deep.onnx": lambda m: _with_props(m, training="[" * 100000 + "]" * 100000),
+    "duplicate-key.onnx": _duplicate_key,
+    "nan-weights.onnx": _scaled("wte", float("nan")),
+    "inf-weights.onnx": _scaled("lm_head", float("inf")),
+    "slow.onnx": _slow,
+}
+# the same, as changes of the file's bytes (lengths kept, so the protobuf stays well-formed)
+RAW_MODELS = {
+    "not-utf8.onnx": (b"\x12\x09mgpt-step", b"\x12\x09mgpt-st\xff\xfe"),
+}
+MODEL_WORDS = {
+    "block-huge.onnx": "more than the file's", "block-past-table.onnx": "position 8 fails",
+    "layers-2.onnx": "inputs should be", "heads-2.onnx": "expected", "head-dim-wrong.onnx": "disagrees with itself",
+    "vocab-duplicate.onnx": "sorted and free of duplicates", "vocab-object.onnx": "not a JSON list",
+    "vocab-newline.onnx": "line break", "vocab-surrogate.onnx": "lone surrogate", "vocab-multichar.onnx": "single character",
+    "vocab-short.onnx": "expected", "bos-wrong.onnx": "disagrees with itself", "vocab-size-wrong.onnx": "disagrees",
+    "missing-block.onnx": "incomplete or malformed", "block-underscore.onnx": "plain positive integer",
+    "block-spaces.onnx": "plain positive integer", "block-zero.onnx": "non-positive", "block-negative.onnx": "plain positive",
+    "format-other.onnx": "not written by mgpt-export", "version-2.onnx": "format version", "training-dup-keys.onnx": "repeats a key",
+    "training-deep.onnx": "malformed", "duplicate-key.onnx": "repeats the key 'block_size'",
+    "nan-weights.onnx": "non-finite logits", "inf-weights.onnx": "non-finite logits", "slow.onnx": "was stopped",
+    "not-utf8.onnx": "not UTF-8",
+}
+
+
+def make_hostile_models(folder: Path) -> None:
+    import onnx
+
+    good = (SHIPPED / "names.onnx").read_bytes()
+    for name, change in HOSTILE_MODELS.items():
+        (folder / name).write_bytes(change(onnx.load_from_string(good)).SerializeToString())
+    for name, (old, new) in RAW_MODELS.items():
+        assert good.count(old) == 1
+        (folder / name).write_bytes(good.replace(old, new))
+
+
+def _npz(arrays: dict, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, **kwargs)
+    return buffer.getvalue()
+
+
+def _shipped_arrays() -> dict:
+    with np.load(SHIPPED / "names.npz") as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def _meta_changed(**changes) -> bytes:
+    arrays = _shipped_arrays()
+    meta = json.loads(str(arrays["meta"]))
+    for key, value in changes.items():
+        meta["config"][key] = value
+    arrays["meta"] = np.array(json.dumps(meta))
+    return _npz(arrays)
+
+
+def _declared_size(size: int) -> bytes:
+    """A checkpoint whose zip directory says its first member holds ``size`` bytes."""
+    data = bytearray(_npz(_shipped_arrays()))
+    central = data.index(b"PK\x01\x02")  # the first member's central directory entry
+    data[central + 24 : central + 28] = size.to_bytes(4, "little")
+    return bytes(data)
+
+
+def _header_claims(shape: tuple) -> bytes:
+    """A checkpoint whose wte.npy header declares ``shape`` over the bytes of the real wte."""
+    arrays = _shipped_arrays()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for key, a in arrays.items():
+            one = io.BytesIO()
+            if key == "wte":
+                np.lib.format.write_array_header_1_0(one, {"descr": "<f8", "fortran_order": False, "shape": shape})
+                one.write(a.tobytes())
+            else:
+                np.save(one, a)
+            archive.writestr(f"{key}.npy", one.getvalue())
+    return buffer.getvalue()
+
+
+def _duplicate_member() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for key, a in _shipped_arrays().items():
+            one = io.BytesIO()
+            np.save(one, a)
+            archive.writestr(f"{key}.npy", one.getvalue())
+        with pytest.warns(UserWarning):
+            archive.writestr("wte.npy", b"again")
+    return buffer.getvalue()
+
+
+def _scaled_weights(factor: float) -> bytes:
+    arrays = _shipped_arrays()
+    arrays["wte"] = arrays["wte"] * factor
+    return _npz(arrays)
+
+
+def make_hostile_checkpoints(folder: Path) -> None:
+    arrays = _shipped_arrays()
+    files = {
+        "declares-4gb.npz": _declared_size(2**32 - 16),
+        "header-huge.npz": _header_claims((10**12,)),
+        "header-short.npz": _header_claims((3, 16)),
+        "layers-huge.npz": _meta_changed(n_layer=10**9),
+        "block-huge.npz": _meta_changed(block_size=10**9),
+        "absurd.npz": _scaled_weights(1e10),
+        "overflow.npz": _scaled_weights(1e300),
+        "dup-member.npz": _duplicate_member(),
+        "objects.npz": _npz({**arrays, "extra": np.array(["x"], dtype=object)}),  # a pickle inside
+        "meta-bytes.npz": _npz({**arrays, "meta": np.array(b"{}")}),
+        "meta-list.npz": _npz({**arrays, "meta": np.array("[1, 2]")}),
+        "no-meta.npz": _npz({k: v for k, v in arrays.items() if k != "meta"}),
+        "int-weights.npz": _npz({**arrays, "wte": arrays["wte"].astype(np.int64)}),
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -111,18 +314,104 @@ CLI_CASES = [
      ["diverged", "lower --lr"]),
     ("train-unknown-option", "train", ["--colour"], 2, ["--colour"]),
     ("train-extra-argument", "train", ["names.txt"], 2, ["names.txt"]),
+    ("train-init-layers-huge", "train", ["--data", "names.txt", "--init-from", "layers-huge.npz"], 1, ["n_layer 1,000,000,000"]),
+    ("train-init-declares-4gb", "train", ["--data", "names.txt", "--init-from", "declares-4gb.npz"], 1, ["declare"]),
+    # --- mgpt-eval
+    ("eval-default-missing", "eval", [], 1, ["'mgpt-checkpoint.npz' does not exist"]),
+    ("eval-model-missing", "eval", ["nope.npz"], 1, ["does not exist"]),
+    ("eval-model-fifo", "eval", ["fifo"], 1, ["FIFO"]),
+    ("eval-model-dir", "eval", ["dir"], 1, ["directory"]),
+    ("eval-model-dev-zero", "eval", ["/dev/zero"], 1, ["character device"]),
+    ("eval-model-text-npz", "eval", ["text.npz"], 1, ["not a readable .npz"]),
+    ("eval-model-text-onnx", "eval", ["text.onnx"], 1, ["not an ONNX model"]),
+    ("eval-model-half-npz", "eval", ["half.npz"], 1, ["not a readable .npz"]),
+    ("eval-model-half-onnx", "eval", ["half.onnx"], 1, ["not an ONNX model"]),
+    ("eval-data-fifo", "eval", ["good.npz", "--data", "fifo"], 1, ["FIFO"]),
+    ("eval-data-latin1", "eval", ["good.npz", "--data", "latin1.txt"], 1, ["not UTF-8"]),
+    ("eval-data-unknown-chars", "eval", ["good.npz", "--data", "digits.txt"], 1, ["not in the model's vocabulary"]),
+    ("eval-onnx-unknown-chars", "eval", ["GOOD.ONNX", "--data", "digits.txt"], 1, ["not in the model's vocabulary"]),
+    ("eval-data-missing-value", "eval", ["good.npz", "--data"], 2, ["--data"]),
+    # --- mgpt-export
+    ("export-output-is-checkpoint", "export", ["good.npz", "--checkpoint", "good.npz"], 1, ["same file as checkpoint"]),
+    ("export-output-links-checkpoint", "export", ["link.npz", "--checkpoint", "good.npz"], 1, ["same file as checkpoint"]),
+    ("export-output-dev-null", "export", ["/dev/null", "--checkpoint", "good.npz"], 1, ["never replaced"]),
+    ("export-output-fifo", "export", ["fifo", "--checkpoint", "good.npz"], 1, ["FIFO"]),
+    ("export-output-socket", "export", ["sock", "--checkpoint", "good.npz"], 1, ["socket"]),
+    ("export-output-dir", "export", ["dir", "--checkpoint", "good.npz"], 1, ["directory"]),
+    ("export-output-no-folder", "export", ["no/m.onnx", "--checkpoint", "good.npz"], 1, ["does not exist"]),
+    ("export-default-missing", "export", ["m.onnx"], 1, ["'mgpt-checkpoint.npz' does not exist"]),
+    ("export-checkpoint-fifo", "export", ["m.onnx", "--checkpoint", "fifo"], 1, ["FIFO"]),
+    ("export-checkpoint-dir", "export", ["m.onnx", "--checkpoint", "dir"], 1, ["directory"]),
+    ("export-checkpoint-dev-zero", "export", ["m.onnx", "--checkpoint", "/dev/zero"], 1, ["character device"]),
+    ("export-checkpoint-text", "export", ["m.onnx", "--checkpoint", "text.npz"], 1, ["not a zip"]),
+    ("export-checkpoint-half", "export", ["m.onnx", "--checkpoint", "half.npz"], 1, ["not a readable .npz"]),
+    ("export-checkpoint-onnx", "export", ["m.onnx", "--checkpoint", "good.onnx"], 1, ["not a readable .npz"]),
+    ("export-checkpoint-declares-4gb", "export", ["m.onnx", "--checkpoint", "declares-4gb.npz"], 1, ["declare"]),
+    ("export-checkpoint-header-huge", "export", ["m.onnx", "--checkpoint", "header-huge.npz"], 1, ["1,000,000,000,000 elements"]),
+    ("export-checkpoint-header-short", "export", ["m.onnx", "--checkpoint", "header-short.npz"], 1, ["48 elements"]),
+    ("export-checkpoint-layers-huge", "export", ["m.onnx", "--checkpoint", "layers-huge.npz"], 1, ["n_layer 1,000,000,000"]),
+    ("export-checkpoint-block-huge", "export", ["m.onnx", "--checkpoint", "block-huge.npz"], 1, ["wpe has shape"]),
+    ("export-checkpoint-absurd", "export", ["m.onnx", "--checkpoint", "absurd.npz"], 1, ["absurd weights", "checkpoint is the problem"]),
+    ("export-checkpoint-overflow", "export", ["m.onnx", "--checkpoint", "overflow.npz"], 1, ["absurd weights"]),
+    ("export-checkpoint-dup-member", "export", ["m.onnx", "--checkpoint", "dup-member.npz"], 1, ["appears twice"]),
+    ("export-checkpoint-objects", "export", ["m.onnx", "--checkpoint", "objects.npz"], 1, ["Python objects"]),
+    ("export-checkpoint-meta-bytes", "export", ["m.onnx", "--checkpoint", "meta-bytes.npz"], 1, ["'meta' entry that is not JSON"]),
+    ("export-checkpoint-meta-list", "export", ["m.onnx", "--checkpoint", "meta-list.npz"], 1, ["not an mgpt checkpoint"]),
+    ("export-checkpoint-no-meta", "export", ["m.onnx", "--checkpoint", "no-meta.npz"], 1, ["no 'meta' entry"]),
+    ("export-checkpoint-int-weights", "export", ["m.onnx", "--checkpoint", "int-weights.npz"], 1, ["finite floating-point"]),
+    ("export-opset-3", "export", ["m.onnx", "--checkpoint", "good.npz", "--opset", "3"], 1, ["opset 3 is not supported"]),
+    ("export-opset-999", "export", ["m.onnx", "--checkpoint", "good.npz", "--opset", "999"], 1, ["opset 999"]),
+    ("export-opset-text", "export", ["m.onnx", "--opset", "new"], 2, ["--opset"]),
+    ("export-no-output", "export", [], 2, ["OUTPUT"]),
+    # --- mgpt-generate
+    ("generate-model-missing", "generate", ["--model", "nope.onnx"], 1, ["does not exist"]),
+    ("generate-model-fifo", "generate", ["--model", "fifo"], 1, ["FIFO"]),
+    ("generate-model-dir", "generate", ["--model", "dir"], 1, ["directory"]),
+    ("generate-model-dev-zero", "generate", ["--model", "/dev/zero"], 1, ["character device"]),
+    ("generate-model-text", "generate", ["--model", "text.onnx"], 1, ["not an ONNX model"]),
+    ("generate-model-half", "generate", ["--model", "half.onnx"], 1, ["not an ONNX model"]),
+    ("generate-model-checkpoint", "generate", ["--model", "good.npz"], 1, ["not an ONNX model"]),
+    ("generate-n-negative", "generate", ["-n", "-1"], 2, ["--num-samples"]),
+    ("generate-temperature-nan", "generate", ["-t", "nan"], 2, ["--temperature"]),
+    ("generate-temperature-inf", "generate", ["-t", "inf"], 2, ["--temperature"]),
+    ("generate-top-p-2", "generate", ["--top-p", "2"], 2, ["--top-p"]),
+    ("generate-top-p-nan", "generate", ["--top-p", "nan"], 2, ["--top-p"]),
+    ("generate-seed-text", "generate", ["--seed", "x"], 2, ["--seed"]),
+    ("generate-prefix-unknown", "generate", ["--prefix", "A"], 2, ["--prefix"]),
+    ("generate-max-length-0", "generate", ["--max-length", "0"], 2, ["--max-length"]),
+    ("generate-max-length-big", "generate", ["--max-length", "100"], 2, ["--max-length"]),
+    ("generate-batch-0", "generate", ["--batch-size", "0"], 2, ["--batch-size"]),
+    ("generate-threads-0", "generate", ["--threads", "0"], 2, ["--threads"]),
+    ("generate-format-xml", "generate", ["--format", "xml"], 2, ["--format"]),
 ]
+CLI_CASES += [(f"generate-{name}", "generate", ["--model", name, "-n", "1"], 1, [words])
+              for name, words in MODEL_WORDS.items()]
+CLI_CASES += [(f"eval-{name}", "eval", [name, "--data", "names.txt"], 1, [words])
+              for name, words in list(MODEL_WORDS.items())[::3]]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hostile")
+    make_files(folder)
+    return folder
 
 
 @pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    make_workspace(tmp_path)
+def workspace(template, tmp_path, monkeypatch, request):
+    """A folder with the files a case names (and two bystanders), the special files, as cwd."""
+    monkeypatch.setattr(modelfile, "CHECK_SECONDS", 0.5)  # the slow model's watchdog, made quick
+    named = set(getattr(request, "param", None) or []) | {"good.npz", "names.txt"}
+    for name in named:
+        if (template / name).is_file():
+            shutil.copyfile(template / name, tmp_path / name)
+    make_special_files(tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
-@pytest.mark.parametrize("command, args, status, words",
-                         [pytest.param(*case[1:], id=case[0]) for case in CLI_CASES])
+@pytest.mark.parametrize("workspace, command, args, status, words",
+                         [pytest.param(case[2], *case[1:], id=case[0]) for case in CLI_CASES], indirect=["workspace"])
 def test_bad_command_input_is_one_error_line(workspace, command, args, status, words):
     before = snapshot(workspace)
     result = CliRunner().invoke(COMMANDS[command], args, prog_name=f"mgpt-{command}")
@@ -152,6 +441,28 @@ def _split(documents, fraction):
     from mgpt.train.data import split
 
     return _api(split, documents, fraction)
+
+
+def _export(checkpoint="good.npz", output="m.onnx", **kwargs):
+    from mgpt.export import export
+
+    return _api(export, checkpoint, output, **kwargs)
+
+
+def _load(path):
+    from mgpt.train import load
+
+    return _api(load, path)
+
+
+def _read_documents(path):
+    from mgpt.train import read_documents
+
+    return _api(read_documents, path)
+
+
+def _generator(path):
+    return _api(Generator, path)
 
 
 # (id, a call, the exception type, words of its message)
@@ -188,10 +499,30 @@ API_CASES = [
     ("split-documents-str", _split("abc", 0.1), TypeError, ["documents"]),
     ("split-documents-ints", _split([1, 2], 0.1), TypeError, ["documents"]),
     ("split-all-held-out", _split(["a", "b"], 0.9), ValueError, ["leaves no training"]),
+    ("export-opset-float", _export(opset=17.0), TypeError, ["opset must be an integer"]),
+    ("export-opset-bool", _export(opset=True), TypeError, ["opset"]),
+    ("export-opset-str", _export(opset="17"), TypeError, ["opset"]),
+    ("export-opset-10", _export(opset=10), ValueError, ["opset 10 is not supported"]),
+    ("export-verify-int", _export(verify=1), TypeError, ["verify must be True or False"]),
+    ("export-verify-str", _export(verify="no"), TypeError, ["verify"]),
+    ("export-same-file", _export(output="good.npz"), ValueError, ["same file as checkpoint"]),
+    ("export-output-dev-null", _export(output="/dev/null"), ValueError, ["never replaced"]),
+    ("export-absurd", _export(checkpoint="absurd.npz"), ValueError, ["absurd weights"]),
+    ("load-fifo", _load("fifo"), ValueError, ["FIFO"]),
+    ("load-dir", _load("dir"), ValueError, ["directory"]),
+    ("load-declares-4gb", _load("declares-4gb.npz"), ValueError, ["declare"]),
+    ("load-header-huge", _load("header-huge.npz"), ValueError, ["elements"]),
+    ("load-objects", _load("objects.npz"), ValueError, ["Python objects"]),
+    ("read-documents-fifo", _read_documents("fifo"), ValueError, ["FIFO"]),
+    ("read-documents-dev-zero", _read_documents("/dev/zero"), ValueError, ["character device"]),
 ]
+API_CASES += [(f"generator-{name}", _generator(name), ModelError, [words]) for name, words in MODEL_WORDS.items()]
+CHECKPOINT_FILES = ["absurd.npz", "declares-4gb.npz", "header-huge.npz", "objects.npz"]
 
 
-@pytest.mark.parametrize("call, error, words", [pytest.param(*case[1:], id=case[0]) for case in API_CASES])
+@pytest.mark.parametrize("workspace, call, error, words", [
+    pytest.param([case[0][len("generator-"):]] if case[0].startswith("generator-") else CHECKPOINT_FILES,
+                 *case[1:], id=case[0]) for case in API_CASES], indirect=["workspace"])
 def test_bad_api_arguments_raise_the_documented_error(workspace, call, error, words):
     before = snapshot(workspace)
     with pytest.raises(Exception) as info:
@@ -224,3 +555,15 @@ def test_any_integer_seed_trains_as_it_samples_mod_2_64(workspace):
     run = lambda seed: train(docs, [], GPTConfig(1), TrainOptions(steps=2, seed=seed)).flat
     assert np.array_equal(run(-1), run(2**64 - 1))
     assert not np.array_equal(run(-1), run(1))
+
+
+def test_the_table_is_large():
+    assert len(CLI_CASES) + len(API_CASES) >= 120
+
+
+def test_a_model_file_named_in_capitals_or_like_a_checkpoint_is_told_by_its_content(workspace):
+    shutil.copyfile(SHIPPED / "names.onnx", workspace / "model.npz")
+    for name in ("GOOD.ONNX", "model.npz"):
+        shutil.copyfile(SHIPPED / "names.onnx", workspace / name)
+        result = CliRunner().invoke(eval_command, [name, "--data", "names.txt"])
+        assert result.exit_code == 0 and "nats/token" in result.output, result.output

@@ -25,7 +25,7 @@ from mgpt.runtime import __version__
 
 REPO = Path(__file__).resolve().parents[1]
 JS = REPO / "runtime" / "js"
-NODE_TESTS = ["sampling", "protobuf", "generator", "types"]
+NODE_TESTS = ["sampling", "protobuf", "generator", "types", "serve"]
 
 
 def unavailable(reason: str):

@@ -13,7 +13,7 @@ import click
 
 from mgpt.runtime import Generator, ModelError, __version__
 from mgpt.runtime.command import CONTEXT_SETTINGS, Command, FiniteRange
-from mgpt.runtime.paths import PathError, check_paths
+from mgpt.runtime.paths import PathError, check_input, check_paths
 
 from . import checkpoint as ckpt_io
 from . import model
@@ -22,7 +22,8 @@ from .config import ConfigError, GPTConfig
 from .data import DataError, default_data_path, encode, read_documents, split
 from .files import check_writable, replace_together, staged
 from .progress import MetricsLog, Progress
-from .trainer import DTYPES, TrainingError, TrainOptions, keep_freed_memory, mean_nll, train
+from .memory import available_memory, size_text
+from .trainer import DTYPES, TrainingError, TrainOptions, keep_freed_memory, mean_nll, memory_needed, train
 
 USER_ERRORS = (CheckpointError, ConfigError, DataError, PathError, TrainingError)
 
@@ -216,22 +217,29 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
 
 
 @click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
-@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path), default=Path(ckpt_io.DEFAULT_PATH))
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="UTF-8 text file, one document per line. [default: the shipped names]")
 @click.version_option(__version__, prog_name="mgpt")
 def eval_command(model_path, data):
     """Mean negative log-likelihood per predicted token (nats) of MODEL (a checkpoint .npz or an
-    exported .onnx) on a data file."""
+    exported .onnx, told apart by their content; default: mgpt-checkpoint.npz, where mgpt-train
+    writes) on a data file."""
     try:
         documents = read_documents(data if data is not None else default_data_path())
-        exported = model_path.suffix == ".onnx"  # scored by onnxruntime, through the runtime's Generator
+        exported = not is_checkpoint(model_path)  # scored by onnxruntime, through the runtime's Generator
         if exported:
             generator = Generator(model_path)
             vocab, block_size = generator.vocab, generator.block_size
+            need = memory_needed(GPTConfig(vocab.size, 1, 1, 1, block_size), 1, len(documents))["documents"]
         else:
             ckpt = ckpt_io.load(model_path)
             vocab, block_size = ckpt.vocab, ckpt.config.block_size
+            need = sum(memory_needed(ckpt.config, 1, len(documents)).values())
+        if need > available_memory():
+            raise DataError(f"scoring {len(documents):,} documents with block size {block_size:,} needs about "
+                            f"{size_text(need)} of memory, {size_text(available_memory())} is available; "
+                            f"score fewer documents at a time")
         unknown = vocab.missing("".join(documents))
         if unknown:
             raise DataError(f"{len(unknown)} characters of the data are not in the model's vocabulary "
@@ -243,3 +251,19 @@ def eval_command(model_path, data):
     tokens = int(encoded.weights.sum())
     click.echo(f"{nll:.4f} nats/token over {tokens:,} predicted tokens of {len(documents):,} documents"
                f" (block {block_size}; {encoded.truncated:,} truncated)")
+
+
+def is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` holds a checkpoint (a zip archive, as .npz files are) rather than an ONNX
+    model: told by the first bytes (a zip's "PK", or an ONNX ModelProto's first field, its IR
+    version), not by the name or the case of its suffix. Only a file that is neither (or cannot be
+    read) goes by its suffix, for the right loader's message."""
+    try:
+        check_input(path, "model", "")
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head == b"PK\x03\x04" or head[:1] == b"\x08":
+            return head[:1] == b"P"
+    except (PathError, OSError):
+        pass
+    return path.suffix.lower() == ".npz"

@@ -154,6 +154,15 @@ describe('bad model files are refused with a ModelError that names the file and 
     });
   }
 
+  test('non-finite logits while generating or scoring are a ModelError naming the position', async () => {
+    const gen = await Generator.load(modelPath(reference.non_finite), { ort: ortNode }); // loads: its check never feeds "z"
+    const atPosition1 = (e) => e instanceof ModelError && /nan_z\.onnx" gave non-finite logits at position 1$/.test(e.message);
+    for (const batchSize of [1, 8]) {
+      await assert.rejects(gen.generate({ prefix: 'z', numSamples: 8, batchSize, seed: 1n }), atPosition1);
+    }
+    await assert.rejects(gen.score(['z']), atPosition1);
+  });
+
   test('missing files, directories and other non-regular files', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mgpt-js-'));
     try {
