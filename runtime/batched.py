@@ -30,7 +30,10 @@ def sample_rows(runner: StepRunner, plan: Plan, rows: np.ndarray) -> list[str]:
     for p in range(start, length):
         feed[POSITION] = runner.positions[p]
         logits, *cache = runner.run(feed)
-        token = sampling.draw(logits.T, u[p, alive], plan.temperature, plan.top_k, plan.top_p)
+        try:
+            token = sampling.draw(logits.T, u[p, alive], plan.temperature, plan.top_k, plan.top_p)
+        except sampling.LogitsError:
+            raise runner.not_finite(p) from None
         drawn[p, alive] = token
         going = token != bos
         if not going.all():  # drop ended rows from the batch and its cache

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import batched, sampling, scoring, single
 from .modelfile import ModelError, default_model_path, open_session
-from .plan import Plan, check_count
+from .plan import Plan, check_count, check_positive_int
 from .runner import StepRunner
 from .vocab import Vocab, VocabError
 
@@ -36,12 +36,15 @@ class Generator:
 
     def __init__(self, model: str | Path | None = None, *, threads: int | None = None,
                  session_threads: int = 1):
+        if threads is not None:
+            check_positive_int("threads", threads)
+        check_positive_int("session_threads", session_threads)
         self.path = Path(model) if model is not None else default_model_path()
         if model is None and not self.path.exists():
             raise ModelError(f"the default model {str(self.path)!r} is not installed (a source tree without "
                              f"the shipped files?); pass the path of a model made by mgpt-export")
-        session, self.info = open_session(self.path, session_threads)
-        self.threads = max(1, threads if threads is not None else _usable_cpus())
+        session, self.info = open_session(self.path, int(session_threads))
+        self.threads = int(threads) if threads is not None else _usable_cpus()
         self._runner = StepRunner(self.path, session, self.info)
         self._spare = single.SparePool(self._runner)
 

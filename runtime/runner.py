@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .metadata import LOGITS, POSITION, TOKEN, ModelInfo, past_names, present_names
-from .modelfile import first_step
+from .modelfile import ModelError, first_step
 
 
 class StepRunner:
@@ -29,7 +29,21 @@ class StepRunner:
         self._run = _fast_run(session, first_step(info), self.outputs)
 
     def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return self._run(self.outputs, feed)
+        try:
+            return self._run(self.outputs, feed)
+        except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
+            raise self.failed(int(feed[POSITION]), e) from None
+
+    def failed(self, position: int, error: Exception) -> ModelError:
+        """The error for a step that failed inside onnxruntime (a file that passed its checks at
+        load can still fail at a later position)."""
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return ModelError(f"{str(self.path)!r} failed in onnxruntime at position {position} ({reason})")
+
+    def not_finite(self, position: int) -> ModelError:
+        """The error for logits with a NaN or infinity: nothing can be drawn or scored from them."""
+        return ModelError(f"{str(self.path)!r} gave logits that are not finite (NaN or infinity) at "
+                          f"position {position}; its weights are broken: export it again from a good checkpoint")
 
     def empty_cache(self, rows: int) -> list[np.ndarray]:
         """Every layer's keys and values with no position yet: (rows, H, 0, D) each."""

@@ -21,7 +21,7 @@ import heapq
 import os
 from bisect import bisect_right
 from itertools import accumulate
-from math import exp
+from math import exp, isfinite, isnan
 
 import numpy as np
 
@@ -68,6 +68,10 @@ def new_seed() -> int:
     return int.from_bytes(os.urandom(8), "little")
 
 
+class LogitsError(ValueError):
+    """Logits with no distribution to draw from: a NaN or +inf among them, or all of them -inf."""
+
+
 def check_options(temperature: float, top_k: int | None, top_p: float | None) -> None:
     """ValueError with a clear message for options outside their ranges."""
     if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature >= 0):
@@ -87,8 +91,11 @@ def weights(columns: np.ndarray, temperature: float, top_k: int | None = None,
     Every column is computed on its own, with the operations of ``draw_one`` in the same order.
     """
     V = columns.shape[0]
+    top = columns.max(axis=0)  # NaN if the column has one
+    if not np.isfinite(top).all():
+        raise LogitsError("logits are not finite")
     # 1) temperature: exp((l - max l) / T) is softmax(l / T) up to a factor, and cannot overflow
-    w = np.subtract(columns, columns.max(axis=0), dtype=np.float64, order="C")
+    w = np.subtract(columns, top, dtype=np.float64, order="C")
     if temperature != 1:
         w /= temperature
     # 2) top-k: keep the tokens whose logit reaches the k-th largest (ties at the edge are all kept)
@@ -125,10 +132,14 @@ def draw(columns: np.ndarray, u: np.ndarray, temperature: float, top_k: int | No
 
     Temperature 0 is greedy (the first most likely token). Otherwise inverse CDF: the first token
     whose cumulative weight exceeds u * total; u < 1 keeps it inside the vocabulary, and a token of
-    weight 0 is never chosen because the cumulative weight does not rise across it.
+    weight 0 is never chosen because the cumulative weight does not rise across it. A row with a
+    NaN or +inf logit, or only -inf ones, raises LogitsError (the check reads the rows' maxima).
     """
     if temperature == 0:
-        return columns.T.argmax(axis=1)  # on the (B, V) logits: NumPy's argmax is fastest along rows
+        rows = columns.T  # on the (B, V) logits: NumPy's reductions are fastest along rows
+        if not np.isfinite(rows.max(axis=1)).all():  # the max propagates NaN
+            raise LogitsError("logits are not finite")
+        return rows.argmax(axis=1)
     columns = np.ascontiguousarray(columns)  # a transposed view's reductions along V are 8x slower
     cdf = cumulative(weights(columns, temperature, top_k, top_p))
     return np.count_nonzero(cdf <= u * cdf[-1], axis=0)
@@ -144,9 +155,13 @@ def draw_one(logits: list[float], u: float, temperature: float, top_k: int | Non
     AVX-512 kernels (there a last-bit difference could change a draw with probability ~1e-16).
     A test holds the two paths to the same tokens.
     """
-    if temperature == 0:
-        return logits.index(max(logits))
     top = max(logits)  # dividing by T = 1 changes no bit, so unlike NumPy's path no case is needed
+    if temperature == 0 or top_k is not None or top_p is not None:
+        # Python's max may pass over a NaN, its sum does not (the plain path's total catches it below)
+        if not isfinite(top) or isnan(sum(logits)):
+            raise LogitsError("logits are not finite")
+        if temperature == 0:
+            return logits.index(top)
     if top_k is not None and top_k < len(logits):
         z = [(x - top) / temperature for x in logits]
         kth = heapq.nlargest(top_k, z)[-1]
@@ -160,4 +175,6 @@ def draw_one(logits: list[float], u: float, temperature: float, top_k: int | Non
         for i in order[kept:]:
             w[i] = 0.0
     cdf = list(accumulate(w))
+    if not cdf[-1] > 0:  # NaN from a NaN, +inf or only -inf logits: the same rows as NumPy's check
+        raise LogitsError("logits are not finite")
     return bisect_right(cdf, u * cdf[-1])

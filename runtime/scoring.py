@@ -5,33 +5,45 @@ Shapes: B rows (documents) in a batch, V vocabulary entries, N tokens of the lon
 
 from __future__ import annotations
 
+from itertools import islice
+from math import isfinite
 from typing import Iterable
 
 import numpy as np
 
-from .metadata import POSITION, TOKEN
+from .metadata import POSITION, TOKEN, ModelInfo
 from .runner import StepRunner
 from .vocab import VocabError
 
 
 def score(runner: StepRunner, texts: Iterable[str], batch_size: int) -> float:
-    """Mean NLL (nats) per predicted token of ``texts``: each is ``[BOS] + chars + [BOS]``, of which
-    at most ``block_size`` tokens are predicted."""
-    vocab, block_size = runner.info.vocab, runner.info.block_size
-    docs = []
-    for text in [texts] if isinstance(texts, str) else texts:
-        try:
-            docs.append(vocab.encode_document(text)[: block_size + 1])
-        except VocabError as e:
-            raise ValueError(f"cannot score {text[:40]!r}: {e}") from None
-    if not docs:
-        raise ValueError("nothing to score: no texts given")
-    docs.sort(key=len, reverse=True)  # longest first, so the rows still needed are always a prefix
-    total = count = 0.0
-    for start in range(0, len(docs), batch_size):
-        nll, n = _score_batch(runner, docs[start : start + batch_size])
+    """Mean NLL (nats) per predicted token of ``texts`` (a string, or any iterable of them, read
+    ``batch_size`` at a time, so any number streams in bounded memory): each is ``[BOS] + chars +
+    [BOS]``, of which at most ``block_size`` tokens are predicted."""
+    if isinstance(texts, str):
+        texts = [texts]
+    try:
+        texts = iter(texts)
+    except TypeError:
+        raise TypeError(f"texts must be a string or an iterable of strings, got {type(texts).__name__}") from None
+    total, count = 0.0, 0
+    while chunk := list(islice(texts, batch_size)):
+        docs = sorted((_encode(runner.info, text) for text in chunk), key=len, reverse=True)
+        nll, n = _score_batch(runner, docs)  # longest first, so the rows still needed are always a prefix
         total, count = total + nll, count + n
+    if not count:
+        raise ValueError("nothing to score: no texts given")
     return total / count
+
+
+def _encode(info: ModelInfo, text: str) -> list[int]:
+    """``text`` as a document, cut to the block: ``[BOS] + ids + [BOS]``, at most block_size + 1 ids."""
+    if not isinstance(text, str):
+        raise TypeError(f"texts must be strings, got {type(text).__name__} {repr(text)[:40]}")
+    try:
+        return info.vocab.encode_document(text)[: info.block_size + 1]
+    except VocabError as e:
+        raise ValueError(f"cannot score {text[:40]!r}: {e}") from None
 
 
 def _score_batch(runner: StepRunner, docs: list[list[int]]) -> tuple[float, int]:
@@ -51,5 +63,8 @@ def _score_batch(runner: StepRunner, docs: list[list[int]]) -> tuple[float, int]
         z = logits.astype(np.float64)  # (rows, V)
         m = z.max(axis=1)
         log_total = m + np.log(np.exp(z - m[:, None]).sum(axis=1))
-        total += float(np.sum(log_total - z[np.arange(rows), tokens[:rows, p + 1]]))
+        nll = float(np.sum(log_total - z[np.arange(rows), tokens[:rows, p + 1]]))
+        if not isfinite(nll):  # a NaN or infinity in the logits, or a target of logit -inf
+            raise runner.not_finite(p)
+        total += nll
     return total, int(predicts.sum())

@@ -6,6 +6,7 @@ Shapes: H heads, P cached positions, D head_dim, V vocabulary entries, L positio
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Iterator
 
 import numpy as np
@@ -16,6 +17,7 @@ from .plan import Plan
 from .runner import StepRunner
 
 SINGLES_BLOCK = 256  # samples whose uniforms are drawn at once
+SPARE_STEPS = 16  # unused Steps kept for reuse (~10 kB each for the names model)
 
 
 class Steps:
@@ -58,24 +60,30 @@ class Steps:
 
 
 class SparePool:
-    """Steps not in use, by (context length, sample length): making one costs ~0.3 ms, the time of
-    15 steps, so single-sample calls take them from here and give them back."""
+    """Steps not in use: making one costs ~0.3 ms, the time of 15 steps, so single-sample calls take
+    them from here and give them back. At most ``limit`` are kept (the most recently given), so
+    however many streams were once open at the same time, the pool stays small; one Generator's
+    threads share it (each deque operation is atomic)."""
 
-    def __init__(self, runner: StepRunner):
+    def __init__(self, runner: StepRunner, limit: int = SPARE_STEPS):
         self.runner = runner
-        self.spare: dict[tuple[int, int], list[Steps]] = {}
+        self.spare: deque[tuple[tuple[int, int], Steps]] = deque(maxlen=limit)  # (key, steps), oldest first
 
     def take(self, plan: Plan) -> Steps:
         """Steps for ``plan``'s context and length, for one caller's use until given back."""
-        try:
-            steps = self.spare[plan.start, plan.length].pop()
-        except (KeyError, IndexError):  # none made yet, or all in use
-            return Steps(self.runner, plan)
-        steps.load(plan)
-        return steps
+        key = (plan.start, plan.length)
+        for entry in reversed(list(self.spare)):  # a snapshot: other threads may take and give meanwhile
+            if entry[0] == key:
+                try:
+                    self.spare.remove(entry)
+                except ValueError:  # another thread took it first
+                    continue
+                entry[1].load(plan)
+                return entry[1]
+        return Steps(self.runner, plan)
 
     def give(self, plan: Plan, steps: Steps) -> None:
-        self.spare.setdefault((plan.start, plan.length), []).append(steps)
+        self.spare.append(((plan.start, plan.length), steps))  # a full pool drops its oldest
 
 
 def characters(pool: SparePool, plan: Plan, index: int) -> Iterator[str]:
@@ -119,8 +127,13 @@ def draws(runner: StepRunner, plan: Plan, index: int, steps: Steps, u: list[floa
     draw, temperature, top_k, top_p = sampling.draw_one, plan.temperature, plan.top_k, plan.top_p
     token[0] = plan.context[-1]
     for p in range(start, length):
-        run(bindings[p], None)
-        t = draw(logits.tolist()[0], u[p], temperature, top_k, top_p)
+        try:
+            run(bindings[p], None)
+            t = draw(logits.tolist()[0], u[p], temperature, top_k, top_p)
+        except sampling.LogitsError:
+            raise runner.not_finite(p) from None
+        except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
+            raise runner.failed(p, e) from None
         if t == bos:
             return
         yield t

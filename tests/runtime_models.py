@@ -86,3 +86,31 @@ def hollow_model(path: Path, ckpt: Checkpoint) -> Path:
     helper.set_model_props(model, mgpt_props(ckpt))
     onnx.save(model, str(path))
     return path
+
+
+def late_failing_model(path: Path, ckpt: Checkpoint, kind: str) -> tuple[Path, str]:
+    """The checkpoint's step graph that passes every check at load (a greedy rollout of one row)
+    but breaks when it is fed a character that rollout never feeds, returned with the file: "nan"
+    adds sqrt(-1) to that row's logits, "error" makes onnxruntime Gather out of bounds."""
+    fed, ids = set(), [ckpt.vocab.bos]
+    for _ in range(ckpt.config.block_size):  # what the load-time rollout feeds
+        fed.add(ids[-1])
+        ids.append(int(np.argmax(reference_logits(ckpt, ids))))
+    trigger = next(i for i in range(ckpt.vocab.bos) if i not in fed)
+    model = build_model(ckpt)
+    producer = next(n for n in model.graph.node if LOGITS in n.output)
+    producer.output[:] = ["raw_logits" if o == LOGITS else o for o in producer.output]
+    model.graph.initializer.extend([onnx.numpy_helper.from_array(np.array([trigger], np.int64), "trigger"),
+                                    onnx.numpy_helper.from_array(np.array([0.0], np.float32), "one_zero"),
+                                    onnx.numpy_helper.from_array(np.array([1], np.int64), "axis_1")])
+    hit = [helper.make_node("Equal", [TOKEN, "trigger"], ["hit"])]  # (B,) bool
+    if kind == "nan":  # sqrt(-1) where hit, sqrt(0) elsewhere
+        hit += [helper.make_node("Cast", ["hit"], ["hit_f"], to=TensorProto.FLOAT),
+                helper.make_node("Neg", ["hit_f"], ["minus"]), helper.make_node("Sqrt", ["minus"], ["bump"])]
+    else:  # index 1 of a one-element tensor where hit
+        hit += [helper.make_node("Cast", ["hit"], ["hit_i"], to=TensorProto.INT64),
+                helper.make_node("Gather", ["one_zero", "hit_i"], ["bump"])]
+    model.graph.node.extend(hit + [helper.make_node("Unsqueeze", ["bump", "axis_1"], ["bump_col"]),
+                                   helper.make_node("Add", ["raw_logits", "bump_col"], [LOGITS])])
+    onnx.save(model, str(path))
+    return path, ckpt.vocab.chars[trigger]

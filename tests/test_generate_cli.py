@@ -102,6 +102,21 @@ def test_bad_model_files_are_one_line_errors(tmp_path, ckpt, model):
         assert result.output.count("\n") == 1 and result.output.startswith("Error: ") and message in result.output
 
 
+@pytest.mark.parametrize("kind, message", [("nan", "gave logits that are not finite (NaN or infinity) at position 1"),
+                                           ("error", "failed in onnxruntime at position 1")])
+def test_a_model_that_breaks_while_sampling_or_scoring_is_a_one_line_error(tmp_path, ckpt, kind, message):
+    path, trigger = runtime_models.late_failing_model(tmp_path / f"{kind}.onnx", ckpt, kind)
+    path = str(path)
+    for result in (run("--model", path, "-n", "100", "--prefix", trigger, "-t", "0"),
+                   run("--model", path, "-n", "100", "--prefix", trigger, "--batch-size", "1")):
+        assert result.exit_code == 1, result.output
+        assert result.output.count("\n") == 1 and result.output.startswith("Error: ") and message in result.output
+    data = tmp_path / "names.txt"
+    data.write_text(f"emma\n{trigger}ia\n")
+    scored = CliRunner().invoke(eval_command, [path, "--data", str(data)])
+    assert scored.exit_code == 1 and scored.output.count("\n") == 1 and message in scored.output, scored.output
+
+
 def test_the_installed_script_runs_and_reports_errors_without_a_traceback(model, tmp_path):
     script = Path(sys.executable).with_name("mgpt-generate")
     argv = [str(script)] if script.exists() else [sys.executable, "-m", "mgpt.runtime.cli"]

@@ -18,7 +18,7 @@ import onnx
 import pytest
 
 import runtime_models
-from mgpt.runtime import Generator, ModelError, default_model_path, sampling, single
+from mgpt.runtime import Generator, ModelError, default_model_path, sampling, scoring, single
 from mgpt.train import checkpoint as ckpt_io
 from mgpt.train.data import encode
 from mgpt.train.trainer import mean_nll
@@ -225,7 +225,7 @@ def test_batch_one_steps_are_reused_and_take_each_calls_prefix(model_path):
         expected = gen.generate(5, temperature=1.0, seed=2, prefix=prefix, batch_size=5)  # the batched path
         assert ["".join(gen.characters(temperature=1.0, seed=2, prefix=prefix, index=i)) for i in range(5)] == expected
         assert gen.generate(5, temperature=1.0, seed=2, prefix=prefix, batch_size=1) == expected
-    assert {key: len(spare) for key, spare in gen._spare.spare.items()} == {(2, 8): 1}
+    assert [key for key, _ in gen._spare.spare] == [(2, 8)]
 
 
 def test_batch_one_falls_back_to_the_public_iobinding(model_path):
@@ -356,6 +356,130 @@ def test_bad_files_raise_model_error_naming_the_problem(tmp_path, ckpt, model_pa
     for path, message in cases.items():
         with pytest.raises(ModelError, match=message):
             Generator(path)
+
+
+# ----------------------------------------------------------------------------- failures at run time
+
+@pytest.fixture(scope="session")
+def late_nan(ckpt, tmp_path_factory):
+    path, trigger = runtime_models.late_failing_model(tmp_path_factory.mktemp("late") / "nan.onnx", ckpt, "nan")
+    return Generator(path), trigger
+
+
+@pytest.fixture(scope="session")
+def late_error(ckpt, tmp_path_factory):
+    path, trigger = runtime_models.late_failing_model(tmp_path_factory.mktemp("late") / "error.onnx", ckpt, "error")
+    return Generator(path), trigger
+
+
+CALLS = {  # every loop of the Generator; the prefix's character is fed at position 1
+    "batched": lambda gen, prefix: gen.generate(300, temperature=1.0, seed=1, prefix=prefix),
+    "batched, greedy": lambda gen, prefix: gen.generate(300, temperature=0, prefix=prefix),
+    "batched, top-k and top-p": lambda gen, prefix: gen.generate(300, 1.0, top_k=5, top_p=0.9, seed=1, prefix=prefix),
+    "two threads": lambda gen, prefix: Generator(gen.path, threads=2).generate(600, 1.0, seed=1, prefix=prefix),
+    "batch 1": lambda gen, prefix: gen.generate(3, temperature=1.0, seed=1, prefix=prefix, batch_size=1),
+    "batch 1, greedy": lambda gen, prefix: gen.generate(3, temperature=0, prefix=prefix, batch_size=1),
+    "characters": lambda gen, prefix: list(gen.characters(temperature=1.0, prefix=prefix)),
+    "score": lambda gen, prefix: gen.score([prefix + "abc"] * 5),
+}
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_nan_logits_at_a_later_step_are_a_model_error_naming_file_and_position(late_nan, call):
+    gen, trigger = late_nan
+    with pytest.raises(ModelError, match=r"nan\.onnx' gave logits that are not finite .* at position 1;"):
+        CALLS[call](gen, trigger)
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_an_onnxruntime_failure_at_a_later_step_is_a_model_error(late_error, call):
+    gen, trigger = late_error
+    with pytest.raises(ModelError, match=r"error\.onnx' failed in onnxruntime at position 1 \(.*Gather"):
+        CALLS[call](gen, trigger)
+
+
+@pytest.mark.parametrize("row", [[0.5, np.nan, 1.0], [np.inf, 0.0, 1.0], [np.nan, 0.0, np.inf], [-np.inf] * 3])
+@pytest.mark.parametrize("options", [dict(temperature=1.0), dict(temperature=0.0), dict(temperature=0.7, top_k=2),
+                                     dict(temperature=0.7, top_p=0.5)], ids=str)
+def test_both_draws_refuse_nan_or_infinite_rows_and_accept_some_minus_infinity(row, options):
+    good = np.array([[0.5, -np.inf, 1.0], [2.0, 0.0, 1.0]], np.float32)
+    bad = np.vstack([good, np.array([row], np.float32)])
+    with pytest.raises(sampling.LogitsError):
+        sampling.draw(bad.T, np.full(3, 0.5), **options)
+    with pytest.raises(sampling.LogitsError):
+        sampling.draw_one(bad[2].tolist(), 0.5, **options)
+    assert sampling.draw(good.T, np.full(2, 0.5), **options).tolist() == \
+        [sampling.draw_one(r.tolist(), 0.5, **options) for r in good]
+
+
+# ----------------------------------------------------------------------------- bounded memory
+
+def test_score_streams_any_iterable_reading_one_batch_ahead_at_most(gen, monkeypatch):
+    docs = gen.generate(1000, temperature=1.0, seed=3)
+    expected = gen.score(docs)
+    produced, seen = [0], []
+
+    def texts():
+        for d in docs:
+            produced[0] += 1
+            yield d
+
+    original = scoring._score_batch
+
+    def watched(runner, batch):
+        seen.append((produced[0], len(batch)))
+        return original(runner, batch)
+
+    monkeypatch.setattr(scoring, "_score_batch", watched)
+    assert abs(gen.score(texts(), batch_size=64) - expected) < 1e-9
+    assert sum(n for _, n in seen) == 1000
+    done = 0
+    for count, n in seen:  # never more than one batch read beyond what was scored
+        done += n
+        assert count <= done
+    assert abs(gen.score(iter(docs[:1]), batch_size=64) - gen.score(docs[:1])) < 1e-12
+
+
+def test_abandoned_single_sample_streams_leave_a_bounded_pool(model_path):
+    gen = Generator(model_path)
+    streams = [gen.characters(temperature=1.0, seed=i, max_length=8 - i % 3) for i in range(200)]
+    for s in streams:
+        next(s, None)  # each holds its own steps while it is open (unless its sample was empty)
+    del s
+    streams.clear()  # abandoned: their steps go back to the pool, which keeps only the newest
+    assert len(gen._spare.spare) == single.SPARE_STEPS
+    assert "".join(gen.characters(temperature=1.0, seed=5, prefix="ab")) == gen.generate(1, 1.0, seed=5, prefix="ab")[0]
+
+
+# ----------------------------------------------------------------------------- argument types
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"threads": 0}, ValueError, "threads must be an integer >= 1, got 0"),
+    ({"threads": -2}, ValueError, "threads must be an integer >= 1"),
+    ({"threads": 1.5}, TypeError, "threads must be an integer >= 1, got float 1.5"),
+    ({"threads": "2"}, TypeError, "threads must be an integer >= 1, got str '2'"),
+    ({"threads": True}, TypeError, "threads must be an integer >= 1, got bool True"),
+    ({"session_threads": 0}, ValueError, "session_threads must be an integer >= 1, got 0"),
+    ({"session_threads": None}, TypeError, "session_threads must be an integer >= 1, got NoneType"),
+    ({"session_threads": np.float64(2)}, TypeError, "session_threads must be an integer >= 1, got float64"),
+])
+def test_thread_counts_must_be_integers_of_at_least_one(model_path, options, error, message):
+    with pytest.raises(error, match=message):
+        Generator(model_path, **options)
+
+
+def test_numpy_integers_are_thread_counts_too(model_path):
+    gen = Generator(model_path, threads=np.int64(2), session_threads=np.int32(1))
+    assert gen.threads == 2 and type(gen.threads) is int
+
+
+@pytest.mark.parametrize("texts, message", [([1, 2], "texts must be strings, got int 1"),
+                                            (["ab", b"ab"], "texts must be strings, got bytes b'ab'"),
+                                            (["ab", None], "texts must be strings, got NoneType None"),
+                                            (5, "texts must be a string or an iterable of strings, got int")])
+def test_score_of_non_strings_is_a_type_error_naming_what_it_got(gen, texts, message):
+    with pytest.raises(TypeError, match=message):
+        gen.score(texts)
 
 
 # ----------------------------------------------------------------------------- the shipped model

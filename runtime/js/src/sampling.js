@@ -158,8 +158,10 @@ export function drawOne(logits, row, size, u, temperature, topK, topP, scratch) 
   }
   let total = 0;
   for (let i = 0; i < size; i++) total += w[i];
+  // the number of running sums <= u * total: the running sums only rise, so it is the index of the
+  // first one above (they are summed in the same order as the total, so the last is the total)
   const bar = u * total;
-  let cdf = 0, count = 0;
-  for (let i = 0; i < size; i++) { cdf += w[i]; if (cdf <= bar) count++; }
-  return count;
+  let cdf = 0;
+  for (let i = 0; i < size; i++) if ((cdf += w[i]) > bar) return i;
+  return size;
 }

@@ -78,6 +78,7 @@ async function generate() {
   for await (const text of stream) {
     if (running !== run) return; // a newer generation took over
     list.append(element('li', text));
+    document.body.dataset.firstSample ??= String(performance.now()); // ms since navigation started
     if (++count % PAGE_BATCH === 0) await new Promise(requestAnimationFrame); // let the page paint
   }
   status(`${count} samples in ${Math.round(performance.now() - started)} ms.`);

@@ -1,0 +1,263 @@
+#!/usr/bin/env node
+// Speed of the JavaScript runtime beside references measured in the same run, and how often the
+// wasm engine's float differences change a seeded sample:
+//
+//   node runtime/js/bench/bench.js [--repeats 5] [--python python3] [--agreement 20000] [--no-browser]
+//
+// Prints Markdown tables. A "token" is one drawn token: a sample's characters plus its ending BOS
+// (a sample that reaches the block size draws none), counted as benchmarks/bench_generate.py does.
+// Figures are medians of --repeats runs, the two sides of a ratio alternating so that load from
+// other processes hits both alike. The references: a straightforward JS client (fresh tensors and
+// feeds every step, a softmax and Math.random's inverse CDF, no compaction) and mgpt's Python
+// runtime (run by --python); the browser is Debian's Chromium, headless, driven by playwright-core.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as ortNode from 'onnxruntime-node';
+
+import { Generator } from '../src/index.js';
+
+const MODEL = fileURLToPath(new URL('../../../models/names.onnx', import.meta.url));
+const TEMPERATURE = 0.5;
+const { values: args } = parseArgs({
+  options: {
+    repeats: { type: 'string', default: '5' }, python: { type: 'string', default: 'python3' },
+    agreement: { type: 'string', default: '20000' }, 'no-browser': { type: 'boolean', default: false },
+  },
+});
+const repeats = Number(args.repeats);
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const tokensOf = (samples, block) => samples.reduce((n, s) => n + Math.min([...s].length + 1, block), 0);
+const k = (x) => `${(x / 1000).toFixed(1)} K`;
+
+/** Tokens per second of `fn` (which returns the tokens it drew). */
+async function rate(fn) {
+  const t0 = performance.now();
+  const tokens = await fn();
+  return tokens / ((performance.now() - t0) / 1000);
+}
+
+/** Medians of each of `fns`' rates, run alternately after one warm-up each. */
+async function alternate(...fns) {
+  for (const fn of fns) await fn();
+  const rates = fns.map(() => []);
+  for (let r = 0; r < repeats; r++) for (const [i, fn] of fns.entries()) rates[i].push(await rate(fn));
+  return rates.map(median);
+}
+
+// ----------------------------------------------------------------------------- the plain client
+
+/** What one writes first: `n` samples `batch` at a time, fresh tensors every step, rows run until
+ * every row of the batch has drawn BOS. Returns the tokens drawn. */
+async function plainLoop(ort, session, info, n, batch) {
+  const { nHead: H, headDim: D, vocabSize: V, bos, blockSize } = info;
+  let drawn = 0;
+  for (let first = 0; first < n; first += batch) {
+    let feeds = { token: new ort.Tensor('int64', new BigInt64Array(batch).fill(BigInt(bos)), [batch]) };
+    for (let i = 0; i < info.nLayer; i++) {
+      for (const kind of ['key', 'value']) feeds[`past_key_values.${i}.${kind}`] = new ort.Tensor('float32', new Float32Array(0), [batch, H, 0, D]);
+    }
+    const done = new Uint8Array(batch);
+    for (let p = 0; p < blockSize; p++) {
+      feeds.position = new ort.Tensor('int64', BigInt64Array.of(BigInt(p)), []);
+      const out = await session.run(feeds);
+      const next = new BigInt64Array(batch);
+      let going = 0;
+      for (let r = 0; r < batch; r++) {
+        const logits = out.logits.data.subarray(r * V, (r + 1) * V);
+        const top = Math.max(...logits);
+        const probs = Array.from(logits, (l) => Math.exp((l - top) / TEMPERATURE));
+        const total = probs.reduce((a, b) => a + b);
+        let u = Math.random() * total, t = 0;
+        while (t < V - 1 && (u -= probs[t]) >= 0) t++;
+        if (!done[r]) drawn++;
+        if (t === bos) done[r] = 1;
+        going += done[r] ? 0 : 1;
+        next[r] = BigInt(t);
+      }
+      if (!going) break;
+      feeds = { token: new ort.Tensor('int64', next, [batch]), position: null };
+      for (let i = 0; i < info.nLayer; i++) {
+        for (const kind of ['key', 'value']) feeds[`past_key_values.${i}.${kind}`] = out[`present.${i}.${kind}`];
+      }
+    }
+  }
+  return drawn;
+}
+
+const mgpt = (gen, n, batchSize) => async () => tokensOf(await gen.generate({ numSamples: n, temperature: TEMPERATURE, batchSize }), gen.blockSize);
+
+// ----------------------------------------------------------------------------- Python, in the same run
+
+const PYTHON_RATES = `
+import json, sys, time
+from mgpt.runtime import Generator
+g = Generator(sys.argv[1], threads=1)
+def rate(n, batch):
+    t0 = time.perf_counter()
+    tokens = sum(min(len(s) + 1, g.block_size) for s in g.samples(n, 0.5, batch_size=batch))
+    return tokens / (time.perf_counter() - t0)
+rate(2000, 1), rate(8192, 1024)
+print(json.dumps([rate(2000, 1), rate(8192, 1024)]))
+`;
+
+function pythonRates() {
+  const done = spawnSync(args.python, ['-c', PYTHON_RATES, MODEL], { encoding: 'utf8' });
+  if (done.status !== 0) throw new Error(`${args.python} cannot run mgpt.runtime: ${done.stderr.trim().split('\n').at(-1)}`);
+  return JSON.parse(done.stdout);
+}
+
+function pythonSamples(n, seed, temperature) {
+  const code = 'import json, sys; from mgpt.runtime import Generator; ' +
+    `print(json.dumps(Generator(sys.argv[1]).generate(${n}, temperature=${temperature}, seed=${seed})))`;
+  const done = spawnSync(args.python, ['-c', code, MODEL], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  if (done.status !== 0) throw new Error(done.stderr);
+  return JSON.parse(done.stdout);
+}
+
+// ----------------------------------------------------------------------------- the browser
+
+async function withPage(fn) {
+  const { chromium } = await import('playwright-core');
+  const server = spawn(process.execPath, [fileURLToPath(new URL('../serve.js', import.meta.url)), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const address = String((await once(server.stdout, 'data'))[0]).match(/http:\/\/\S+\//)[0];
+  const browser = await chromium.launch({
+    executablePath: process.env.MGPT_CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    return await fn(browser, address);
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+}
+
+/** Milliseconds from navigation to the first sample on the page, in a fresh context (cold caches). */
+async function firstSample(browser, address) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${address}?seed=1&count=20`);
+  await page.waitForSelector('body[data-first-sample]');
+  const ms = Number(await page.getAttribute('body', 'data-first-sample'));
+  await context.close();
+  return ms;
+}
+
+/** Runs inside the page: the Generator on onnxruntime-web, as the page uses it. */
+async function inPage(page, job) {
+  return page.evaluate(async ({ job, temperature }) => {
+    const ort = await import('/ort/ort.wasm.min.mjs');
+    const { Generator } = await import('/src/index.js');
+    const gen = await Generator.load('/model.onnx', { ort });
+    const tokens = (s) => s.reduce((n, x) => n + Math.min([...x].length + 1, gen.blockSize), 0);
+    if (job.kind === 'samples') return gen.generate({ numSamples: job.n, temperature: job.temperature, seed: BigInt(job.seed) });
+    await gen.generate({ numSamples: job.n, temperature, batchSize: job.batch }); // warm-up
+    const rates = [];
+    for (let r = 0; r < job.repeats; r++) {
+      const t0 = performance.now();
+      rates.push(tokens(await gen.generate({ numSamples: job.n, temperature, batchSize: job.batch })) / ((performance.now() - t0) / 1000));
+    }
+    return rates.sort((a, b) => a - b)[rates.length >> 1];
+  }, { job, temperature: TEMPERATURE });
+}
+
+// ----------------------------------------------------------------------------- the run
+
+const ortWeb = await import('onnxruntime-web');
+ortWeb.env.wasm.numThreads = 1;
+const node = await Generator.load(MODEL, { ort: ortNode });
+const web = await Generator.load(MODEL, { ort: ortWeb });
+const plain = await ortNode.InferenceSession.create(MODEL, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+const info = node.info;
+
+const rows = [];
+const [plain1, node1, web1] = await alternate(() => plainLoop(ortNode, plain, info, 2000, 1), mgpt(node, 2000, 1), mgpt(web, 2000, 1));
+const [plainB, nodeB, nodeBig, webB] = await alternate(() => plainLoop(ortNode, plain, info, 8192, 1024), mgpt(node, 8192, 1024),
+  mgpt(node, 32768, 4096), mgpt(web, 8192, 1024));
+let python = null;
+try {
+  python = pythonRates();
+} catch (e) {
+  process.stderr.write(`(no Python column: ${e.message})\n`);
+}
+const py = (i) => (python ? k(python[i]) : '—');
+const vsPy = (x, i) => (python ? `${(x / python[i]).toFixed(2)}×` : '—');
+rows.push(['batch 1, tokens/s', k(plain1), k(node1), `${(node1 / plain1).toFixed(2)}×`, py(0), vsPy(node1, 0), '≥ 25 K']);
+rows.push(['batch 1024, tokens/s', k(plainB), k(nodeB), `${(nodeB / plainB).toFixed(2)}×`, py(1), vsPy(nodeB, 1), '≥ 300 K']);
+rows.push(['batch 4096, tokens/s', '', k(nodeBig), `${(nodeBig / plainB).toFixed(2)}×`, '', '', '']);
+console.log(`model ${MODEL}: temperature ${TEMPERATURE}, medians of ${repeats}; node ${process.version}, ` +
+  `onnxruntime-node and -web ${ortNode.env.versions?.common ?? ''}\n`);
+console.log('Node, onnxruntime-node (one thread):\n');
+console.log('| work | plain JS client | mgpt JS | mgpt / plain | mgpt Python | JS / Python | target |');
+console.log('|---|---:|---:|---:|---:|---:|---|');
+for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+
+const engines = [['batch 1, tokens/s', node1, web1], ['batch 1024, tokens/s', nodeB, webB]];
+let page = null, load = null;
+if (!args['no-browser']) {
+  await withPage(async (browser, address) => {
+    const tab = await browser.newPage();
+    await tab.goto(`${address}?count=0`);
+    page = [await inPage(tab, { n: 2000, batch: 1, repeats }), await inPage(tab, { n: 8192, batch: 1024, repeats })];
+    const loads = [];
+    for (let r = 0; r < repeats; r++) loads.push(await firstSample(browser, address));
+    load = median(loads);
+  });
+}
+console.log('\nonnxruntime-web (wasm, one thread), beside onnxruntime-node:\n');
+console.log('| work | Node, onnxruntime-node | Node, onnxruntime-web | Chromium page | Node / page (target ≤ 2×) |');
+console.log('|---|---:|---:|---:|---:|');
+engines.forEach(([label, n, w], i) => {
+  console.log(`| ${label} | ${k(n)} | ${k(w)} | ${page ? k(page[i]) : '—'} | ${page ? `${(n / page[i]).toFixed(2)}×` : '—'} |`);
+});
+if (load !== null) console.log(`\npage load to first sample (fresh browser context, cold caches): ${Math.round(load)} ms (target < 1,500 ms)`);
+
+// ----------------------------------------------------------------------------- agreement with Python
+const n = Number(args.agreement);
+if (n > 0) {
+  console.log(`\nSeeded samples equal to Python's (${n.toLocaleString('en')} samples per row, seed 2024):\n`);
+  console.log('| temperature | onnxruntime-node | onnxruntime-web in Node | Chromium page |');
+  console.log('|---|---:|---:|---:|');
+  const same = (a, b) => a.filter((s, i) => s === b[i]).length;
+  const pages = {};
+  const temperatures = [0.5, 1.0, 2.0];
+  if (!args['no-browser']) {
+    await withPage(async (browser, address) => {
+      const tab = await browser.newPage();
+      await tab.goto(`${address}?count=0`);
+      for (const t of temperatures) pages[t] = await inPage(tab, { kind: 'samples', n, temperature: t, seed: 2024 });
+    });
+  }
+  for (const t of temperatures) {
+    const want = pythonSamples(n, 2024, t);
+    const options = { numSamples: n, temperature: t, seed: 2024n };
+    const [a, b] = [await node.generate(options), await web.generate(options)];
+    const c = pages[t];
+    console.log(`| ${t} | ${same(a, want).toLocaleString('en')} | ${same(b, want).toLocaleString('en')} | ${c ? same(c, want).toLocaleString('en') : '—'} |`);
+  }
+  // how far apart the engines' logits are: a rollout of 256 rows of random tokens, every position
+  const { nHead: H, headDim: D, vocabSize: V } = info;
+  let worst = 0;
+  const feeds = { node: {}, web: {} };
+  for (const [name, ort] of [['node', ortNode], ['web', ortWeb]]) {
+    for (const kind of ['key', 'value']) feeds[name][`past_key_values.0.${kind}`] = new ort.Tensor('float32', new Float32Array(0), [256, H, 0, D]);
+  }
+  let seed = 1;
+  for (let p = 0; p < info.blockSize; p++) {
+    const tokens = BigInt64Array.from({ length: 256 }, () => BigInt((seed = (Math.imul(seed, 48271) >>> 0) % 2147483647) % V));
+    const outs = {};
+    for (const [name, ort, gen] of [['node', ortNode, node], ['web', ortWeb, web]]) {
+      Object.assign(feeds[name], { token: new ort.Tensor('int64', tokens, [256]), position: new ort.Tensor('int64', BigInt64Array.of(BigInt(p)), []) });
+      outs[name] = await gen.session.run(feeds[name]);
+      for (const kind of ['key', 'value']) feeds[name][`past_key_values.0.${kind}`] = outs[name][`present.0.${kind}`];
+    }
+    outs.node.logits.data.forEach((x, i) => { worst = Math.max(worst, Math.abs(x - outs.web.logits.data[i])); });
+  }
+  console.log(`\nlargest |logit difference| between onnxruntime-web and onnxruntime-node over a rollout of 256 rows: ${worst.toExponential(2)}`);
+}
+await Promise.all([node.release(), web.release(), plain.release()]);
