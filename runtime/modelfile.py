@@ -115,16 +115,16 @@ def _io_problem(session: ort.InferenceSession, info: ModelInfo) -> str | None:
     return None
 
 
-def first_step(info: ModelInfo, rows: int = 1) -> dict[str, np.ndarray]:
-    """The inputs of a first step (BOS at position 0, empty cache) for a batch of ``rows``."""
-    empty = np.zeros((rows, info.n_head, 0, info.head_dim), np.float32)
-    feed = {TOKEN: np.full(rows, info.bos, np.int64), POSITION: np.array(0, np.int64)}
+def first_step(info: ModelInfo) -> dict[str, np.ndarray]:
+    """The inputs of a first step (BOS at position 0, empty cache) for a batch of one."""
+    empty = np.zeros((1, info.n_head, 0, info.head_dim), np.float32)
+    feed = {TOKEN: np.array([info.bos], np.int64), POSITION: np.array(0, np.int64)}
     return feed | {name: empty for i in range(info.n_layer) for name in past_names(i)}
 
 
 def _rollout_problem(session: ort.InferenceSession, info: ModelInfo) -> str | None:
     """What goes wrong in a whole rollout of one row (BOS, then the most likely token, at every
-    position up to the block size) and in a first step of every token, or None: a file whose declared inputs and outputs fit can
+    position up to the block size), or None: a file whose declared inputs and outputs fit can
     still fail inside, return other shapes than it declares, hold a position table shorter than
     its block size, give non-finite logits, or run too long (stopped by a watchdog)."""
     names = [LOGITS] + [n for i in range(info.n_layer) for n in present_names(i)]
@@ -154,21 +154,6 @@ def _rollout_problem(session: ort.InferenceSession, info: ModelInfo) -> str | No
                 return f"its step at position {p} gives non-finite logits"
             feed[TOKEN] = np.array([int(np.argmax(outputs[0][0]))], np.int64)
             feed.update(zip(past, outputs[1:]))
-        # 2) every token once, at position 0, in one batch: a row of wte that the rollout did not
-        #    take cannot hide a non-finite weight
-        feed = first_step(info, info.vocab_size)
-        feed[TOKEN] = np.arange(info.vocab_size, dtype=np.int64)
-        try:
-            logits = session.run([LOGITS], feed, run_options)[0]
-        except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
-            if run_options.terminate:
-                return f"its check (a step of every token) ran longer than {CHECK_SECONDS:g} s and was stopped"
-            return f"its step of every token at position 0 fails in onnxruntime ({_first_line(e)})"
-        if not isinstance(logits, np.ndarray) or logits.shape != (info.vocab_size, info.vocab_size):
-            return f"its step of every token returns logits of shape {getattr(logits, 'shape', '?')}"
-        if not np.all(np.isfinite(logits)):
-            bad = int(np.flatnonzero(~np.isfinite(logits).all(axis=1))[0])
-            return f"its step of token {bad} at position 0 gives non-finite logits"
     finally:
         watchdog.cancel()
     return None

@@ -171,7 +171,7 @@ MODEL_WORDS = {
     "format-other.onnx": "not written by mgpt-export", "version-2.onnx": "format version", "training-dup-keys.onnx": "repeats a key",
     "training-deep.onnx": "malformed", "duplicate-key.onnx": "repeats the key 'block_size'",
     "nan-weights.onnx": "non-finite logits", "inf-weights.onnx": "non-finite logits", "slow.onnx": "was stopped",
-    "nan-row.onnx": "step of token 5 at position 0 gives non-finite logits", "layers-huge.onnx": "n_layer 1,000,000,000 needs",
+    "layers-huge.onnx": "n_layer 1,000,000,000 needs",
     "not-utf8.onnx": "not UTF-8",
 }
 
@@ -399,6 +399,9 @@ CLI_CASES = [
     ("generate-batch-0", "generate", ["--batch-size", "0"], 2, ["--batch-size"]),
     ("generate-threads-0", "generate", ["--threads", "0"], 2, ["--threads"]),
     ("generate-format-xml", "generate", ["--format", "xml"], 2, ["--format"]),
+    # a NaN row of wte that the check at load does not reach: found while sampling, one line all the same
+    ("generate-nan-row-sampling", "generate", ["--model", "nan-row.onnx", "-n", "500", "-t", "2", "--seed", "1"], 1,
+     ["not finite"]),
 ]
 CLI_CASES += [(f"generate-{name}", "generate", ["--model", name, "-n", "1"], 1, [words])
               for name, words in MODEL_WORDS.items()]
