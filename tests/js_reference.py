@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # runtime_models, when run as a script
@@ -137,7 +138,12 @@ def bad_models(directory: Path) -> dict[str, str]:
     variant("bos.onnx", props | {"bos": "25"}, "disagrees")
     variant("n_embd.onnx", props | {"n_head": "2", "head_dim": "8"}, "past_key_values.0.key")
     variant("n_layer.onnx", props | {"n_layer": "2"}, "lacks")
-    variant("block_size.onnx", props | {"block_size": "1000000000"}, "position table")
+    variant("block_size.onnx", props | {"block_size": "1000000000"}, "more than the file's")
+    variant("block_size_9.onnx", props | {"block_size": "9"}, "its step at position 8 fails")  # wpe has 8 rows
+    variant("training_twice.onnx", props | {"training": '{"steps": 1, "steps": 2}'}, "repeats a key")
+    variant("line_break.onnx", props | {"vocab": json.dumps(["\n"] + list("bcdefghijklmnopqrstuvwxyz"))},
+            "line break")
+    variant("spaced_int.onnx", props | {"n_head": " 4"}, "not a plain positive integer")
     variant("not_int.onnx", props | {"n_head": "four"}, "n_head")
     duplicated = onnx.ModelProto()
     duplicated.CopyFrom(good)
@@ -146,8 +152,10 @@ def bad_models(directory: Path) -> dict[str, str]:
     bad["duplicate.onnx"] = "twice"
     runtime_models.identity_model(directory / "identity.onnx")
     bad["identity.onnx"] = "no format"
-    runtime_models.hollow_model(directory / "hollow.onnx", ckpt)
-    bad["hollow.onnx"] = "position table"
+    hollow = onnx.load(str(runtime_models.hollow_model(directory / "hollow.onnx", ckpt)))
+    hollow.ir_version = 8  # what mgpt-export writes for opset 17; onnxruntime-node 1.30 reads up to 13
+    onnx.save(hollow, str(directory / "hollow.onnx"))
+    bad["hollow.onnx"] = "returns logits of shape [1,3], expected [1,4]"
     (directory / "text.onnx").write_text("this is not a model\n")
     bad["text.onnx"] = "not an ONNX model"
     data = default_model_path().read_bytes()
@@ -158,13 +166,25 @@ def bad_models(directory: Path) -> dict[str, str]:
     return bad
 
 
+def non_finite_model(path: Path) -> Path:
+    """The shipped model with the embedding of "z" made NaN: it loads (its check never feeds "z"),
+    then every step after a "z" gives non-finite logits."""
+    model = onnx.load(str(default_model_path()))
+    wte = next(t for t in model.graph.initializer if t.name == "wte")
+    table = onnx.numpy_helper.to_array(wte).copy()
+    table[25] = np.nan
+    wte.CopyFrom(onnx.numpy_helper.from_array(table, "wte"))
+    onnx.save(model, str(path))
+    return path
+
+
 def write_reference(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(default_model_path(), directory / "names.onnx")
     models = [model_reference(directory / "names.onnx", "ma"),
               model_reference(non_ascii_model(directory), "γά😀")]
     reference = {"models": models, "uniforms": uniforms_reference(), "draws": draws_reference(),
-                 "bad_models": bad_models(directory)}
+                 "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name}
     path = directory / "reference.json"
     path.write_text(json.dumps(reference, ensure_ascii=False))
     return path

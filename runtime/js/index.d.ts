@@ -92,7 +92,7 @@ export class Generator {
   /** One sample, character by character as each is drawn (the prefix's first). */
   characters(options?: CharacterOptions): AsyncGenerator<string, void, undefined>;
   /** Mean negative log-likelihood (nats) per predicted token, framed as in training. */
-  score(texts: string | Iterable<string>, options?: { batchSize?: number }): Promise<number>;
+  score(texts: string | Iterable<string> | AsyncIterable<string>, options?: { batchSize?: number }): Promise<number>;
   /** Frees onnxruntime's session. */
   release(): Promise<void>;
 }
@@ -105,10 +105,8 @@ export const FORMAT_VERSION: number;
 export class ModelError extends Error {}
 export class VocabError extends Error {}
 
-/** The ModelProto's metadata_props (in file order) and its initializers' dims, read from its bytes. */
-export function readModel(bytes: Uint8Array): {
-  irVersion: number; props: [string, string][]; initializers: Map<string, number[]>;
-};
+/** The ModelProto's metadata_props (in file order), read from its bytes. */
+export function readModel(bytes: Uint8Array): { irVersion: number; props: [string, string][] };
 /** The model's description from its metadata_props; throws if they do not describe an mgpt step graph. */
 export function modelInfo(pairs: [string, string][]): ModelInfo;
 /** A seed (any integer) mod 2^64, as Python's `seed % 2**64`. */

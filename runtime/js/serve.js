@@ -110,8 +110,9 @@ function serve({ port, host, model }) {
     const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     process.stdout.write(`serving the mgpt page at http://${shown}:${address.port}/ with ${model} (Ctrl-C to stop)\n`);
   });
-  process.on('SIGINT', () => server.close(() => process.exit(0)));
-  process.on('SIGTERM', () => server.close(() => process.exit(0)));
+  // Ctrl-C or a kill stops at once: there is nothing to save, and waiting for browsers' keep-alive
+  // connections to close would keep the port for seconds
+  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(0));
 }
 
 serve(options());

@@ -17,7 +17,35 @@ export class MetadataError extends Error {
 }
 
 const INTS = ['bos', 'vocab_size', 'block_size', 'n_layer', 'n_head', 'head_dim', 'n_embd'];
-const MAX_SIZE = 2 ** 31 - 1; // past this no array of the model could be allocated anyway
+const DIGITS = /^[0-9]{1,12}$/; // plain decimal, as mgpt.runtime reads them
+// Characters no line of text holds (Python's str.splitlines breaks at each), so no token can be one.
+const LINE_BREAKS = new Set(['\n', '\r', '\v', '\f', '\x1c', '\x1d', '\x1e', '\x85', '\u2028', '\u2029']);
+
+/** JSON.parse that refuses an object repeating a key (JSON.parse would keep the last silently). */
+export function strictJson(text) {
+  const value = JSON.parse(text); // the syntax first: the scan below may then assume valid JSON
+  const open = []; // per open container: its keys for an object, null for an array
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '{') open.push(new Set());
+    else if (c === '[') open.push(null);
+    else if (c === '}' || c === ']') open.pop();
+    else if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      let next = end + 1;
+      while (' \t\n\r'.includes(text[next])) next++;
+      const keys = open.at(-1);
+      if (keys && text[next] === ':') { // a key, not a value
+        const key = JSON.parse(text.slice(i, end + 1));
+        if (keys.has(key)) throw new SyntaxError(`a JSON object repeats a key (${JSON.stringify(key)})`);
+        keys.add(key);
+      }
+      i = end;
+    }
+  }
+  return value;
+}
 
 /**
  * The model's description from its metadata_props, given as [key, value] pairs in file order.
@@ -38,24 +66,25 @@ export function modelInfo(pairs) {
       `runtime reads version ${FORMAT_VERSION}: re-export it with this mgpt`);
   }
   const ints = {};
-  for (const name of INTS) {
-    const value = props.get(name);
-    if (value === undefined || !/^[0-9]+$/.test(value)) {
-      throw new MetadataError(`its metadata is incomplete or malformed (${name} is ${JSON.stringify(value ?? null)}, ` +
-        'expected a decimal integer)');
-    }
-    ints[name] = Number(value);
-    if (ints[name] < 1 || ints[name] > MAX_SIZE) {
-      throw new MetadataError(`its metadata has ${name} ${value}, outside 1..${MAX_SIZE}`);
-    }
-  }
   let vocab, training;
   try {
-    vocab = new Vocab(JSON.parse(props.get('vocab') ?? 'null'));
-    training = JSON.parse(props.get('training') || '{}');
+    for (const name of INTS) {
+      const value = props.get(name);
+      if (value === undefined) throw new SyntaxError(`${name} is missing`);
+      if (!DIGITS.test(value)) throw new SyntaxError(`${name} is ${JSON.stringify(value)}, not a plain positive integer`);
+      ints[name] = Number(value);
+    }
+    if (!props.has('vocab')) throw new SyntaxError('vocab is missing');
+    const chars = strictJson(props.get('vocab'));
+    if (!Array.isArray(chars)) throw new SyntaxError('vocab is not a JSON list');
+    vocab = new Vocab(chars);
+    training = strictJson(props.get('training') || '{}');
   } catch (e) {
     if (!(e instanceof SyntaxError || e instanceof VocabError)) throw e;
     throw new MetadataError(`its metadata is incomplete or malformed (${e.name}: ${e.message})`);
+  }
+  if (vocab.chars.some((c) => LINE_BREAKS.has(c) || (c.codePointAt(0) >= 0xd800 && c.codePointAt(0) < 0xe000))) {
+    throw new MetadataError('its vocabulary holds a line break or a lone surrogate, which no document can');
   }
   const info = Object.freeze({
     vocab,
@@ -72,5 +101,21 @@ export function modelInfo(pairs) {
   if (ints.bos !== info.bos || ints.vocab_size !== info.vocabSize || ints.n_embd !== info.nEmbd) {
     throw new MetadataError('its metadata disagrees with itself (bos, vocab_size or n_embd vs the vocabulary and heads)');
   }
+  if (Math.min(...Object.values(ints)) < 1) throw new MetadataError('its metadata has a non-positive size');
   return info;
+}
+
+/**
+ * Throws a MetadataError when the sizes declared cannot be held by a file of `fileSize` bytes: its
+ * float32 tables (the embeddings, the positions and lm_head) and each layer's weights, so a 23 kB
+ * file cannot declare 10^9 positions or layers and make the loading check run or allocate for ever.
+ */
+export function checkSizes(info, fileSize) {
+  const C = info.nEmbd, V = info.vocabSize;
+  const floats = (2 * V + info.blockSize) * C + info.nLayer * 12 * C * C;
+  if (4 * floats > fileSize) {
+    const n = (x) => x.toLocaleString('en');
+    throw new MetadataError(`its metadata declares sizes (block_size ${n(info.blockSize)}, n_layer ${n(info.nLayer)}, ` +
+      `n_embd ${n(C)}, vocab_size ${n(V)}) whose weights need ${n(4 * floats)} bytes, more than the file's ${n(fileSize)}`);
+  }
 }

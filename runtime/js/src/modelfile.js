@@ -2,7 +2,7 @@
 // (mgpt.runtime's modelfile.py). Every problem with the file becomes one ModelError whose message
 // names the file and says what is wrong.
 
-import { LOGITS, POSITION, TOKEN, MetadataError, modelInfo, pastNames, presentNames } from './metadata.js';
+import { LOGITS, POSITION, TOKEN, MetadataError, checkSizes, modelInfo, pastNames, presentNames } from './metadata.js';
 import { runInLane } from './lane.js';
 import { ProtobufError, readModel } from './protobuf.js';
 
@@ -79,8 +79,9 @@ async function fetchUrl(url) {
 
 /**
  * An onnxruntime session on `bytes` and what the file says about itself, after checking that its
- * inputs, outputs and metadata are those of an mgpt step graph and that a whole rollout of one row
- * runs with the declared shapes and finite logits.
+ * inputs, outputs and metadata are those of an mgpt step graph, that the file can hold the sizes
+ * its metadata declares, and that a whole rollout of one row runs with the declared shapes and
+ * finite logits (mgpt.runtime's checks, in the same order but for the protobuf read first).
  * @returns {Promise<{session: any, info: import('../index.js').ModelInfo}>}
  */
 export async function openModel(ort, bytes, name, sessionOptions) {
@@ -99,19 +100,24 @@ export async function openModel(ort, bytes, name, sessionOptions) {
     throw new ModelError(`${name} is an ONNX model but not an mgpt step graph: ${e.message}`);
   }
   const unusable = (problem) => new ModelError(`${name} is not a usable mgpt step graph: ${problem}; re-export it with mgpt-export`);
-  const wpe = model.initializers.get('wpe');
-  if (!wpe || wpe.length !== 2 || wpe[0] < info.blockSize || wpe[1] !== info.nEmbd) {
-    // checked before running anything: a hostile block_size must not size the rollout below
-    throw unusable(`its position table wpe is ${wpe ? `[${wpe}]` : 'missing'}, expected at least ` +
-      `[${info.blockSize}, ${info.nEmbd}] for block_size ${info.blockSize}`);
-  }
   let session;
   try {
     session = await ort.InferenceSession.create(bytes, sessionOptions);
   } catch (e) {
-    throw new ModelError(`${name} is not an ONNX model that onnxruntime can load (${firstLine(e)})`);
+    const reason = firstLine(e);
+    const hint = /opset|IR version/i.test(reason) ? '; export it with an opset this onnxruntime runs, e.g. mgpt-export --opset 17' : '';
+    throw new ModelError(`${name} is not an ONNX model that onnxruntime can load (${reason})${hint}`);
   }
-  const problem = ioProblem(session, info) ?? await rolloutProblem(ort, session, info);
+  let problem = ioProblem(session, info);
+  if (!problem) {
+    try {
+      checkSizes(info, bytes.length); // before anything runs: a hostile block_size must not size the rollout
+    } catch (e) {
+      await session.release?.();
+      throw new ModelError(`${name} is an ONNX model but not an mgpt step graph: ${e.message}`);
+    }
+    problem = await rolloutProblem(ort, session, info);
+  }
   if (problem) {
     await session.release?.();
     throw unusable(problem);
@@ -119,8 +125,12 @@ export async function openModel(ort, bytes, name, sessionOptions) {
   return { session, info };
 }
 
+/** onnxruntime's message for `error`, as one line of at most 300 characters: without the C++
+ * source location and function signature that its native messages begin with. */
 export function firstLine(error) {
-  return String(error?.message ?? error).split('\n')[0] || String(error?.name ?? 'unknown error');
+  const text = String(error?.message ?? error).replace(/^Load model from .*? failed:/, '')
+    .replace(/^\/onnxruntime_src\/\S+\s+[^(]*\([^)]*\)\s*/, '').trim().split('\n')[0];
+  return text.slice(0, 300) || String(error?.name ?? 'unknown error');
 }
 
 /** The inputs and outputs a step graph of this shape declares: name -> [type, shape] (null: any). */
@@ -161,9 +171,10 @@ function ioProblem(session, info) {
   return null;
 }
 
-/** What goes wrong in a rollout of one row (BOS, then token 0 at every later position), or null:
- * a file whose declared inputs and outputs fit can still fail inside, return other shapes than it
- * declares, or give non-finite logits. */
+/** What goes wrong in a whole rollout of one row (BOS, then the most likely token, at every position
+ * up to the block size), or null: a file whose declared inputs and outputs fit can still fail
+ * inside, return other shapes or types than it declares, hold a position table shorter than its
+ * block size, or give non-finite logits. */
 async function rolloutProblem(ort, session, info) {
   const { nHead: H, headDim: D, vocabSize: V } = info;
   const feeds = { [TOKEN]: new ort.Tensor('int64', BigInt64Array.of(BigInt(info.bos)), [1]) };
@@ -181,13 +192,16 @@ async function rolloutProblem(ort, session, info) {
     const shapes = [[LOGITS, [1, V]]];
     for (let i = 0; i < info.nLayer; i++) for (const n of presentNames(i)) shapes.push([n, [1, H, p + 1, D]]);
     for (const [n, shape] of shapes) {
-      const dims = out[n]?.dims ?? [];
+      if (out[n]?.type !== 'float32') return `its step at position ${p} returns ${n} as ${out[n]?.type}, not float32`;
+      const dims = out[n].dims;
       if (dims.length !== shape.length || dims.some((d, j) => d !== shape[j])) {
         return `its step at position ${p} returns ${n} of shape [${dims}], expected [${shape}]`;
       }
     }
-    if (!out[LOGITS].data.every(Number.isFinite)) return `its step at position ${p} gives non-finite logits`;
-    feeds[TOKEN] = new ort.Tensor('int64', BigInt64Array.of(0n), [1]);
+    const logits = out[LOGITS].data;
+    if (!logits.every(Number.isFinite)) return `its step at position ${p} gives non-finite logits`;
+    const next = logits.indexOf(Math.max(...logits));
+    feeds[TOKEN] = new ort.Tensor('int64', BigInt64Array.of(BigInt(next)), [1]);
     for (let i = 0; i < info.nLayer; i++) {
       const [pk, pv] = pastNames(i), [ok, ov] = presentNames(i);
       feeds[pk] = out[ok];

@@ -14,8 +14,8 @@ const VARINT = 0, I64 = 1, LEN = 2, I32 = 5;
 const MODEL_IR_VERSION = 1, MODEL_GRAPH = 7, MODEL_METADATA_PROPS = 14;
 const MODEL_FIELDS = new Map([[1, VARINT], [2, LEN], [3, LEN], [4, LEN], [5, VARINT], [6, LEN], [7, LEN],
   [8, LEN], [14, LEN], [20, LEN], [25, LEN], [26, LEN]]);
-// StringStringEntryProto {1: key, 2: value}; GraphProto {5: initializer}; TensorProto {1: dims, 8: name}
-const ENTRY_KEY = 1, ENTRY_VALUE = 2, GRAPH_INITIALIZER = 5, TENSOR_DIMS = 1, TENSOR_NAME = 8;
+// StringStringEntryProto {1: key, 2: value}
+const ENTRY_KEY = 1, ENTRY_VALUE = 2;
 
 /** One field as it is read: its number, wire type, and value (a number for varints and fixed
  * ints, the [start, end) of its bytes for length-delimited fields). */
@@ -82,27 +82,27 @@ function text(bytes, start, end) {
 }
 
 /**
- * What the ModelProto in `bytes` says that onnxruntime's JavaScript API does not:
- * `props`, its metadata_props as [key, value] pairs in file order (duplicates kept, for the caller
- * to refuse), and `initializers`, the dims of each initializer of the graph by name.
+ * What the ModelProto in `bytes` says that onnxruntime's JavaScript API does not: `props`, its
+ * metadata_props as [key, value] pairs in file order (duplicates kept, for the caller to refuse).
+ * Every top-level field is walked, so a file cut short anywhere is refused here.
  * @param {Uint8Array} bytes
- * @returns {{irVersion: number, props: [string, string][], initializers: Map<string, number[]>}}
+ * @returns {{irVersion: number, props: [string, string][]}}
  */
 export function readModel(bytes) {
   const model = new Reader(bytes);
   const props = [];
-  let irVersion = 0, graph = null;
+  let irVersion = 0, graph = false;
   for (let f = model.next(); f; f = model.next()) {
     const want = MODEL_FIELDS.get(f.field);
     if (want !== undefined && want !== f.type) {
       throw new ProtobufError(`field ${f.field} has wire type ${f.type}, not ${want}, so this is not a ModelProto`);
     }
     if (f.field === MODEL_IR_VERSION) irVersion = f.value;
-    else if (f.field === MODEL_GRAPH) graph = f;
+    else if (f.field === MODEL_GRAPH) graph = true;
     else if (f.field === MODEL_METADATA_PROPS) props.push(readEntry(bytes, f));
   }
   if (!irVersion || !graph) throw new ProtobufError('it has no ir_version or no graph, so it is not a ModelProto');
-  return { irVersion, props, initializers: readInitializers(bytes, graph) };
+  return { irVersion, props };
 }
 
 /** A StringStringEntryProto's [key, value] (either may be absent: ''). */
@@ -115,26 +115,4 @@ function readEntry(bytes, at) {
     else if (f.field === ENTRY_VALUE) value = text(bytes, f.start, f.end);
   }
   return [key, value];
-}
-
-/** name -> dims of each TensorProto among a GraphProto's initializers. */
-function readInitializers(bytes, at) {
-  const graph = new Reader(bytes, at.start, at.end);
-  const found = new Map();
-  for (let f = graph.next(); f; f = graph.next()) {
-    if (f.field !== GRAPH_INITIALIZER || f.type !== LEN) continue;
-    const tensor = new Reader(bytes, f.start, f.end);
-    const dims = [];
-    let name = '';
-    for (let t = tensor.next(); t; t = tensor.next()) {
-      if (t.field === TENSOR_NAME && t.type === LEN) name = text(bytes, t.start, t.end);
-      else if (t.field === TENSOR_DIMS && t.type === VARINT) dims.push(t.value);
-      else if (t.field === TENSOR_DIMS && t.type === LEN) { // packed
-        const packed = new Reader(bytes, t.start, t.end);
-        while (packed.pos < packed.end) dims.push(packed.varint());
-      }
-    }
-    found.set(name, dims);
-  }
-  return found;
 }

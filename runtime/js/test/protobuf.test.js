@@ -10,13 +10,12 @@ import { modelPath, reference } from './reference.js';
 
 const names = readFileSync(modelPath('names.onnx'));
 
-test('reads the metadata and the position table of the exported models', () => {
+test('reads the metadata of the exported models', () => {
   for (const m of reference.models) {
     const model = readModel(readFileSync(modelPath(m.file)));
     const info = modelInfo(model.props);
     assert.deepEqual([...info.vocab.chars], m.chars);
     assert.deepEqual([info.blockSize, info.nLayer, info.nHead, info.headDim], [m.block_size, m.n_layer, m.n_head, m.head_dim]);
-    assert.deepEqual(model.initializers.get('wpe'), [m.block_size, m.n_head * m.head_dim]);
     assert.equal(info.training.steps > 0, true);
   }
 });

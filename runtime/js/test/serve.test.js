@@ -1,0 +1,58 @@
+// serve.js: one Error line and the documented exit status for bad options, and only its own files
+// served (no path escapes the served folders).
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const SERVE = fileURLToPath(new URL('../serve.js', import.meta.url));
+const run = (...args) => spawnSync(process.execPath, [SERVE, ...args], { encoding: 'utf8', timeout: 10000 });
+
+async function serving(fn, ...args) {
+  const server = spawn(process.execPath, [SERVE, '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const address = String((await once(server.stdout, 'data'))[0]).match(/http:\/\/127\.0\.0\.1:(\d+)\//);
+    assert.ok(address, 'no address printed');
+    await fn(address[0], Number(address[1]));
+  } finally {
+    server.kill();
+  }
+}
+
+test('bad options: one Error line, exit status 2; a missing model or a busy port: exit status 1', async () => {
+  for (const [args, status, message] of [
+    [['--port', 'x'], 2, /^Error: --port must be an integer from 0 to 65535, got "x"\n$/],
+    [['--port', '70000'], 2, /^Error: --port must be/],
+    [['--bogus'], 2, /^Error: Unknown option '--bogus'; usage: node serve.js/],
+    [['--model', '/nonexistent.onnx'], 1, /^Error: model file "\/nonexistent.onnx" does not exist; pass an .onnx/],
+    [['--model', '/tmp'], 1, /^Error: model path "\/tmp" is not a regular file/],
+  ]) {
+    const done = run(...args);
+    assert.equal(done.status, status, `${args}: ${done.stderr}`);
+    assert.match(done.stderr, message);
+    assert.equal(done.stderr.trim().split('\n').length, 1);
+  }
+  await serving(async (_, port) => {
+    const done = run('--port', String(port));
+    assert.equal(done.status, 1);
+    assert.equal(done.stderr, `Error: port ${port} on 127.0.0.1 is in use; pass another with --port (0 picks a free one)\n`);
+  });
+});
+
+test('serves the page, the runtime, onnxruntime-web\'s three files and the model, and nothing else', async () => {
+  await serving(async (address) => {
+    const get = async (path) => (await fetch(new URL(path, address), { redirect: 'manual' })).status;
+    for (const path of ['/web/', '/web/page.js', '/web/page.css', '/src/index.js', '/src/generator.js', '/model.onnx',
+      '/ort/ort.wasm.min.mjs', '/ort/ort-wasm-simd-threaded.mjs', '/ort/ort-wasm-simd-threaded.wasm']) {
+      assert.equal(await get(path), 200, path);
+    }
+    assert.equal(await get('/?seed=1'), 302);
+    for (const path of ['/serve.js', '/package.json', '/ort/ort.min.mjs', '/src/', '/src/%2e%2e/serve.js', '/src/..%2fserve.js',
+      '/web/%2e%2e/%2e%2e/%2e%2e/README.md', '/etc/passwd', '/web/%00', '/web/%zz']) {
+      assert.equal(await get(path), 404, path);
+    }
+    const wasm = await fetch(new URL('/ort/ort-wasm-simd-threaded.wasm', address));
+    assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+  });
+});
