@@ -81,7 +81,10 @@ def open_session(path: str | Path, threads: int = 1) -> tuple[ort.InferenceSessi
         info = ModelInfo.from_props(read_props(raw))
     except MetadataError as e:
         raise ModelError(f"{name!r} is an ONNX model but not an mgpt step graph: {e}") from None
-    problem = _io_problem(session, info)
+    try:
+        problem = _io_problem(session, info)
+    except UnicodeDecodeError:  # onnxruntime decodes names and dimensions only when asked for them
+        problem = "its inputs or outputs have names or dimensions that are not UTF-8 text"
     if not problem:
         try:
             info.check_sizes(len(raw))
@@ -104,6 +107,9 @@ def _io_problem(session: ort.InferenceSession, info: ModelInfo) -> str | None:
     Symbolic dimensions (strings or None) match anything; fixed ones must equal the metadata's.
     """
     H, D, V = info.n_head, info.head_dim, info.vocab_size
+    inputs = len(session.get_inputs())
+    if info.n_layer > inputs:  # before listing the names: n_layer may say 10**9
+        return f"it has {inputs} inputs, but n_layer {info.n_layer:,} needs {2 + 2 * info.n_layer:,}"
     cache = ("tensor(float)", [None, H, None, D])
     want_in = {TOKEN: ("tensor(int64)", [None]), POSITION: ("tensor(int64)", [])}
     want_out = {LOGITS: ("tensor(float)", [None, V])}

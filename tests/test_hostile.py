@@ -23,6 +23,7 @@ from mgpt.export.cli import export_command
 from mgpt.runtime import Generator, ModelError, modelfile
 from mgpt.runtime.cli import generate_command
 from mgpt.train.cli import eval_command, train_command
+from mgpt.train.config import GPTConfig
 
 COMMANDS = {"train": train_command, "eval": eval_command, "export": export_command, "generate": generate_command}
 SHIPPED = Path(mgpt.models.__file__).parent
@@ -85,6 +86,18 @@ def _scaled(name: str, factor: float):
     return change
 
 
+def _nan_row(model):
+    """One character's embedding row made NaN: only a step of that token can tell."""
+    from onnx import numpy_helper
+
+    for i, t in enumerate(model.graph.initializer):
+        if t.name == "wte":
+            a = numpy_helper.to_array(t).copy()
+            a[5] = np.nan
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(a, "wte"))
+    return model
+
+
 def _slow(model):
     """Logits that first wait on a Loop of 10**12 additions: a graph that would never finish."""
     from onnx import TensorProto as TP, helper
@@ -140,6 +153,8 @@ HOSTILE_MODELS = {
     "nan-weights.onnx": _scaled("wte", float("nan")),
     "inf-weights.onnx": _scaled("lm_head", float("inf")),
     "slow.onnx": _slow,
+    "nan-row.onnx": _nan_row,
+    "layers-huge.onnx": lambda m: _with_props(m, n_layer=str(10**9)),
 }
 # the same, as changes of the file's bytes (lengths kept, so the protobuf stays well-formed)
 RAW_MODELS = {
@@ -156,6 +171,7 @@ MODEL_WORDS = {
     "format-other.onnx": "not written by mgpt-export", "version-2.onnx": "format version", "training-dup-keys.onnx": "repeats a key",
     "training-deep.onnx": "malformed", "duplicate-key.onnx": "repeats the key 'block_size'",
     "nan-weights.onnx": "non-finite logits", "inf-weights.onnx": "non-finite logits", "slow.onnx": "was stopped",
+    "layers-huge.onnx": "n_layer 1,000,000,000 needs",
     "not-utf8.onnx": "not UTF-8",
 }
 
@@ -383,6 +399,9 @@ CLI_CASES = [
     ("generate-batch-0", "generate", ["--batch-size", "0"], 2, ["--batch-size"]),
     ("generate-threads-0", "generate", ["--threads", "0"], 2, ["--threads"]),
     ("generate-format-xml", "generate", ["--format", "xml"], 2, ["--format"]),
+    # a NaN row of wte that the check at load does not reach: found while sampling, one line all the same
+    ("generate-nan-row-sampling", "generate", ["--model", "nan-row.onnx", "-n", "500", "-t", "2", "--seed", "1"], 1,
+     ["not finite"]),
 ]
 CLI_CASES += [(f"generate-{name}", "generate", ["--model", name, "-n", "1"], 1, [words])
               for name, words in MODEL_WORDS.items()]
@@ -513,6 +532,10 @@ API_CASES = [
     ("load-declares-4gb", _load("declares-4gb.npz"), ValueError, ["declare"]),
     ("load-header-huge", _load("header-huge.npz"), ValueError, ["elements"]),
     ("load-objects", _load("objects.npz"), ValueError, ["Python objects"]),
+    ("config-bool", _api(GPTConfig, True), TypeError, ["vocab_size must be an integer"]),
+    ("config-float", _api(GPTConfig, 27, n_embd=16.0), TypeError, ["n_embd must be an integer"]),
+    ("config-zero", _api(GPTConfig, 27, n_layer=0), ValueError, ["n_layer must be at least 1"]),
+    ("config-indivisible", _api(GPTConfig, 27, n_embd=10, n_head=4), ValueError, ["not divisible"]),
     ("read-documents-fifo", _read_documents("fifo"), ValueError, ["FIFO"]),
     ("read-documents-dev-zero", _read_documents("/dev/zero"), ValueError, ["character device"]),
 ]

@@ -52,7 +52,8 @@ def test_each_shipped_model_has_the_held_out_loss_it_records(name):
     _, held_out = split(read_documents(default_data_path()), ckpt.training["val_fraction"])
     assert len(held_out) == ckpt.training["held_out"] == 974
     nll = evaluate(ckpt.params, ckpt.config, ckpt.vocab, held_out)
-    assert nll == pytest.approx(ckpt.training["val_loss"], abs=1e-9)
+    # recorded during training, in that run's arithmetic (float32: within its documented 1e-5)
+    assert nll == pytest.approx(ckpt.training["val_loss"], abs=1e-5 if ckpt.training.get("dtype") == "float32" else 1e-9)
 
 
 def test_the_large_model_is_bigger_and_better_than_the_default():

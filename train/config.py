@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from . import arguments
+
 
 class ConfigError(ValueError):
     """A model shape that cannot be built."""
@@ -18,10 +20,8 @@ class GPTConfig:
     block_size: int = 8  # positions per document (rows of wpe), also the longest sample
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{f.name} must be a positive integer, got {value!r}")
+        for f in fields(self):  # NumPy integers become ints; a bool or a float is a TypeError
+            object.__setattr__(self, f.name, arguments.integer(f.name, getattr(self, f.name), 1, ConfigError))
         if self.n_embd % self.n_head:
             raise ConfigError(
                 f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}; "

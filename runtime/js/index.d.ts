@@ -92,7 +92,7 @@ export class Generator {
   /** One sample, character by character as each is drawn (the prefix's first). */
   characters(options?: CharacterOptions): AsyncGenerator<string, void, undefined>;
   /** Mean negative log-likelihood (nats) per predicted token, framed as in training. */
-  score(texts: string | Iterable<string>, options?: { batchSize?: number }): Promise<number>;
+  score(texts: string | Iterable<string> | AsyncIterable<string>, options?: { batchSize?: number }): Promise<number>;
   /** Frees onnxruntime's session. */
   release(): Promise<void>;
 }

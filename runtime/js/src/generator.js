@@ -16,9 +16,11 @@ import { VocabError } from './vocab.js';
 
 export const DEFAULT_BATCH_SIZE = 4096;
 
-// onnxruntime's fastest settings for this graph's tiny kernels: one thread, no parallel executor
+// onnxruntime's fastest settings for this graph's tiny kernels: one thread, no parallel executor;
+// its log only for fatal errors, as failures become ModelErrors (its lines would land in the app's output)
 const SESSION_OPTIONS = Object.freeze({
   intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+  logSeverityLevel: 4,
 });
 
 const SAMPLE_OPTIONS = ['temperature', 'topK', 'topP', 'seed', 'prefix', 'maxLength'];
@@ -28,6 +30,9 @@ export class Generator {
    * Opens and checks a model: from a path (Node), a URL, a Blob/File, or bytes.
    * `ort` is the onnxruntime namespace to use (onnxruntime-web or onnxruntime-node); without it the
    * installed one is imported (onnxruntime-node first in Node).
+   * @param {string | URL | Blob | ArrayBuffer | ArrayBufferView} source
+   * @param {{ort?: any, sessionOptions?: object}} [options]
+   * @returns {Promise<Generator>}
    */
   static async load(source, { ort, sessionOptions } = {}) {
     ort ??= await importOrt();
@@ -236,7 +241,10 @@ export class Generator {
     }
     const logits = out[LOGITS].data, size = rows * this.info.vocabSize;
     for (let i = 0; i < size; i++) {
-      if (!Number.isFinite(logits[i])) throw new ModelError(`${this.name} gave non-finite logits at position ${p}`);
+      if (!Number.isFinite(logits[i])) {
+        throw new ModelError(`${this.name} gave logits that are not finite (NaN or infinity) at position ${p}; ` +
+          'its weights are broken: export it again from a good checkpoint');
+      }
     }
     return out;
   }
@@ -244,33 +252,42 @@ export class Generator {
   // ------------------------------------------------------------------------- scoring
 
   /**
-   * Mean negative log-likelihood (nats) per predicted token of `texts` (a string or an iterable of
-   * strings), each framed as in training: [BOS] + chars + [BOS], predicting at most blockSize tokens.
+   * Mean negative log-likelihood (nats) per predicted token of `texts` (a string, or an iterable or
+   * async iterable of strings, read `batchSize` at a time, so any number streams in bounded memory),
+   * each framed as in training: [BOS] + chars + [BOS], predicting at most blockSize tokens.
    */
   async score(texts, { batchSize = DEFAULT_BATCH_SIZE } = {}) {
     checkCount('batchSize', batchSize, 1);
-    if (typeof texts !== 'string' && typeof texts?.[Symbol.iterator] !== 'function') {
+    if (typeof texts === 'string') texts = [texts];
+    if (typeof texts?.[Symbol.iterator] !== 'function' && typeof texts?.[Symbol.asyncIterator] !== 'function') {
       throw new TypeError(`texts must be a string or an iterable of strings, got ${show(texts)}`);
     }
-    const docs = [];
-    for (const text of typeof texts === 'string' ? [texts] : texts) {
-      if (typeof text !== 'string') throw new TypeError(`texts must hold strings, got ${show(text)}`);
-      try {
-        docs.push(this.vocab.encodeDocument(text).slice(0, this.blockSize + 1));
-      } catch (e) {
-        if (!(e instanceof VocabError)) throw e;
-        throw new RangeError(`cannot score ${show(text.slice(0, 40))}: ${e.message}`);
-      }
-    }
-    if (!docs.length) throw new RangeError('nothing to score: no texts given');
-    docs.sort((a, b) => b.length - a.length); // longest first: the rows still needed are always a prefix
-    let total = 0, count = 0;
-    for (let first = 0; first < docs.length; first += batchSize) {
-      const [nll, n] = await this.#scoreBatch(docs.slice(first, first + batchSize));
+    let total = 0, count = 0, docs = [];
+    const flush = async () => {
+      docs.sort((a, b) => b.length - a.length); // longest first: the rows still needed are always a prefix
+      const [nll, n] = await this.#scoreBatch(docs);
       total += nll;
       count += n;
+      docs = [];
+    };
+    for await (const text of texts) {
+      docs.push(this.#document(text));
+      if (docs.length === batchSize) await flush();
     }
+    if (docs.length) await flush();
+    if (!count) throw new RangeError('nothing to score: no texts given');
     return total / count;
+  }
+
+  /** `text` as a document, cut to the block: [BOS, ...ids, BOS], at most blockSize + 1 ids. */
+  #document(text) {
+    if (typeof text !== 'string') throw new TypeError(`texts must hold strings, got ${show(text)}`);
+    try {
+      return this.vocab.encodeDocument(text).slice(0, this.blockSize + 1);
+    } catch (e) {
+      if (!(e instanceof VocabError)) throw e;
+      throw new RangeError(`cannot score ${show(text.slice(0, 40))}: ${e.message}`);
+    }
   }
 
   /** Summed NLL and predicted-token count of `docs` (id arrays, longest first). */
