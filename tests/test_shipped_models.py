@@ -42,7 +42,8 @@ def test_each_shipped_checkpoint_re_exports_to_its_shipped_onnx(name):
                 feed[key] = rng.normal(size=(B, H, past, D)).astype(np.float32)
         ours = rebuilt.run(["logits"], feed)[0]
         theirs = model._runner.session.run(["logits"], feed)[0]
-        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+        # float32 kernels of two sessions: a few ulps of the largest logit (another model is off by ~1)
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6 * max(1.0, np.abs(theirs).max()))
 
 
 @pytest.mark.parametrize("name", mgpt.models.NAMES)
