@@ -154,7 +154,7 @@ class Generator:
         """Mean negative log-likelihood (nats) per predicted token of ``texts`` under the model, each
         framed as in training: ``[BOS] + chars + [BOS]``, predicting at most ``block_size`` tokens."""
         check_count("batch_size", batch_size, 1)
-        return scoring.score(self._runner, texts, batch_size)
+        return scoring.score(self._runner, texts, batch_size, self.threads, MIN_SPLIT_ROWS)
 
 
 def _usable_cpus() -> int:

@@ -256,9 +256,10 @@ def test_samples_stream_lazily_in_bounded_batches(gen, model_path):
 
 @pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, None, None), (0.5, None, None), (2.0, 4, None),
                                                         (0.7, None, 0.8), (1.3, 10, 0.5), (0.0, None, None)])
-def test_draw_is_bit_identical_for_one_row_and_any_batch(temperature, top_k, top_p):
+@pytest.mark.parametrize("V", [27, 300])  # 300: past a byte's count of rows below the draw
+def test_draw_is_bit_identical_for_one_row_and_any_batch(temperature, top_k, top_p, V):
     rng = np.random.default_rng(0)
-    logits = (rng.normal(size=(600, 27)) * 3).astype(np.float32)
+    logits = (rng.normal(size=(600, V)) * 3).astype(np.float32)
     u = rng.random(600)
     one = [sampling.draw_one(logits[r].tolist(), u[r], temperature, top_k, top_p) for r in range(600)]
     assert sampling.draw(logits.T, u, temperature, top_k, top_p).tolist() == one  # wide: row-by-row sums
@@ -295,6 +296,12 @@ def test_score_agrees_with_the_numpy_evaluation(gen, ckpt):
         gen.score(["Emma"])
     with pytest.raises(ValueError, match="nothing to score"):
         gen.score([])
+
+
+def test_score_split_across_threads_agrees_with_one_thread(gen, model_path):
+    docs = gen.generate(3000, temperature=1.0, seed=8)
+    one, two = Generator(model_path, threads=1).score(docs), Generator(model_path, threads=2).score(docs)
+    assert abs(one - two) < 1e-9 and abs(one - gen.score(docs, batch_size=700)) < 1e-9
 
 
 # ----------------------------------------------------------------------------- threads
