@@ -267,8 +267,10 @@ def is_checkpoint(path: Path) -> bool:
         check_input(path, "model", "")
         with open(path, "rb") as f:
             head = f.read(4)
-        if head == b"PK\x03\x04" or head[:1] == b"\x08":
-            return head[:1] == b"P"
+        if head == b"PK\x03\x04":
+            return True
+        if head[:1] == b"\x08":  # field 1 (ir_version), a varint: how every ONNX file begins
+            return False
     except (PathError, OSError):
         pass
     return path.suffix.lower() == ".npz"
