@@ -196,3 +196,11 @@ def test_a_broken_pipe_ends_quietly(tmp_path):
     lines = result.stdout.splitlines()
     assert len(lines) == 3 and lines[0].startswith("sample  1: ") and lines[2] == "status=0", result.stdout
     assert result.stderr == ""
+
+
+def test_a_file_name_of_the_longest_length_can_be_written(tmp_path):
+    """Its temporary file's name, which adds a pid and a random part, must fit too."""
+    target = tmp_path / ("\u00e9" * 125 + ".npz")  # 254 bytes of UTF-8
+    with atomic_write(target) as f:
+        f.write(b"x")
+    assert target.read_bytes() == b"x" and leftovers(tmp_path) == []
