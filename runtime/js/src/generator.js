@@ -30,6 +30,9 @@ export class Generator {
    * Opens and checks a model: from a path (Node), a URL, a Blob/File, or bytes.
    * `ort` is the onnxruntime namespace to use (onnxruntime-web or onnxruntime-node); without it the
    * installed one is imported (onnxruntime-node first in Node).
+   * @param {string | URL | Blob | ArrayBuffer | ArrayBufferView} source
+   * @param {{ort?: any, sessionOptions?: object}} [options]
+   * @returns {Promise<Generator>}
    */
   static async load(source, { ort, sessionOptions } = {}) {
     ort ??= await importOrt();

@@ -3,7 +3,7 @@
 // which concurrent async calls would do; runs therefore queue here, per `ort` namespace. The
 // uncontended path costs no extra promise.
 
-/** @type {WeakMap<object, {busy: boolean, waiting: (() => void)[]}>} */
+/** @type {WeakMap<object, {busy: boolean, waiting: ((value?: unknown) => void)[]}>} */
 const lanes = new WeakMap();
 
 /** session.run(feeds), after any run of the same engine still in progress. */

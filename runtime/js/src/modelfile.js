@@ -25,7 +25,7 @@ export async function readSource(source) {
     return { bytes: new Uint8Array(source.buffer, source.byteOffset, source.byteLength), name: 'the model bytes' };
   }
   if (typeof Blob !== 'undefined' && source instanceof Blob) {
-    const name = JSON.stringify(source.name ?? 'the model blob');
+    const name = JSON.stringify('name' in source && typeof source.name === 'string' ? source.name : 'the model blob');
     if (source.size > MAX_FILE_BYTES) throw new ModelError(`${name} has ${source.size} bytes, more than a model can have`);
     return { bytes: new Uint8Array(await source.arrayBuffer()), name };
   }
@@ -189,6 +189,7 @@ async function rolloutProblem(ort, session, info) {
     } catch (e) {
       return `its step at position ${p} fails in onnxruntime (${firstLine(e)})`;
     }
+    /** @type {[string, number[]][]} */
     const shapes = [[LOGITS, [1, V]]];
     for (let i = 0; i < info.nLayer; i++) for (const n of presentNames(i)) shapes.push([n, [1, H, p + 1, D]]);
     for (const [n, shape] of shapes) {

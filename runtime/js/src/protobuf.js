@@ -105,7 +105,8 @@ export function readModel(bytes) {
   return { irVersion, props };
 }
 
-/** A StringStringEntryProto's [key, value] (either may be absent: ''). */
+/** A StringStringEntryProto's [key, value] (either may be absent: '').
+ * @returns {[string, string]} */
 function readEntry(bytes, at) {
   const entry = new Reader(bytes, at.start, at.end);
   let key = '', value = '';

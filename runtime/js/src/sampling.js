@@ -42,13 +42,18 @@ function mix(hi, lo) {
   out64[1] = lo ^ ((lo >>> 31) | (hi << 1));
 }
 
-/** A seed (a bigint or a safe integer, any sign) taken mod 2^64, as Python's `seed % 2**64` does. */
+/** A seed (a bigint or a safe integer, any sign) taken mod 2^64, as Python's `seed % 2**64` does.
+ * @param {bigint | number} seed
+ * @returns {bigint} */
 export function seedBits(seed) {
   return BigInt.asUintN(64, BigInt(seed));
 }
 
 /** The key of sample `index` under `seed` (a bigint in [0, 2^64)), as [hi, lo]: 1) the seed is hashed
- * into a key; 2) sample i's key is the i-th output of a splitmix64 stream started there. */
+ * into a key; 2) sample i's key is the i-th output of a splitmix64 stream started there.
+ * @param {bigint} seed
+ * @param {number} index a safe integer >= 0
+ * @returns {[number, number]} */
 export function sampleKey(seed, index) {
   add64(Number(seed >> 32n), Number(seed & 0xffffffffn), GAMMA_HI, GAMMA_LO);
   mix(out64[0], out64[1]);
@@ -71,7 +76,12 @@ export function positionSteps(length) {
 }
 
 /** The uniform in [0, 1) drawn at position p of the sample whose key is (keyHi, keyLo): the top 53
- * bits of the p-th output of the stream started at the key. `steps` comes from positionSteps. */
+ * bits of the p-th output of the stream started at the key. `steps` comes from positionSteps.
+ * @param {number} keyHi
+ * @param {number} keyLo
+ * @param {{hi: Uint32Array, lo: Uint32Array}} steps
+ * @param {number} p
+ * @returns {number} */
 export function uniformAt(keyHi, keyLo, steps, p) {
   add64(keyHi, keyLo, steps.hi[p], steps.lo[p]);
   mix(out64[0], out64[1]);
@@ -126,6 +136,15 @@ export class DrawScratch {
  * `row` of (B, V) float32 `logits` with the uniform `u`. Temperature 0 is greedy (the first most
  * likely token); otherwise exp((l - max l) / T), zero outside top-k and then outside top-p, and the
  * inverse CDF: the number of cumulative weights <= u * total.
+ * @param {ArrayLike<number>} logits (B, V) row-major
+ * @param {number} row
+ * @param {number} size V
+ * @param {number} u in [0, 1)
+ * @param {number} temperature
+ * @param {number | null | undefined} topK
+ * @param {number | null | undefined} topP
+ * @param {DrawScratch} scratch
+ * @returns {number} the token id
  */
 export function drawOne(logits, row, size, u, temperature, topK, topP, scratch) {
   const base = row * size;
