@@ -4,13 +4,16 @@
 
 The reference is the tests' microgpt-style scalar autograd (tests/scalar_gpt.py) with microgpt's
 Adam, timed for a few steps of the default recipe and projected to 500. mgpt runs the default
-recipe (500 steps, one name per step) and batches of 32 and 256. Medians of --repeats runs; the
-machine is shared, so the ratios measured in the same run are what count.
+recipe (500 steps, one name per step) and batches of 32 and 256. Then a big model (4 layers, n_embd
+64, block 16, batch 32, one BLAS thread) in float64 and float32, timed without evaluations.
+Medians of --repeats runs; the machine is shared, so the ratios measured in the same run are what
+count.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -57,10 +60,19 @@ def mgpt_seconds(train_docs, val_docs, steps: int, batch_size: int) -> tuple[flo
     return result.seconds - result.eval_seconds, result.eval_seconds, result.val_loss
 
 
+BIG = GPTConfig(1, n_layer=4, n_embd=64, n_head=4, block_size=16)
+
+
+def big_model_ms_per_step(train_docs, steps: int, **options) -> float:
+    result = train(train_docs, [], BIG, TrainOptions(steps=steps, batch_size=32, lr=0.004, threads=1, **options))
+    return result.seconds / steps * 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference-steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--big-steps", type=int, default=200)
     args = parser.parse_args()
     keep_freed_memory()  # as mgpt-train does
 
@@ -89,6 +101,20 @@ def main() -> None:
             time_text, eval_text = f"{seconds:.3f} s", f"{eval_seconds:.3f} s"
         print(f"| {name} | {steps} | {time_text} | {eval_text} | {seconds / steps * 1e3:.2f} | {steps / seconds:,.0f} | "
               f"{steps * batch / seconds:,.0f} | {ref / per_name:,.0f}× | {'' if val is None else f'{val:.3f}'} |")
+
+    variants = [("float64", {}), ("float32", {"dtype": "float32"})]
+    times = {name: [] for name, _ in variants}
+    for _ in range(args.repeats):  # interleaved, so that a busy moment hits every variant alike
+        for name, options in variants:
+            times[name].append(big_model_ms_per_step(train_docs, args.big_steps, **options))
+    base = statistics.median(times["float64"])
+    print(f"\n4 layers, n_embd 64, block 16 ({dataclasses.replace(BIG, vocab_size=27).num_params():,} parameters on the names), "
+          f"batch 32, {args.big_steps} steps, one BLAS thread, medians of {args.repeats}\n")
+    print("| arithmetic | ms/step | of float64's step time |")
+    print("|---|---:|---:|")
+    for name, _ in variants:
+        ms = statistics.median(times[name])
+        print(f"| {name} | {ms:.2f} | {ms / base:.0%} |")
 
 
 if __name__ == "__main__":

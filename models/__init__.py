@@ -1,1 +1,8 @@
-"""The default names model shipped with mgpt (a checkpoint and its exported ``.onnx``)."""
+"""The names models shipped with mgpt, each a checkpoint (``NAME.npz``) and its export (``NAME.onnx``).
+
+Imports nothing: the runtime looks models up here by name without loading anything heavy.
+The README's "Shipped models" section gives each one's training command, size and held-out NLL.
+"""
+
+NAMES = ("names", "names-large")  # the first is the default
+DEFAULT = NAMES[0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from itertools import islice
 from json.encoder import encode_basestring
-from pathlib import Path
 
 import click
 
@@ -31,8 +30,8 @@ CHUNK = 4096  # samples per write
 
 
 @click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
-@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
-              help="An mgpt .onnx file. [default: the names model shipped with mgpt]")
+@click.option("--model", "model_path", default=None,
+              help="An mgpt .onnx file, or a shipped model by name: names (the default) or names-large.")
 @click.option("-n", "--num-samples", type=click.IntRange(min=0), default=20, show_default=True,
               help="Samples to draw.")
 @click.option("-t", "--temperature", type=FiniteRange(min=0), default=0.5, show_default=True,

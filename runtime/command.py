@@ -89,7 +89,7 @@ class Command(click.Command):
     def invoke(self, ctx: click.Context):
         """Run the command with its standard output guarded, once for every command: closed
         (``>&-``), full (``> /dev/full``) or failing is one Error line before or after the work;
-        a broken pipe ends quietly with status 0."""
+        a broken pipe ends quietly with status 0, and Ctrl-C with 130."""
         if sys.stdout is None:  # >&-: Python had no stream to give us
             raise OutputClosed("standard output is closed; redirect it (to /dev/null to discard the output)")
         original, sys.stdout = sys.stdout, _Stdout(sys.stdout)
@@ -100,6 +100,8 @@ class Command(click.Command):
         except _QuietExit:
             _silence_stdout(original)
             ctx.exit(0)
+        except KeyboardInterrupt:  # Ctrl-C where a command does not take it itself: the shell's 130, quietly
+            ctx.exit(130)
         except OutputClosed:
             _silence_stdout(original)
             raise

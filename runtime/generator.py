@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from . import batched, sampling, scoring, single
-from .modelfile import ModelError, default_model_path, open_session
+from .modelfile import ModelError, model_path, open_session
 from .plan import Plan, check_count, check_positive_int
 from .runner import StepRunner
 from .vocab import Vocab, VocabError
@@ -26,7 +26,8 @@ MIN_SPLIT_ROWS = 256  # below this a batch stays on one thread: a thread hand-of
 
 
 class Generator:
-    """Samples from an mgpt ``.onnx`` step graph (the default shipped names model if ``model`` is None).
+    """Samples from an mgpt ``.onnx`` step graph: a path, or a shipped model's name (``"names"``,
+    ``"names-large"``; when no file of that name is here), or None for the default shipped model.
 
     ``threads`` splits large batches across threads (default: the usable CPUs), each running its part
     on its own with onnxruntime's GIL-free ``run``; ``session_threads`` is onnxruntime's intra-op
@@ -39,10 +40,12 @@ class Generator:
         if threads is not None:
             check_positive_int("threads", threads)
         check_positive_int("session_threads", session_threads)
-        self.path = Path(model) if model is not None else default_model_path()
-        if model is None and not self.path.exists():
-            raise ModelError(f"the default model {str(self.path)!r} is not installed (a source tree without "
-                             f"the shipped files?); pass the path of a model made by mgpt-export")
+        self.path = model_path(model)
+        shipped = model is None or self.path != Path(model)  # by name, or the default
+        if shipped and not self.path.exists():
+            raise ModelError(f"the {'default' if model is None else 'shipped'} model {str(self.path)!r} is not "
+                             "installed (a source tree without the shipped files?); pass the path of a model "
+                             "made by mgpt-export")
         session, self.info = open_session(self.path, int(session_threads))
         self.threads = int(threads) if threads is not None else _usable_cpus()
         self._runner = StepRunner(self.path, session, self.info)

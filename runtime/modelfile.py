@@ -15,23 +15,38 @@ import onnxruntime as ort
 from .metadata import LOGITS, POSITION, TOKEN, MetadataError, ModelInfo, past_names, present_names, read_props
 from .paths import PathError, read_input
 
-DEFAULT_MODEL = "names.onnx"  # shipped in the mgpt.models package
-
-
 class ModelError(ValueError):
     """A model file that is missing, unreadable, or not an mgpt step graph."""
 
 
-def default_model_path() -> Path:
-    """The default names model shipped with mgpt (it may be absent from a bare source tree).
+def shipped_model_path(name: str | None = None) -> Path:
+    """The ``.onnx`` of a model shipped with mgpt, by name (``names``, ``names-large``; None: the default).
 
     Found beside the ``mgpt.models`` package, which is what ``importlib.resources.files`` returns
     for a package on disk, without its ~8 ms of imports and lookups (mgpt-generate's start-up is
     part of its speed); onnxruntime needs a real file anyway, so a zipped install could not serve.
+    The file may be absent from a bare source tree.
     """
     import mgpt.models
 
-    return Path(mgpt.models.__file__).with_name(DEFAULT_MODEL)
+    if name is not None and name not in mgpt.models.NAMES:
+        raise ModelError(f"there is no shipped model named {name!r}; choose one of {', '.join(mgpt.models.NAMES)}")
+    return Path(mgpt.models.__file__).with_name(f"{name or mgpt.models.DEFAULT}.onnx")
+
+
+def default_model_path() -> Path:
+    """The default names model shipped with mgpt."""
+    return shipped_model_path()
+
+
+def model_path(model: str | Path | None) -> Path:
+    """What ``Generator(model)`` opens: a file, or a shipped model by name when ``model`` is one of
+    the shipped names and no file of that name exists here (None: the default shipped model)."""
+    import mgpt.models
+
+    if model is None or (isinstance(model, str) and model in mgpt.models.NAMES and not Path(model).exists()):
+        return shipped_model_path(model)
+    return Path(model)
 
 
 # The largest model file opened: protobuf's own limit is 2 GB.

@@ -27,6 +27,9 @@ def argv(command: str, *args: str) -> list[str]:
     return [sys.executable, "-c", f"from {module} import {function} as c; c(prog_name='mgpt-{command}')", *args]
 
 
+SHIPPED_CKPT = Path(mgpt.models.__file__).with_name("names.npz")
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
 
@@ -156,3 +159,48 @@ def test_disk_full_is_one_line_and_the_old_file_is_intact(tiny_fs):
     assert "No space left on device" in result.stderr
     assert (tiny_fs / "ckpt.npz").read_bytes() == b"old checkpoint"
     assert leftovers(tiny_fs) == []
+
+
+STREAM_COMMANDS = {
+    "generate": "mgpt-generate -n 5 --seed 1",
+    "export": "mgpt-export m.onnx --checkpoint {ckpt}",
+    "eval": "mgpt-eval {ckpt}",
+}
+
+
+def shell(command: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``command`` (an mgpt command line, then shell redirections) through bash, with the commands
+    run by this interpreter's console scripts."""
+    bin_dir = Path(sys.executable).parent
+    return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+
+
+@pytest.mark.parametrize("name", STREAM_COMMANDS)
+@pytest.mark.parametrize("redirect, words", [("> /dev/full", "No space left on device"),
+                                             (">&-", "standard output is closed")])
+def test_a_full_or_closed_stdout_is_one_error_line(tmp_path, name, redirect, words):
+    if not Path(sys.executable).with_name(f"mgpt-{name}").exists():
+        pytest.skip("the console scripts are not installed beside this interpreter")
+    command = STREAM_COMMANDS[name].format(ckpt=SHIPPED_CKPT)
+    result = shell(f"{command} {redirect}", tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: ") and words in result.stderr
+    assert leftovers(tmp_path) == []
+
+
+def test_a_broken_pipe_ends_quietly(tmp_path):
+    if not Path(sys.executable).with_name("mgpt-generate").exists():
+        pytest.skip("the console scripts are not installed beside this interpreter")
+    result = shell("mgpt-generate -n 300000 --seed 1 | head -n 2; echo status=${PIPESTATUS[0]}", tmp_path)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("sample  1: ") and lines[2] == "status=0", result.stdout
+    assert result.stderr == ""
+
+
+def test_a_file_name_of_the_longest_length_can_be_written(tmp_path):
+    """Its temporary file's name, which adds a pid and a random part, must fit too."""
+    target = tmp_path / ("\u00e9" * 125 + ".npz")  # 254 bytes of UTF-8
+    with atomic_write(target) as f:
+        f.write(b"x")
+    assert target.read_bytes() == b"x" and leftovers(tmp_path) == []

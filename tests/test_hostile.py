@@ -23,9 +23,11 @@ from mgpt.export.cli import export_command
 from mgpt.runtime import Generator, ModelError, modelfile
 from mgpt.runtime.cli import generate_command
 from mgpt.train.cli import eval_command, train_command
+from mgpt.train.plot_cli import plot_command
 from mgpt.train.config import GPTConfig
 
-COMMANDS = {"train": train_command, "eval": eval_command, "export": export_command, "generate": generate_command}
+COMMANDS = {"train": train_command, "eval": eval_command, "export": export_command, "generate": generate_command,
+            "plot": plot_command}
 SHIPPED = Path(mgpt.models.__file__).parent
 NAMES = "\n".join(["emma", "olivia", "ava", "isabella", "sophia", "mia", "liam", "noah", "jo", "kaya"] * 5) + "\n"
 
@@ -37,6 +39,7 @@ def make_files(folder: Path) -> None:
     (folder / "blank.txt").write_text("\n \n\n")
     (folder / "latin1.txt").write_bytes("jos\xe9\n".encode("latin-1"))
     (folder / "digits.txt").write_text("123\n456\n")  # characters the shipped model does not know
+    (folder / "run.metrics.jsonl").write_text('{"step": 10, "lr": 0.01, "loss": 3.0, "seconds": 0.1}\n')
     shutil.copy(SHIPPED / "names.npz", folder / "good.npz")
     shutil.copy(SHIPPED / "names.onnx", folder / "good.onnx")
     shutil.copy(SHIPPED / "names.onnx", folder / "GOOD.ONNX")
@@ -399,6 +402,13 @@ CLI_CASES = [
     ("generate-batch-0", "generate", ["--batch-size", "0"], 2, ["--batch-size"]),
     ("generate-threads-0", "generate", ["--threads", "0"], 2, ["--threads"]),
     ("generate-format-xml", "generate", ["--format", "xml"], 2, ["--format"]),
+    # --- mgpt-plot (its output checked by the same path checks)
+    ("plot-output-is-log", "plot", ["run.metrics.jsonl", "-o", "run.metrics.jsonl"], 1, ["metrics log itself"]),
+    ("plot-log-fifo", "plot", ["fifo"], 1, ["FIFO"]),
+    ("plot-log-dir", "plot", ["dir"], 1, ["directory"]),
+    ("plot-log-missing", "plot", ["nope.jsonl"], 1, ["does not exist"]),
+    ("plot-output-dev-null", "plot", ["run.metrics.jsonl", "-o", "/dev/null"], 1, ["never replaced"]),
+    ("plot-output-socket", "plot", ["run.metrics.jsonl", "-o", "sock"], 1, ["socket"]),
     # a NaN row of wte that the check at load does not reach: found while sampling, one line all the same
     ("generate-nan-row-sampling", "generate", ["--model", "nan-row.onnx", "-n", "500", "-t", "2", "--seed", "1"], 1,
      ["not finite"]),
@@ -536,6 +546,11 @@ API_CASES = [
     ("config-float", _api(GPTConfig, 27, n_embd=16.0), TypeError, ["n_embd must be an integer"]),
     ("config-zero", _api(GPTConfig, 27, n_layer=0), ValueError, ["n_layer must be at least 1"]),
     ("config-indivisible", _api(GPTConfig, 27, n_embd=10, n_head=4), ValueError, ["not divisible"]),
+    ("generator-threads-0", _api(Generator, threads=0), ValueError, ["threads must be an integer >= 1"]),
+    ("generator-threads-bool", _api(Generator, threads=True), TypeError, ["threads"]),
+    ("generator-session-threads-float", _api(Generator, session_threads=1.5), TypeError, ["session_threads"]),
+    ("generator-score-ints", lambda: Generator().score([1, 2]), TypeError, ["texts must be strings"]),
+    ("generator-score-int", lambda: Generator().score(5), TypeError, ["texts"]),
     ("read-documents-fifo", _read_documents("fifo"), ValueError, ["FIFO"]),
     ("read-documents-dev-zero", _read_documents("/dev/zero"), ValueError, ["character device"]),
 ]

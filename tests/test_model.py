@@ -32,7 +32,7 @@ def test_config_rejects_impossible_shapes(shape):
 
 def relu_margin(params, config, tokens):
     """Smallest |pre-activation| of any MLP unit: finite differences must not step across a kink."""
-    _, (_, _, _, saved) = model.forward(params, config, tokens)
+    _, (_, _, _, saved, _) = model.forward(params, config, tokens)
     return min(np.min(np.abs(layer[-4])) for layer in saved)  # u, before relu
 
 

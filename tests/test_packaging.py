@@ -10,7 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = {"mgpt.train": "train", "mgpt.export": "export", "mgpt.runtime": "runtime", "mgpt.models": "models"}
-DATA = {"mgpt.train": ["names.txt"], "mgpt.models": ["names.npz", "names.onnx"]}
+DATA = {"mgpt.train": ["names.txt"], "mgpt.models": ["names.npz", "names.onnx", "names-large.npz", "names-large.onnx"]}
 
 # Locate the packages without importing them (the fresh environment has no numpy or onnxruntime).
 PROBE = """

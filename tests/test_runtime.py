@@ -19,7 +19,6 @@ import pytest
 
 import runtime_models
 from mgpt.runtime import Generator, ModelError, default_model_path, sampling, scoring, single
-from mgpt.train import checkpoint as ckpt_io
 from mgpt.train.data import encode
 from mgpt.train.trainer import mean_nll
 
@@ -487,28 +486,3 @@ def test_numpy_integers_are_thread_counts_too(model_path):
 def test_score_of_non_strings_is_a_type_error_naming_what_it_got(gen, texts, message):
     with pytest.raises(TypeError, match=message):
         gen.score(texts)
-
-
-# ----------------------------------------------------------------------------- the shipped model
-
-def test_shipped_checkpoint_re_exports_to_the_shipped_onnx():
-    onnx_path = default_model_path()
-    ckpt_path = onnx_path.with_suffix(".npz")
-    if not (onnx_path.exists() and ckpt_path.exists()):
-        pytest.skip(f"the default model is not in this tree ({onnx_path.parent}); the release ships it")
-    from mgpt.export import build_model
-    import onnxruntime as ort
-
-    rebuilt = ort.InferenceSession(build_model(ckpt_io.load(ckpt_path)).SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
-    shipped = Generator(onnx_path)
-    rng = np.random.default_rng(0)
-    B, H, D = 16, shipped.info.n_head, shipped.info.head_dim
-    for past in (0, 3, shipped.block_size - 1):
-        feed = {"token": rng.integers(0, shipped.vocab.size, B), "position": np.array(past, np.int64)}
-        for i in range(shipped.info.n_layer):
-            for name in (f"past_key_values.{i}.key", f"past_key_values.{i}.value"):
-                feed[name] = rng.normal(size=(B, H, past, D)).astype(np.float32)
-        ours = rebuilt.run(["logits"], feed)[0]
-        theirs = shipped._runner.session.run(["logits"], feed)[0]
-        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)

@@ -31,10 +31,10 @@ def run(step_time, steps, limits, cpus=2, threads_given=None):
     return rule
 
 
-def test_a_small_model_stays_on_one_thread_and_never_loads_threadpoolctl():
+def test_a_small_model_stays_on_one_thread():
     limits = Limits()
     rule = run(lambda n, s: 0.0003, 5000, limits)
-    assert rule.choices == [1] and limits.set == []
+    assert rule.choices == [1] and limits.set == [1]  # set once: NumPy may have been loaded with more
 
 
 def test_a_big_model_takes_two_threads_when_they_are_faster():
@@ -60,7 +60,7 @@ def test_not_clearly_faster_is_not_enough():
     assert rule.current == 1
 
 
-@pytest.mark.parametrize("given,cpus,expected", [(3, 2, [3]), (None, 1, [])])
+@pytest.mark.parametrize("given,cpus,expected", [(3, 2, [3]), (None, 1, [])])  # one CPU: nothing to choose
 def test_a_fixed_count_is_set_once_and_one_cpu_never_probes(given, cpus, expected):
     limits = Limits()
     rule = run(lambda n, s: 0.010, 3000, limits, cpus=cpus, threads_given=given)

@@ -243,10 +243,11 @@ def test_progress_lines_without_a_terminal_even_with_nothing_held_out(tmp_path, 
 def test_the_new_options_are_recorded_in_the_checkpoint(tmp_path, names):
     out = tmp_path / "m.npz"
     result = run(train_command, ["--data", names, "--out", out, "--steps", 12, "--weight-decay", 0.1, "--warmup", 5,
-                                 "--dropout", 0.1, "--dtype", "float32", "--val-fraction", 0.2])
+                                 "--dropout", 0.1, "--dtype", "float32", "--val-fraction", 0.2, "--pack"])
     assert result.exit_code == 0, result.output
     record = checkpoint.load(out).training
     assert (record["weight_decay"], record["warmup"], record["dropout"], record["dtype"]) == (0.1, 5, 0.1, "float32")
+    assert record["pack"] is True
     assert record["time_limit"] is None and 1 <= record["best_step"] <= 12
     assert record["blas_threads"] == [1]  # a small model never tries a second thread
 

@@ -39,8 +39,14 @@ def check_writable(path: str | Path, flag: str = "output") -> Path:
         raise OutputError(str(e)) from None
 
 
+def _temp_prefix(path: Path) -> str:
+    """``.{name}.``, the name cut to 50 characters (200 bytes of UTF-8 at most): with the pid, the
+    random part and ``.tmp`` a temporary name stays within the 255 bytes a file name may have."""
+    return f".{path.name[:50]}."
+
+
 def _temp_pattern(path: Path) -> re.Pattern:
-    return re.compile(re.escape(f".{path.name}.") + r"(\d+)\.[0-9a-f]+\.tmp")
+    return re.compile(re.escape(_temp_prefix(path)) + r"(\d+)\.[0-9a-f]+\.tmp")
 
 
 def _alive(pid: int) -> bool:
@@ -101,7 +107,7 @@ def staged(path: str | Path, mode: str = "wb") -> Iterator[tuple[IO, Staged]]:
     path = Path(path)
     sweep_leftovers(path)
     folder = path.parent if str(path.parent) else Path(".")
-    temp = folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    temp = folder / f"{_temp_prefix(path)}{os.getpid()}.{secrets.token_hex(4)}.tmp"
     result = Staged(path, temp)
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

@@ -142,11 +142,12 @@ def _causal_mask(T: int) -> np.ndarray:
     return mask
 
 
-def _attention(q, k, v, out):
-    """softmax(q k^T + causal mask) v for q, k, v (B, H, T, D), q already scaled by 1/sqrt(D); the
-    result is written into ``out`` (B, H, T, D, any strides). Returns the weights a (B, H, T, T)."""
+def _attention(q, k, v, out, mask=None):
+    """softmax(q k^T + mask) v for q, k, v (B, H, T, D), q already scaled by 1/sqrt(D); the result
+    is written into ``out`` (B, H, T, D, any strides). ``mask``: the causal mask (T, T) by default,
+    or a packed batch's (B, 1, T, T). Returns the weights a (B, H, T, T)."""
     a = q @ k.transpose(0, 1, 3, 2)
-    a += _causal_mask(q.shape[2])
+    a += _causal_mask(q.shape[2]) if mask is None else mask
     a -= np.maximum.reduce(a, axis=-1, keepdims=True)
     np.exp(a, out=a)
     a /= (a @ _ones(a.shape[-1], a.dtype))[..., None]  # row sums as a product
@@ -162,18 +163,21 @@ def dropout_masks(rng: np.random.Generator, config: GPTConfig, rows: int, p: flo
             for _ in range(config.n_layer)]
 
 
-def forward(params, config: GPTConfig, tokens: np.ndarray, keep: bool = True, dropout=None):
+def forward(params, config: GPTConfig, tokens: np.ndarray, keep: bool = True, dropout=None, packed=None):
     """All positions of a batch at once, with a causal mask: the same logits as calling ``step`` at
     positions 0..T-1. tokens: (B, T). Returns logits (B, T, V) and what backward needs (None unless
     ``keep``: evaluation skips keeping the activations and overwrites them in place).
 
     ``dropout``: training only, ``dropout_masks(...)`` for rows B*T; each block's attention output
-    (after Wo) and MLP output (after fc2) is multiplied by its mask before joining the residual."""
+    (after Wo) and MLP output (after fc2) is multiplied by its mask before joining the residual.
+    ``packed``: (positions (B, T), mask (B, 1, T, T)) of rows holding several documents each (see
+    ``pack``); by default each row is one document starting at position 0."""
     B, T = tokens.shape
     dtype = params["wte"].dtype
     C, H, D = config.n_embd, config.n_head, config.head_dim
     rows = B * T
-    x, s0 = rmsnorm((params["wte"][tokens] + params["wpe"][:T]).reshape(rows, C))  # (rows, C)
+    positions, mask = packed if packed is not None else (slice(None, T), None)
+    x, s0 = rmsnorm((params["wte"][tokens] + params["wpe"][positions]).reshape(rows, C))  # (rows, C)
     saved = []
     for i in range(config.n_layer):
         x_in = x
@@ -183,7 +187,7 @@ def forward(params, config: GPTConfig, tokens: np.ndarray, keep: bool = True, dr
         qkv = (h @ wqkv.T).reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)
         q, k, v = qkv  # each (B, H, T, D), views of the (rows, 3C) product
         o = np.empty((B, T, H, D), dtype)
-        a = _attention(q, k, v, out=o.transpose(0, 2, 1, 3))
+        a = _attention(q, k, v, out=o.transpose(0, 2, 1, 3), mask=mask)
         o = o.reshape(rows, C)  # heads concatenated per position, without a transpose copy
         y = o @ params[f"layer{i}.attn_wo"].T
         if dropout is not None:
@@ -199,7 +203,7 @@ def forward(params, config: GPTConfig, tokens: np.ndarray, keep: bool = True, dr
         if keep:
             saved.append((x_in, h, s1, wqkv, q, k, v, a, o, h2, s2, u, f, dropout and dropout[i]))
     logits = (x @ params["lm_head"].T).reshape(B, T, -1)
-    return logits, ((tokens, x, s0, saved) if keep else None)
+    return logits, ((tokens, x, s0, saved, positions) if keep else None)
 
 
 def _rmsnorm_backward(dy, y, scale):
@@ -212,7 +216,7 @@ def _rmsnorm_backward(dy, y, scale):
 
 def backward(params, grads, config: GPTConfig, dlogits: np.ndarray, cache) -> None:
     """Write d(loss)/d(param) into ``grads`` (views of a flat buffer), given dlogits (B, T, V)."""
-    tokens, x_out, s0, saved = cache
+    tokens, x_out, s0, saved, positions = cache
     B, T = tokens.shape
     C, H, D, V = config.n_embd, config.n_head, config.head_dim, config.vocab_size
     rows = B * T
@@ -252,7 +256,11 @@ def backward(params, grads, config: GPTConfig, dlogits: np.ndarray, cache) -> No
     one_hot = tokens.reshape(rows, 1) == np.arange(V)  # (rows, V): the scatter-add as a product
     grads["wte"][...] = one_hot.T.astype(de.dtype) @ de
     grads["wpe"][...] = 0.0
-    grads["wpe"][:T] = de.reshape(B, T, C).sum(axis=0)
+    if isinstance(positions, slice):  # every row starts at position 0
+        grads["wpe"][:T] = de.reshape(B, T, C).sum(axis=0)
+    else:  # packed rows: the scatter-add by position as a product, like wte's
+        at = positions.reshape(rows, 1) == np.arange(config.block_size)
+        grads["wpe"][...] = at.T.astype(de.dtype) @ de
 
 
 def _log_softmax_at(logits: np.ndarray, targets: np.ndarray):
@@ -285,10 +293,10 @@ def nll_sum(params, config: GPTConfig, tokens, targets, weights) -> float:
     return float(nll @ weights.ravel())
 
 
-def loss_and_grads(params, grads, config: GPTConfig, tokens, targets, weights, dropout=None) -> float:
+def loss_and_grads(params, grads, config: GPTConfig, tokens, targets, weights, dropout=None, packed=None) -> float:
     """Mean NLL over the real (weight 1) predicted tokens of a padded batch; gradients into ``grads``.
     ``dropout``: the masks of ``dropout_masks`` for this batch's B*T rows (training only)."""
-    logits, cache = forward(params, config, tokens, dropout=dropout)
+    logits, cache = forward(params, config, tokens, dropout=dropout, packed=packed)
     # weights / count: the mean and its gradient directly, without a pass dividing dlogits
     loss, dlogits = cross_entropy(logits, targets, weights / float(np.sum(weights)), overwrite=True)
     backward(params, grads, config, dlogits, cache)

@@ -8,8 +8,9 @@ import click
 
 from mgpt.runtime import __version__
 from mgpt.runtime.command import CONTEXT_SETTINGS, Command
+from mgpt.runtime.paths import PathError, check_input
 
-from .files import OutputError, check_writable
+from .files import check_writable
 from .plot import PlotError, plot
 
 
@@ -32,8 +33,9 @@ def plot_command(metrics, output, width, height):
     """Plot the train and held-out loss of an mgpt-train metrics log against steps and time."""
     try:
         output = check_writable(output or image_path_for(metrics), "--output")
+        check_input(metrics, "metrics log", "pass the .metrics.jsonl file mgpt-train wrote")  # a FIFO would block
         plot(metrics, output, width, height)
-    except (OutputError, PlotError) as e:
+    except (PathError, PlotError) as e:
         raise click.ClickException(str(e)) from e
     except ImportError as e:
         raise click.ClickException(f'mgpt-plot needs matplotlib ({e}); install it with pip install "mgpt[plot]"') from e

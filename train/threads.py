@@ -51,10 +51,11 @@ class BlasThreads:
         self.probed: dict[int, float] = {}
         self.decided_at = now
         self.choices = [self.current]  # every setting taken, in order (for the training record)
-        if threads is not None:
-            self._set(threads)
-        # else: one thread already (mgpt.train sets OPENBLAS_NUM_THREADS=1 unless the user did), and
-        # threadpoolctl is loaded only if a probe needs it: a small model's run pays nothing
+        # Even "auto" starts by setting one thread: NumPy imported before mgpt.train never saw
+        # mgpt's OPENBLAS_NUM_THREADS=1 and has a thread per core (25x slower steps measured here
+        # with the other core busy). One call, ~8 ms the first time (threadpoolctl's import).
+        if threads is not None or min(2, cpus or usable_cpus()) > 1:
+            self._set(self.current)
 
     def _set(self, threads: int) -> None:
         if self.restore is not None:

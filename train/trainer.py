@@ -12,7 +12,7 @@ import numpy as np
 
 from mgpt.runtime.vocab import Vocab
 
-from . import arguments, model
+from . import arguments, model, packing
 from .config import GPTConfig
 from .data import Encoded, encode
 from .memory import available_memory, size_text
@@ -45,6 +45,7 @@ class TrainOptions:
     time_limit: float | None = None  # seconds of training (evaluations included); the schedule follows it
     keep_best: bool = True  # with held-out documents, return the weights of the best held-out loss
     threads: int | None = None  # BLAS threads; None: one, or two where measured faster (see threads.py)
+    pack: bool = False  # lay each batch's documents end to end in rows of block_size (packing.py)
 
     def __post_init__(self):
         # normalized in place (NumPy scalars become Python numbers), each refused by name:
@@ -71,6 +72,7 @@ class TrainOptions:
         checked["keep_best"] = arguments.boolean("keep_best", self.keep_best)
         if self.threads is not None:
             checked["threads"] = arguments.integer("threads", self.threads, 1, TrainingError)
+        checked["pack"] = arguments.boolean("pack", self.pack)
         for name, value in checked.items():
             object.__setattr__(self, name, value)
 
@@ -231,9 +233,9 @@ def train(
     steps = options.steps if options.steps is not None else float("inf")
     offsets = np.arange(B)
     losses, val_loss, stopped, bad_step, eval_seconds = [], None, "done", None, 0.0
+    blas = BlasThreads(options.threads, time.perf_counter())
     t0 = time.perf_counter()
     step, record = 0, {}
-    blas = BlasThreads(options.threads, t0)
     try:
         with np.errstate(all="ignore"):  # overflow shows up as a non-finite loss, handled below
             while step < steps:
@@ -246,12 +248,17 @@ def train(
                     spent = max(spent, elapsed / limit)
                 # 2) the batch: documents step*B .. step*B+B-1 of the order, wrapping around
                 idx = order[(step * B + offsets) % len(order)]
-                T = int(lengths[idx].max())
-                tokens = data.tokens[idx]
-                masks = (model.dropout_masks(drop_rng, config, B * T, options.dropout, dtype)
+                if options.pack:
+                    inputs, targets, w, positions, mask = packing.pack(data.tokens[idx], lengths[idx],
+                                                                       config.block_size, dtype)
+                    packed = (positions, mask)
+                else:
+                    T = int(lengths[idx].max())
+                    tokens = data.tokens[idx]
+                    inputs, targets, w, packed = tokens[:, :T], tokens[:, 1 : T + 1], weights[idx, :T], None
+                masks = (model.dropout_masks(drop_rng, config, inputs.size, options.dropout, dtype)
                          if options.dropout else None)
-                loss = model.loss_and_grads(params, grads, config, tokens[:, :T], tokens[:, 1 : T + 1],
-                                            weights[idx, :T], masks)
+                loss = model.loss_and_grads(params, grads, config, inputs, targets, w, masks, packed)
                 if blown_up(loss + grad @ grad * 0.0, config.vocab_size):  # a nan or inf anywhere, or a blow-up
                     flat[:] = last_good
                     stopped, bad_step = "diverged", step

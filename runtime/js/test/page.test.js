@@ -48,7 +48,7 @@ test('the page generates with the seed in its address, the same names as Python'
   assertSamples(await samplesAfter(1), samples.slice(0, 100), false, 'the page'); // wasm: see assertSamples
   assert.match(await page.textContent('#status'), /^100 samples in \d+ ms\.$/);
   assert.match(await page.textContent('#shape'), /block size\s*8/);
-  assert.match(await page.textContent('#training'), /"steps": 3000/);
+  assert.match(await page.textContent('#training'), /"steps": \d+/);
 });
 
 test('the controls: top-k, top-p, a prefix and a seed beyond 2^64, then Generate', async () => {
