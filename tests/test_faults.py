@@ -149,16 +149,26 @@ def tiny_fs(tmp_path):
         subprocess.run(["umount", str(mount)], check=False)
 
 
-def test_disk_full_is_one_line_and_the_old_file_is_intact(tiny_fs):
+def test_a_disk_too_full_for_the_checkpoint_is_found_before_training(tiny_fs):
     (tiny_fs / "ckpt.npz").write_bytes(b"old checkpoint")
     (tiny_fs / "filler").write_bytes(b"\0" * 40_000)
-    result = subprocess.run(argv("train", "--steps", "3", "-q", "--n-embd", "32", "--out", "ckpt.npz"),
+    result = subprocess.run(argv("train", "--steps", "3", "-q", "--out", "ckpt.npz"),
                             cwd=tiny_fs, capture_output=True, text=True)
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: could not write"), result.stderr
-    assert "No space left on device" in result.stderr
-    assert (tiny_fs / "ckpt.npz").read_bytes() == b"old checkpoint"
-    assert leftovers(tiny_fs) == []
+    assert result.stderr.count("\n") == 1 and "its filesystem has" in result.stderr, result.stderr
+    assert (tiny_fs / "ckpt.npz").read_bytes() == b"old checkpoint" and leftovers(tiny_fs) == []
+    assert not (tiny_fs / "ckpt.metrics.jsonl").exists()
+
+
+def test_disk_full_while_writing_is_one_error_and_the_old_file_is_intact(tiny_fs):
+    from mgpt.train.files import OutputError
+
+    target = tiny_fs / "model.onnx"
+    target.write_bytes(b"old model")
+    with pytest.raises(OutputError, match=r"could not write .*model\.onnx' \(No space left on device\); it was left"):
+        with atomic_write(target) as f:
+            f.write(b"\1" * 200_000)  # more than the 64 kB there is
+    assert target.read_bytes() == b"old model" and leftovers(tiny_fs) == []
 
 
 STREAM_COMMANDS = {

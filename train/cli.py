@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import signal
 import sys
@@ -20,10 +21,11 @@ from . import model
 from .checkpoint import Checkpoint, CheckpointError
 from .config import ConfigError, GPTConfig
 from .data import DataError, default_data_path, encode, read_documents, split
-from .files import check_writable, replace_together, staged
+from .files import check_space, check_writable, replace_together, staged
 from .progress import MetricsLog, Progress
 from .memory import available_memory, size_text
-from .trainer import DTYPES, TrainingError, TrainOptions, keep_freed_memory, mean_nll, memory_needed, train
+from .trainer import (DTYPES, TrainingError, TrainOptions, check_memory, keep_freed_memory, mean_nll, memory_needed,
+                      train)
 
 USER_ERRORS = (CheckpointError, ConfigError, DataError, PathError, TrainingError)
 
@@ -157,6 +159,10 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
     else:
         config = GPTConfig(1, **{k: v if v is not None else SEED_SHAPE[k] for k, v in shape.items()})
     train_docs, val_docs = split(documents, val_fraction)
+    # what cannot fit in memory, then on disk, is found now rather than after the training
+    sized = dataclasses.replace(config, vocab_size=config.vocab_size if init else len(set("".join(documents))) + 1)
+    check_memory(sized, options.batch_size, len(documents))
+    check_space(out, 8 * sized.num_params() + 65536, "--out")  # the float64 weights and the meta
 
     # 2) train, logging to a staged metrics file. Ctrl-C and SIGTERM are taken between steps, after
     #    a step is recorded; the log always ends with the last step done.

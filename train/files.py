@@ -39,6 +39,20 @@ def check_writable(path: str | Path, flag: str = "output") -> Path:
         raise OutputError(str(e)) from None
 
 
+def check_space(path: str | Path, need: int, flag: str = "output") -> None:
+    """An OutputError, before any work, when the filesystem that would hold ``path`` has fewer than
+    ``need`` bytes free (a full disk found after an hour of training loses the hour)."""
+    path = Path(path)
+    try:
+        st = os.statvfs(path.parent if str(path.parent) else ".")
+    except (OSError, AttributeError):  # not on POSIX, or not ours to know: the write will tell
+        return
+    free = st.f_bavail * st.f_frsize
+    if free < need:
+        raise OutputError(f"{flag} {str(path)!r} needs about {need:,} bytes but its filesystem has {free:,} free; "
+                          f"free some space or choose another path")
+
+
 def _temp_prefix(path: Path) -> str:
     """``.{name}.``, the name cut to 50 characters (200 bytes of UTF-8 at most): with the pid, the
     random part and ``.tmp`` a temporary name stays within the 255 bytes a file name may have."""
