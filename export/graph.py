@@ -162,10 +162,10 @@ def build_model(checkpoint: Checkpoint, opset: int = DEFAULT_OPSET) -> onnx.Mode
 
     if small.is_small(config):  # the same step, faster in onnxruntime (see small.py)
         length = small.cache_length(g, config)
-        x, *qkv = small.first_layer(g, config)
+        x, *qkv = small.first_layer(g, config, length)
         for i in range(config.n_layer):
             if i:
-                qkv = small.projections(g, i, x, config)
+                qkv = small.projections(g, i, x, config, length)
             x = small.attention(g, i, x, qkv, config, length)
             x = mlp(g, i, x, config)
     else:

@@ -52,7 +52,7 @@ def const(g: Graph, name: str, value, dtype=np.float32) -> str:
 
 def takes_input(g: Graph, op: str, name: str) -> bool:
     """Whether ``op`` takes ``name`` as an input at this opset rather than as an attribute: axes of
-    ReduceSum and Unsqueeze from 13, of ReduceMean from 18; Split's sizes from 13."""
+    ReduceSum and Unsqueeze from 13, of ReduceMean from 18."""
     schema = onnx.defs.get_schema(op, g.opset)
     return any(i.name == name for i in schema.inputs)
 
@@ -62,18 +62,6 @@ def axes_node(g: Graph, op: str, name: str, x: str, axis: int, **attrs) -> str:
     if takes_input(g, op, "axes"):
         return node(g, op, name, [x, const(g, f"axis{axis}", [axis], np.int64)], **attrs)
     return node(g, op, name, [x], axes=[axis], **attrs)
-
-
-def split(g: Graph, name: str, x: str, sizes: list[int], axis: int) -> list[str]:
-    """``x`` cut along ``axis`` into parts of ``sizes``: node ``{name}/Split``, outputs ``output_0..``."""
-    full = f"{name}/Split"
-    outputs = [f"{full}/output_{j}" for j in range(len(sizes))]
-    if takes_input(g, "Split", "split"):
-        g.nodes.append(helper.make_node("Split", [x, const(g, "split_" + "_".join(map(str, sizes)), sizes, np.int64)],
-                                        outputs, name=full, axis=axis))
-    else:
-        g.nodes.append(helper.make_node("Split", [x], outputs, name=full, axis=axis, split=sizes))
-    return outputs
 
 
 def reduce(g: Graph, op: str, name: str, x: str, axis: int, keepdims: int) -> str:

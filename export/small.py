@@ -15,19 +15,21 @@ one shared matrix and in elementwise products of equal shapes:
   of equal shapes;
 - the sum over T rides in o_proj: a Gemm with Wo.T repeated for each position, (H*T*D, C);
 - everything before layer 0's attention depends on (position, token) only, so it is a table
-  (L, V, C + H*L*D + 2C) of x, q, k and v, computed from the weights in the graph, which
-  onnxruntime folds at load: two Gathers and a Split per step.
+  (L, V, H*(L+3)*D) of q, x, k and v, computed from the weights in the graph: per step two
+  Gathers find the rows, one Slice and three Gathers take the parts.
 
 The repeated weights and the table are built from the checkpoint's initializers inside the graph
 (the file stores each weight once, under its name) and are constant, so onnxruntime computes them
-once when it loads the model. A step runs 24 kernels, as many as the general graph's, which is what
-a step costs at batch 1 (~0.6 us a kernel).
+once when it loads the model.
 
-Measured per step, one thread, against the general builders, interleaved (medians):
-  batch 4096: 0.25x. Not kept: the sum over T as a ReduceSum (a middle axis) before a plain o_proj,
-  0.90x; spreading the weights with a (H*T, H*T*D) 0/1 matrix, 0.29x but 3 more kernels (batch 1
-  1.34x); spreading them with Expand, 0.64x; the general mix as Transpose + broadcast Mul +
-  ReduceSum, 0.65x.
+Measured per step, one thread, against the general builders, interleaved (best of 7, CPU time):
+  batch 4096: ~0.3x (377 against 1,313 ns a row). Not kept: the sum over T as a ReduceSum (a middle
+  axis) before a plain o_proj, 0.90x; spreading the weights with a (H*T, H*T*D) 0/1 matrix, 0.29x
+  but 3 more kernels (batch 1 1.34x); spreading them with Expand, 0.64x; the general mix as
+  Transpose + broadcast Mul + ReduceSum, 0.65x.
+  batch 1: 13.5 against 12.4 us (25 kernels against 24; at batch 1 a step is its kernels' fixed
+  costs, and those differ: a Split cost 1.0 us, Softmax over a middle axis 0.8, a Slice 0.6, a
+  Reshape 0.1). A sample at batch 1 costs about 3% more than with the general graph.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import numpy as np
 from mgpt.runtime.metadata import POSITION, TOKEN, past_names, present_names
 from mgpt.train.config import GPTConfig
 
-from .nodes import Graph, const, linear, node, reduce, rmsnorm, split, unsqueeze
+from .nodes import Graph, const, linear, node, reduce, rmsnorm, unsqueeze
 
 # The repeated weights grow with H*L and the table with V*L (times C), and the products cost about
 # L times those of the general builders: beyond these limits the general builders serve.
@@ -76,12 +78,14 @@ def q_weights(g: Graph, i: int, config: GPTConfig) -> str:
     return node(g, "Reshape", f"/layers.{i}/attn/q_weights/flat", [w, const(g, "embd_rows", [C, -1], np.int64)])
 
 
-def first_layer(g: Graph, config: GPTConfig) -> tuple[str, str, str, str]:
-    """x = rmsnorm(wte[token] + wpe[position]) (B, C) and layer 0's q (B, H, L, D; pre-scaled, for
-    every position), k and v (B, H, 1, D), looked up in a table of every (position, token).
+def first_layer(g: Graph, config: GPTConfig, length: str) -> tuple[str, str, str, str]:
+    """x = rmsnorm(wte[token] + wpe[position]) (B, C) and layer 0's q (B, H, T, D; pre-scaled,
+    repeated for every position of the cache), k and v (B, H, 1, D), looked up in a table of every
+    (position, token).
 
-    Each table row holds H blocks of L + 3 slots of D numbers, slot 0 x, slots 1..L q, then k and v:
-    one Reshape and one Split give every part in the shape it is used in."""
+    Each table row holds H blocks of L + 3 slots of D numbers: q for each position, then x, k and v.
+    One Slice and three Gathers take every part in the shape it is used in (a Split cost 1.0 us at
+    batch 1, its replacement 0.7 us less)."""
     H, D, C, L = config.n_head, config.head_dim, config.n_embd, config.block_size
     scope, layer = "/embed/table", "/layers.0/attn/table"
     rows = const(g, "table_rows", [L, -1, H, 1, D], np.int64)  # (L, V, C) -> (L, V, H, 1, D)
@@ -95,23 +99,27 @@ def first_layer(g: Graph, config: GPTConfig) -> tuple[str, str, str, str]:
                  [h, node(g, "Transpose", f"{layer}/{part}_proj", [f"layer0.attn_w{part}"], perm=[1, 0])])
             for part in "kv")
     parts = [node(g, "Reshape", f"{scope}/{name}", [part, rows]) for name, part in (("x", x), ("k", k), ("v", v))]
-    table = node(g, "Concat", scope, [parts[0], q, parts[1], parts[2]], axis=3)  # (L, V, H, L + 3, D)
+    table = node(g, "Concat", scope, [q, *parts], axis=3)  # (L, V, H, L + 3, D)
     table = node(g, "Reshape", scope, [table, const(g, "table_flat", [L, -1, H * (L + 3) * D], np.int64)])
     found = node(g, "Gather", "/embed/position", [table, POSITION])  # (V, H*(L+3)*D): this position's rows
     found = node(g, "Gather", "/embed/token", [found, TOKEN])  # (B, H*(L+3)*D)
     found = node(g, "Reshape", "/embed/token", [found, const(g, "table_found", [0, H, L + 3, D], np.int64)])
-    x, q, k, v = split(g, "/embed", found, [1, L, 1, 1], axis=2)  # (B, H, 1, D), (B, H, L, D), ...
+    q = first_positions(g, "/layers.0/attn/q_heads", found, length, axis=2)  # (B, H, T, D)
+    x, k, v = (node(g, "Gather", f"/embed/{name}", [found, const(g, f"slot{L + j}", [L + j], np.int64)], axis=2)
+               for j, name in enumerate("xkv"))  # (B, H, 1, D) each
     return node(g, "Reshape", "/embed", [x, const(g, "embd_shape", [0, C], np.int64)]), q, k, v
 
 
-def projections(g: Graph, i: int, x: str, config: GPTConfig) -> tuple[str, str, str]:
-    """Layer i's q (B, H, L, D; pre-scaled, for every position), k and v (B, H, 1, D) from x."""
+def projections(g: Graph, i: int, x: str, config: GPTConfig, length: str) -> tuple[str, str, str]:
+    """Layer i's q (B, H, T, D; pre-scaled, repeated for every position of the cache), k and v
+    (B, H, 1, D) from x."""
     H, D, L = config.n_head, config.head_dim, config.block_size
     scope = f"/layers.{i}/attn"
     heads = const(g, "heads_shape", [0, H, 1, D], np.int64)  # 0 keeps B, even when B is 0
     h = rmsnorm(g, f"{scope}/norm", x, config.n_embd)
     q = node(g, "Gemm", f"{scope}/q_proj", [h, q_weights(g, i, config)], alpha=float(1.0 / np.sqrt(D)))
     q = node(g, "Reshape", f"{scope}/q_heads", [q, const(g, "heads_block", [0, H, L, D], np.int64)])
+    q = first_positions(g, f"{scope}/q_heads", q, length, axis=2)
     k = node(g, "Reshape", f"{scope}/k_heads", [linear(g, f"{scope}/k_proj", h, f"layer{i}.attn_wk"), heads])
     v = node(g, "Reshape", f"{scope}/v_heads", [linear(g, f"{scope}/v_proj", h, f"layer{i}.attn_wv"), heads])
     return q, k, v
@@ -119,10 +127,10 @@ def projections(g: Graph, i: int, x: str, config: GPTConfig) -> tuple[str, str, 
 
 # One layer (every product is one big GEMM or an elementwise product of equal shapes):
 #
-#   q (B,H,L,D) -> q_heads Slice (B,H,T,D)
+#   q (B,H,T,D)
 #   k (B,H,1,D), past.key -> k_cache Concat -> present.key (B,H,T,D)
 #   v (B,H,1,D), past.value -> v_cache Concat -> present.value (B,H,T,D)
-#   scores Mul (q, keys) (B,H,T,D), ReduceSum over D -> (B,H,T,1), softmax over T
+#   scores Mul (q, keys) (B,H,T,D), ReduceSum over D -> (B,H,T), softmax over T, Unsqueeze (B,H,T,1)
 #   spread MatMul: (B*H*T, 1) @ ones (1, D) -> (B,H,T,D)
 #   mix Mul (weights, values) (B,H,T,D), Flatten (B, H*T*D)
 #   o_proj Gemm: mix @ Wo.T repeated for each position and cut to T (H*T*D, C), + x: sums over T too
@@ -137,12 +145,13 @@ def attention(g: Graph, i: int, x: str, qkv: tuple[str, str, str], config: GPTCo
 
     keys = node(g, "Concat", f"{scope}/k_cache", [past_key, k], present_key, axis=2)  # (B, H, T, D)
     values = node(g, "Concat", f"{scope}/v_cache", [past_value, v], present_value, axis=2)
-    q = first_positions(g, f"{scope}/q_heads", q, length, axis=2)  # (B, H, T, D)
 
     scores = node(g, "Mul", f"{scope}/scores", [q, keys])
-    scores = reduce(g, "ReduceSum", f"{scope}/scores", scores, axis=-1, keepdims=1)  # (B, H, T, 1)
-    # over T: below opset 13 Softmax flattens the axes from `axis` on, here T * 1, the same thing
-    weights = node(g, "Softmax", f"{scope}/softmax", [scores], axis=2)
+    scores = reduce(g, "ReduceSum", f"{scope}/scores", scores, axis=-1, keepdims=0)  # (B, H, T)
+    # over the last axis, then Unsqueeze: Softmax over axis 2 of (B, H, T, 1) cost 0.8 us at batch 1
+    # against 0.3 us for the two (onnxruntime transposes for an axis that is not the last)
+    weights = node(g, "Softmax", f"{scope}/softmax", [scores], axis=-1)
+    weights = unsqueeze(g, f"{scope}/softmax", weights, axis=3)  # (B, H, T, 1)
     weights = node(g, "MatMul", f"{scope}/spread", [weights, const(g, "ones_row", np.ones((1, D)))])
     mixed = node(g, "Mul", f"{scope}/mix", [weights, values])  # (B, H, T, D)
     mixed = node(g, "Flatten", f"{scope}/mix", [mixed], axis=1)  # (B, H*T*D)
