@@ -55,10 +55,10 @@ def non_ascii_model(directory: Path) -> Path:
     return directory / "non_ascii.onnx"
 
 
-def model_reference(path: Path, prefix: str) -> dict:
+def model_reference(path: Path, prefix: str, sample_cases=SAMPLE_CASES) -> dict:
     gen = Generator(path)
     cases = []
-    for options, seed, count in SAMPLE_CASES:
+    for options, seed, count in sample_cases:
         options = {k: (prefix if v == "PREFIX" else v) for k, v in options.items()}
         cases.append({"options": options, "seed": str(seed), "samples": gen.generate(count, seed=seed, **options)})
     texts = gen.generate(50, seed=11, temperature=1.0) + [prefix, "", prefix * 20]
@@ -181,8 +181,11 @@ def non_finite_model(path: Path) -> Path:
 def write_reference(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(default_model_path(), directory / "names.onnx")
+    shutil.copy(default_model_path().with_name("names-large.onnx"), directory / "names-large.onnx")
     models = [model_reference(directory / "names.onnx", "ma"),
-              model_reference(non_ascii_model(directory), "γά😀")]
+              model_reference(non_ascii_model(directory), "γά😀"),
+              # the larger shipped model (3 layers, block 16): fewer samples, to keep the tests quick
+              model_reference(directory / "names-large.onnx", "ma", SAMPLE_CASES[:1] + SAMPLE_CASES[3:6])]
     reference = {"models": models, "uniforms": uniforms_reference(), "draws": draws_reference(),
                  "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name}
     path = directory / "reference.json"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import random
 import resource
 from concurrent.futures import ProcessPoolExecutor
@@ -177,7 +178,8 @@ def test_mutated_files_are_refused_or_run(tmp_path):
             path.write_bytes(blob)
             paths.append(str(path))
         jobs += [(kind, paths[i : i + 15]) for i in range(0, len(paths), 15)]
-    with ProcessPoolExecutor(2, initializer=_cap_memory) as pool:
+    # forkserver, not fork: this process may hold onnxruntime's threads, whose locks a fork would copy
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver"), initializer=_cap_memory) as pool:
         results = [r for batch in pool.map(_run_many, jobs, timeout=TIME_CAP) for r in batch]
     outcomes = {}
     for path, outcome in results:

@@ -186,6 +186,16 @@ def _decayed(config: GPTConfig) -> slice:
     return slice(sum(r * c for name, (r, c) in shapes.items() if name in ("wte", "wpe")), None)
 
 
+def _batch(tokens: np.ndarray, weights: np.ndarray, lengths: np.ndarray, config: GPTConfig, pack: bool):
+    """A step's (inputs, targets, weights, packed) from its documents' rows of data.encode: one
+    document a row cut to the longest (packed None), or several a row (see packing.pack)."""
+    if pack:
+        inputs, targets, w, positions, mask = packing.pack(tokens, lengths, config.block_size, weights.dtype)
+        return inputs, targets, w, (positions, mask)
+    T = int(lengths.max())
+    return tokens[:, :T], tokens[:, 1 : T + 1], weights[:, :T], None
+
+
 def train(
     train_docs: list[str],
     val_docs: list[str],
@@ -248,14 +258,7 @@ def train(
                     spent = max(spent, elapsed / limit)
                 # 2) the batch: documents step*B .. step*B+B-1 of the order, wrapping around
                 idx = order[(step * B + offsets) % len(order)]
-                if options.pack:
-                    inputs, targets, w, positions, mask = packing.pack(data.tokens[idx], lengths[idx],
-                                                                       config.block_size, dtype)
-                    packed = (positions, mask)
-                else:
-                    T = int(lengths[idx].max())
-                    tokens = data.tokens[idx]
-                    inputs, targets, w, packed = tokens[:, :T], tokens[:, 1 : T + 1], weights[idx, :T], None
+                inputs, targets, w, packed = _batch(data.tokens[idx], weights[idx], lengths[idx], config, options.pack)
                 masks = (model.dropout_masks(drop_rng, config, inputs.size, options.dropout, dtype)
                          if options.dropout else None)
                 loss = model.loss_and_grads(params, grads, config, inputs, targets, w, masks, packed)
@@ -284,8 +287,8 @@ def train(
                     eval_seconds += time.perf_counter() - t_eval
                     record["val_loss"] = val_loss
                     if options.keep_best and val_loss < best_loss:
-                        best, best_loss, best_step = flat.copy() if best is None else best, val_loss, step
-                        best[:] = flat
+                        best = np.empty_like(flat) if best is None else best
+                        best[:], best_loss, best_step = flat, val_loss, step
                 now = time.perf_counter()
                 record["seconds"] = now - t0
                 blas.tick(now)

@@ -148,23 +148,26 @@ async function firstSample(browser, address) {
   return ms;
 }
 
-/** Runs inside the page: the Generator on onnxruntime-web, as the page uses it. */
-async function inPage(page, job) {
-  return page.evaluate(async ({ job, temperature }) => {
+/** A Generator on onnxruntime-web inside the page, as the page uses it (window.mgptBench). */
+async function pageGenerator(page) {
+  await page.evaluate(async () => {
     const ort = await import('/ort/ort.wasm.min.mjs');
     const { Generator } = await import('/src/index.js');
-    const gen = await Generator.load('/model.onnx', { ort });
-    const tokens = (s) => s.reduce((n, x) => n + Math.min([...x].length + 1, gen.blockSize), 0);
-    if (job.kind === 'samples') return gen.generate({ numSamples: job.n, temperature: job.temperature, seed: BigInt(job.seed) });
-    await gen.generate({ numSamples: job.n, temperature, batchSize: job.batch }); // warm-up
-    const rates = [];
-    for (let r = 0; r < job.repeats; r++) {
-      const t0 = performance.now();
-      rates.push(tokens(await gen.generate({ numSamples: job.n, temperature, batchSize: job.batch })) / ((performance.now() - t0) / 1000));
-    }
-    return rates.sort((a, b) => a - b)[rates.length >> 1];
-  }, { job, temperature: TEMPERATURE });
+    window.mgptBench = await Generator.load('/model.onnx', { ort });
+  });
 }
+
+/** generate(options) inside the page: the samples. */
+function pageGenerate(page, options) {
+  return page.evaluate(async ({ seed, ...options }) => {
+    const gen = window.mgptBench;
+    return gen.generate({ ...options, ...(seed === undefined ? {} : { seed: BigInt(seed) }) });
+  }, options);
+}
+
+/** The page's tokens for `n` samples `batchSize` at a time (timed from here: the round trip is
+ * under a millisecond against the tens of milliseconds measured). */
+const inPage = (page, n, batchSize) => async () => tokensOf(await pageGenerate(page, { numSamples: n, temperature: TEMPERATURE, batchSize }), info.blockSize);
 
 // ----------------------------------------------------------------------------- the run
 
@@ -175,10 +178,28 @@ const web = await Generator.load(MODEL, { ort: ortWeb });
 const plain = await ortNode.InferenceSession.create(MODEL, { intraOpNumThreads: 1, interOpNumThreads: 1 });
 const info = node.info;
 
+// every figure of one work size in one alternation: the plain client, mgpt on both engines in
+// Node, and the page (when there is a browser), so that load from other processes hits all alike
+async function measure(tab) {
+  const page = tab ? [inPage(tab, 2000, 1)] : [];
+  const one = await alternate(() => plainLoop(ortNode, plain, info, 2000, 1), mgpt(node, 2000, 1), mgpt(web, 2000, 1), ...page);
+  const pageB = tab ? [inPage(tab, 8192, 1024)] : [];
+  const many = await alternate(() => plainLoop(ortNode, plain, info, 8192, 1024), mgpt(node, 8192, 1024),
+    mgpt(node, 32768, 4096), mgpt(web, 8192, 1024), ...pageB);
+  const loads = [];
+  if (tab) for (let r = 0; r < repeats; r++) loads.push(await firstSample(tab.context().browser(), tab.url().replace(/\/web\/.*$/, '/')));
+  return { one, many, load: tab ? median(loads) : null };
+}
+const { one: [plain1, node1, web1, page1], many: [plainB, nodeB, nodeBig, webB, pageB], load } = args['no-browser']
+  ? await measure(null)
+  : await withPage(async (browser, address) => {
+    const tab = await browser.newPage();
+    await tab.goto(`${address}?count=0`);
+    await pageGenerator(tab);
+    return measure(tab);
+  });
+
 const rows = [];
-const [plain1, node1, web1] = await alternate(() => plainLoop(ortNode, plain, info, 2000, 1), mgpt(node, 2000, 1), mgpt(web, 2000, 1));
-const [plainB, nodeB, nodeBig, webB] = await alternate(() => plainLoop(ortNode, plain, info, 8192, 1024), mgpt(node, 8192, 1024),
-  mgpt(node, 32768, 4096), mgpt(web, 8192, 1024));
 let python = null;
 try {
   python = pythonRates();
@@ -192,29 +213,17 @@ rows.push(['batch 1024, tokens/s', k(plainB), k(nodeB), `${(nodeB / plainB).toFi
 rows.push(['batch 4096, tokens/s', '', k(nodeBig), `${(nodeBig / plainB).toFixed(2)}×`, '', '', '']);
 console.log(`model ${MODEL}: temperature ${TEMPERATURE}, medians of ${repeats}; node ${process.version}, ` +
   `onnxruntime-node and -web ${ortNode.env.versions?.common ?? ''}\n`);
-console.log('Node, onnxruntime-node (one thread):\n');
+console.log('Node, onnxruntime-node (one thread); Python measured right after, in the same run:\n');
 console.log('| work | plain JS client | mgpt JS | mgpt / plain | mgpt Python | JS / Python | target |');
 console.log('|---|---:|---:|---:|---:|---:|---|');
 for (const row of rows) console.log(`| ${row.join(' | ')} |`);
 
-const engines = [['batch 1, tokens/s', node1, web1], ['batch 1024, tokens/s', nodeB, webB]];
-let page = null, load = null;
-if (!args['no-browser']) {
-  await withPage(async (browser, address) => {
-    const tab = await browser.newPage();
-    await tab.goto(`${address}?count=0`);
-    page = [await inPage(tab, { n: 2000, batch: 1, repeats }), await inPage(tab, { n: 8192, batch: 1024, repeats })];
-    const loads = [];
-    for (let r = 0; r < repeats; r++) loads.push(await firstSample(browser, address));
-    load = median(loads);
-  });
-}
-console.log('\nonnxruntime-web (wasm, one thread), beside onnxruntime-node:\n');
+console.log('\nonnxruntime-web (wasm, one thread), beside onnxruntime-node, alternating with the rows above:\n');
 console.log('| work | Node, onnxruntime-node | Node, onnxruntime-web | Chromium page | Node / page (target ≤ 2×) |');
 console.log('|---|---:|---:|---:|---:|');
-engines.forEach(([label, n, w], i) => {
-  console.log(`| ${label} | ${k(n)} | ${k(w)} | ${page ? k(page[i]) : '—'} | ${page ? `${(n / page[i]).toFixed(2)}×` : '—'} |`);
-});
+for (const [label, n, w, p] of [['batch 1, tokens/s', node1, web1, page1], ['batch 1024, tokens/s', nodeB, webB, pageB]]) {
+  console.log(`| ${label} | ${k(n)} | ${k(w)} | ${p ? k(p) : '—'} | ${p ? `${(n / p).toFixed(2)}×` : '—'} |`);
+}
 if (load !== null) console.log(`\npage load to first sample (fresh browser context, cold caches): ${Math.round(load)} ms (target < 1,500 ms)`);
 
 // ----------------------------------------------------------------------------- agreement with Python
@@ -230,7 +239,8 @@ if (n > 0) {
     await withPage(async (browser, address) => {
       const tab = await browser.newPage();
       await tab.goto(`${address}?count=0`);
-      for (const t of temperatures) pages[t] = await inPage(tab, { kind: 'samples', n, temperature: t, seed: 2024 });
+      await pageGenerator(tab);
+      for (const t of temperatures) pages[t] = await pageGenerate(tab, { numSamples: n, temperature: t, seed: '2024' });
     });
   }
   for (const t of temperatures) {
