@@ -18,6 +18,7 @@ for (const [engine, ortOf] of Object.entries(engines)) {
   for (const m of reference.models) {
     describe(`${m.file} on ${engine}`, async () => {
       const gen = await Generator.load(modelPath(m.file), { ort: await ortOf() });
+      const worst = await rolloutDifference(gen, m);
 
       test('reads its description from the file', () => {
         assert.deepEqual([...gen.vocab.chars], m.chars);
@@ -25,7 +26,10 @@ for (const [engine, ortOf] of Object.entries(engines)) {
         assert.equal(gen.info.nLayer, m.n_layer);
       });
 
-      const exact = engine === 'onnxruntime-node'; // see assertSamples
+      // where this engine's logits are Python's to the bit, its samples must be too; elsewhere
+      // (wasm; a model whose larger products onnxruntime-node 1.30 rounds unlike Python's 1.32)
+      // a near-tie may go the other way: see assertSamples
+      const exact = worst === 0;
       for (const batchSize of [1, 7, 4096]) {
         test(`seeded samples equal Python's at batch ${batchSize}`, async () => {
           let compared = 0;
@@ -49,23 +53,7 @@ for (const [engine, ortOf] of Object.entries(engines)) {
         }
       });
 
-      test('logits within 1e-5 of Python onnxruntime\'s over a rollout', async () => {
-        const { tokens, logits } = m.rollout;
-        const rows = tokens[0].length, H = m.n_head, D = m.head_dim;
-        const feeds = {};
-        for (let i = 0; i < m.n_layer; i++) {
-          for (const kind of ['key', 'value']) feeds[`past_key_values.${i}.${kind}`] = new gen.ort.Tensor('float32', new Float32Array(0), [rows, H, 0, D]);
-        }
-        let worst = 0;
-        for (let p = 0; p < m.block_size; p++) {
-          feeds.token = new gen.ort.Tensor('int64', BigInt64Array.from(tokens[p], BigInt), [rows]);
-          feeds.position = new gen.ort.Tensor('int64', BigInt64Array.of(BigInt(p)), []);
-          const out = await runInLane(gen.ort, gen.session, feeds);
-          logits[p].flat().forEach((want, i) => { worst = Math.max(worst, Math.abs(out.logits.data[i] - want)); });
-          for (const name of Object.keys(feeds)) {
-            if (name.startsWith('past_key_values')) feeds[name] = out[name.replace('past_key_values', 'present')];
-          }
-        }
+      test('logits within 1e-5 of Python onnxruntime\'s over a rollout', () => {
         assert.ok(worst < 1e-5, `largest difference ${worst}`);
       });
 
@@ -85,6 +73,28 @@ for (const [engine, ortOf] of Object.entries(engines)) {
       });
     });
   }
+}
+
+/** The largest |logit difference| from Python onnxruntime's over the reference's rollout: rows of
+ * random tokens fed at every position, each step's present cache fed back. */
+async function rolloutDifference(gen, m) {
+  const { tokens, logits } = m.rollout;
+  const rows = tokens[0].length, H = m.n_head, D = m.head_dim;
+  const feeds = {};
+  for (let i = 0; i < m.n_layer; i++) {
+    for (const kind of ['key', 'value']) feeds[`past_key_values.${i}.${kind}`] = new gen.ort.Tensor('float32', new Float32Array(0), [rows, H, 0, D]);
+  }
+  let worst = 0;
+  for (let p = 0; p < m.block_size; p++) {
+    feeds.token = new gen.ort.Tensor('int64', BigInt64Array.from(tokens[p], BigInt), [rows]);
+    feeds.position = new gen.ort.Tensor('int64', BigInt64Array.of(BigInt(p)), []);
+    const out = await runInLane(gen.ort, gen.session, feeds);
+    logits[p].flat().forEach((want, i) => { worst = Math.max(worst, Math.abs(out.logits.data[i] - want)); });
+    for (const name of Object.keys(feeds)) {
+      if (name.startsWith('past_key_values')) feeds[name] = out[name.replace('past_key_values', 'present')];
+    }
+  }
+  return worst;
 }
 
 describe('bounded memory and laziness', async () => {

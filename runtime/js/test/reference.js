@@ -24,11 +24,10 @@ export function jsOptions({ temperature, top_k, top_p, prefix, max_length }) {
 }
 
 /**
- * Asserts that `got` are Python's samples `want`: all of them on onnxruntime-node (the same native
- * kernels as Python's onnxruntime, so the same logits), and all but at most 1 in 500 (rounded up) on the wasm
- * engine, whose logits differ by ~5e-6 and so draw another token where a uniform falls that close
- * to a step of the cumulative distribution (measured: 2 samples in 60,000, each at a distance of
- * 1e-7 or less; the test models here give none, but a re-exported graph may).
+ * Asserts that `got` are Python's samples `want`: all of them where the engine's logits are
+ * Python's to the bit (`exact`), else all but at most 1 in 500 (rounded up): logits that differ
+ * by ~5e-6 (wasm's kernels) draw another token where a uniform falls that close to a step of the
+ * cumulative distribution (measured: 2 samples in 60,000, each at a distance of 1.4e-7 or less).
  */
 export function assertSamples(got, want, exact, message) {
   assert.equal(got.length, want.length, message);
