@@ -142,8 +142,9 @@ def doc_string(config: GPTConfig) -> str:
     )
 
 
-def build_model(checkpoint: Checkpoint, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """The step graph of ``checkpoint`` at ``opset``, checked with ``onnx.checker`` (full_check)."""
+def build_model(checkpoint: Checkpoint, opset: int = DEFAULT_OPSET, *, general: bool = False) -> onnx.ModelProto:
+    """The step graph of ``checkpoint`` at ``opset``, checked with ``onnx.checker`` (full_check).
+    ``general`` takes the general builders even for a small model (the benchmarks compare both)."""
     check_opset(opset)
     config = checkpoint.config
     H, D = config.n_head, config.head_dim
@@ -160,7 +161,7 @@ def build_model(checkpoint: Checkpoint, opset: int = DEFAULT_OPSET) -> onnx.Mode
         outputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, [BATCH, H, TOTAL_LEN, D])
                     for n in present_names(i)]
 
-    if small.is_small(config):  # the same step, faster in onnxruntime (see small.py)
+    if small.is_small(config) and not general:  # the same step, faster in onnxruntime (see small.py)
         length = small.cache_length(g, config)
         x, *qkv = small.first_layer(g, config, length)
         for i in range(config.n_layer):

@@ -76,10 +76,13 @@ def _score_batch(runner: StepRunner, docs: list[list[int]]) -> tuple[float, int]
         feed = {TOKEN: np.ascontiguousarray(tokens[:rows, p]), POSITION: runner.positions[p],
                 **{name: c[:rows] for name, c in zip(runner.past, cache)}}
         logits, *cache = runner.run(feed)
-        z = logits.astype(np.float64)  # (rows, V)
-        m = z.max(axis=1)
-        log_total = m + np.log(np.exp(z - m[:, None]).sum(axis=1))
-        nll = float(np.sum(log_total - z[np.arange(rows), tokens[:rows, p + 1]]))
+        # log-softmax in float64 on (V, rows): NumPy reduces across rows far faster than along V
+        z = np.array(logits.T, dtype=np.float64, order="C")
+        m = z.max(axis=0)
+        target = z[tokens[:rows, p + 1], np.arange(rows)]
+        z -= m
+        np.exp(z, out=z)
+        nll = float(np.sum(m + np.log(z.sum(axis=0)) - target))
         if not isfinite(nll):  # a NaN or infinity in the logits, or a target of logit -inf
             raise runner.not_finite(p)
         total += nll

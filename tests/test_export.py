@@ -211,11 +211,10 @@ def test_default_model_is_small_and_runs_few_kernels(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["default", "2-layers"])
-def test_the_general_builders_match_the_numpy_step_too(name, monkeypatch):
+def test_the_general_builders_match_the_numpy_step_too(name):
     # the graph takes the small-model builders for these shapes; larger models take the general ones
     assert small.is_small(make_checkpoint(name).config)
-    monkeypatch.setattr(small, "is_small", lambda config: False)
-    model = build_model(make_checkpoint(name))
+    model = build_model(make_checkpoint(name), general=True)
     assert not any("/table" in n.name for n in model.graph.node)
     assert verify(model, make_checkpoint(name), batch=3) <= TOLERANCE
 
