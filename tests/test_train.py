@@ -171,8 +171,9 @@ def test_a_time_limit_ends_the_run_and_drives_the_schedule():
     records = []
     result = train(DOCS, DOCS[:2], SHAPE, TrainOptions(steps=None, time_limit=limit, lr=lr, eval_every=50),
                    on_step=records.append)
-    assert result.stopped == "done" and result.steps_done == len(records) > 10
-    assert records[-2]["seconds"] < limit <= records[-1]["seconds"]  # stops at the first step past the limit
+    # (step counts depend on the machine's load: a stalled machine may fit only one step)
+    assert result.stopped == "done" and result.steps_done == len(records) >= 1
+    assert all(r["seconds"] < limit for r in records[:-1]) and records[-1]["seconds"] >= limit  # the first step past it
     assert "val_loss" in records[-1]  # and evaluates there
     # each step's rate is the peak times the fraction of the time left when the step began: between
     # the end of the step before and the end of this one

@@ -257,7 +257,7 @@ def test_a_time_limit_without_steps_trains_until_the_time_is_spent(tmp_path, nam
     result = run(train_command, ["--data", names, "--out", out, "--time-limit", 0.5, "--val-fraction", 0.2])
     assert result.exit_code == 0, result.output
     record = checkpoint.load(out).training
-    assert record["steps_planned"] is None and record["time_limit"] == 0.5 and record["steps"] > 10
+    assert record["steps_planned"] is None and record["time_limit"] == 0.5 and record["steps"] >= 1
     last = metrics_lines(tmp_path / "m.metrics.jsonl")[-1]
     assert last["step"] == record["steps"] and last["seconds"] >= 0.5 and "val_loss" in last
 
