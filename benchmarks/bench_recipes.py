@@ -33,12 +33,12 @@ from mgpt.train import load
 RECIPES = {
     "microgpt": ("microgpt's recipe, mgpt-train's defaults", []),
     "seed-30s": ("the seed's model at block 16, 30 s budget (target <= 2.08)",
-                 ["--block-size", "16", "--batch-size", "64", "--lr", "0.01", "--warmup", "100",
+                 ["--block-size", "16", "--batch-size", "256", "--lr", "0.02", "--warmup", "100",
                   "--dtype", "float32", "--pack", "--eval-every", "1000", "--time-limit", "30"]),
     "large-120s": ("3 layers, n_embd 64, 120 s budget (target <= 1.93 with <= 250 K parameters)",
                    ["--n-layer", "3", "--n-embd", "64", "--block-size", "16", "--batch-size", "32",
-                    "--lr", "0.004", "--warmup", "400", "--weight-decay", "0.1", "--dtype", "float32",
-                    "--pack", "--eval-every", "500", "--time-limit", "120"]),
+                    "--lr", "0.004", "--warmup", "400", "--weight-decay", "0.1", "--dropout", "0.1",
+                    "--dtype", "float32", "--pack", "--eval-every", "500", "--time-limit", "120"]),
 }
 
 
