@@ -17,7 +17,7 @@ import numpy as np
 
 from . import batched, sampling, scoring, single
 from .modelfile import ModelError, model_path, open_session
-from .plan import Plan, check_count, check_positive_int
+from .plan import Plan, check_count
 from .runner import StepRunner
 from .vocab import Vocab, VocabError
 
@@ -38,8 +38,8 @@ class Generator:
     def __init__(self, model: str | Path | None = None, *, threads: int | None = None,
                  session_threads: int = 1):
         if threads is not None:
-            check_positive_int("threads", threads)
-        check_positive_int("session_threads", session_threads)
+            check_count("threads", threads, 1)
+        check_count("session_threads", session_threads, 1)
         self.path = model_path(model)
         shipped = model is None or self.path != Path(model)  # by name, or the default
         if shipped and not self.path.exists():
@@ -77,8 +77,8 @@ class Generator:
                 max_length: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[str]:
         """``generate`` as an iterator: samples in order, each batch's as soon as it ends, with at most
         ``batch_size`` samples in memory (so any number of samples streams in bounded memory)."""
-        check_count("num_samples", num_samples, 0)
-        check_count("batch_size", batch_size, 1)
+        num_samples = check_count("num_samples", num_samples, 0)
+        batch_size = check_count("batch_size", batch_size, 1)
         plan = self._plan(temperature, top_k, top_p, seed, prefix, max_length)  # raises now, not at first next()
         return self._stream(plan, num_samples, batch_size)
 
@@ -87,19 +87,19 @@ class Generator:
                    index: int = 0) -> Iterator[str]:
         """One sample, character by character as each is drawn (the prefix's first). With a
         ``seed`` it is sample ``index`` of ``generate`` with that seed."""
-        check_count("index", index, 0)
+        index = check_count("index", index, 0)
         return single.characters(self._spare, self._plan(temperature, top_k, top_p, seed, prefix, max_length), index)
 
     def _plan(self, temperature, top_k, top_p, seed, prefix, max_length) -> Plan:
         sampling.check_options(temperature, top_k, top_p)
         if not isinstance(prefix, str):
-            raise ValueError(f"prefix must be a string, got {type(prefix).__name__}")
+            raise TypeError(f"prefix must be a string, got {type(prefix).__name__} {prefix!r}")
         try:
             ids = self.vocab.encode(prefix)
         except VocabError as e:
             raise ValueError(f"prefix {prefix!r} has {e}; the model knows {''.join(self.vocab.chars)!r}") from None
         limit = self.block_size if max_length is None else max_length
-        check_count("max_length", limit, 1)
+        limit = check_count("max_length", limit, 1)
         if limit > self.block_size:
             raise ValueError(f"max_length {limit} exceeds the model's block size {self.block_size}")
         if len(ids) >= limit:
@@ -109,9 +109,10 @@ class Generator:
         if seed is None:
             seed = sampling.new_seed()
         elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
+            raise TypeError(f"seed must be an integer, got {type(seed).__name__} {seed!r}")
         context = (self.vocab.bos, *ids)
-        return Plan(int(seed), float(temperature), top_k, top_p, prefix, context, limit,
+        return Plan(int(seed), float(temperature), None if top_k is None else int(top_k),
+                    None if top_p is None else float(top_p), prefix, context, limit,
                     self._runner.prefill(context[:-1]))
 
     def _stream(self, plan: Plan, n: int, batch_size: int) -> Iterator[str]:
@@ -156,7 +157,7 @@ class Generator:
     def score(self, texts: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE) -> float:
         """Mean negative log-likelihood (nats) per predicted token of ``texts`` under the model, each
         framed as in training: ``[BOS] + chars + [BOS]``, predicting at most ``block_size`` tokens."""
-        check_count("batch_size", batch_size, 1)
+        batch_size = check_count("batch_size", batch_size, 1)
         return scoring.score(self._runner, texts, batch_size, self.threads, MIN_SPLIT_ROWS)
 
 

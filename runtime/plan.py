@@ -26,15 +26,12 @@ class Plan(NamedTuple):
         return len(self.context) - 1
 
 
-def check_count(name: str, value, minimum: int) -> None:
-    """ValueError unless ``value`` is an integer (NumPy's too, never a bool) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def check_positive_int(name: str, value) -> None:
-    """TypeError unless ``value`` is an integer (NumPy's too, never a bool); ValueError if < 1."""
+def check_count(name: str, value, minimum: int) -> int:
+    """``value`` as a Python int (a NumPy integer's arithmetic could overflow its width); TypeError
+    unless it is an integer (NumPy's too, never a bool), ValueError if below ``minimum``. The
+    library's rule everywhere: a wrong type is a TypeError, a bad value a ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= 1, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)

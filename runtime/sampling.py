@@ -73,13 +73,25 @@ class LogitsError(ValueError):
 
 
 def check_options(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    """ValueError with a clear message for options outside their ranges."""
-    if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature >= 0):
+    """TypeError for an option of the wrong type (booleans are not numbers here; NumPy scalars
+    are), ValueError with a clear message for one outside its range."""
+    def number(value) -> bool:
+        return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+    if not number(temperature):
+        raise TypeError(f"temperature must be a number, got {type(temperature).__name__} {temperature!r}")
+    if not (np.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
-        raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
-    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
-        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+            raise TypeError(f"top_k must be an integer >= 1 or None, got {type(top_k).__name__} {top_k!r}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+    if top_p is not None:
+        if not number(top_p):
+            raise TypeError(f"top_p must be a number in (0, 1] or None, got {type(top_p).__name__} {top_p!r}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
 
 
 def weights(columns: np.ndarray, temperature: float, top_k: int | None = None,

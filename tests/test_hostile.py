@@ -61,6 +61,8 @@ def make_special_files(folder: Path) -> None:
     sock.close()
     os.symlink("good.npz", folder / "link.npz")
     os.symlink("names.txt", folder / "names-link.txt")
+    if (folder / "run.metrics.jsonl").exists():  # a hard link: the same file under another name
+        os.link(folder / "run.metrics.jsonl", folder / "run-link.png")
 
 
 def _props(model) -> dict[str, str]:
@@ -403,7 +405,8 @@ CLI_CASES = [
     ("generate-threads-0", "generate", ["--threads", "0"], 2, ["--threads"]),
     ("generate-format-xml", "generate", ["--format", "xml"], 2, ["--format"]),
     # --- mgpt-plot (its output checked by the same path checks)
-    ("plot-output-is-log", "plot", ["run.metrics.jsonl", "-o", "run.metrics.jsonl"], 1, ["metrics log itself"]),
+    ("plot-output-is-log", "plot", ["run.metrics.jsonl", "-o", "run.metrics.jsonl"], 1, ["same file as the metrics log"]),
+    ("plot-output-links-log", "plot", ["run.metrics.jsonl", "-o", "run-link.png"], 1, ["same file as the metrics log"]),
     ("plot-log-fifo", "plot", ["fifo"], 1, ["FIFO"]),
     ("plot-log-dir", "plot", ["dir"], 1, ["directory"]),
     ("plot-log-missing", "plot", ["nope.jsonl"], 1, ["does not exist"]),

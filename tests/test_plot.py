@@ -70,7 +70,7 @@ def test_the_plotted_lines_are_the_logs_values():
     ('{"step": 1, "loss": NaN}\n', [], ["line 1"]),
     ('{"step": true, "loss": 2.0}\n', [], ["line 1"]),
     ('{"step": 1, "loss": 2.0}\n', ["-o", "{dir}/out.jpg"], [".png", ".svg"]),
-    ('{"step": 1, "loss": 2.0}\n', ["-o", "{dir}/run.metrics.jsonl"], ["metrics log itself"]),
+    ('{"step": 1, "loss": 2.0}\n', ["-o", "{dir}/run.metrics.jsonl"], ["same file as the metrics log"]),
     ('{"step": 1, "loss": 2.0}\n', ["-o", "{dir}/missing/out.png"], ["--output", "does not exist"]),
     ('{"step": 1, "loss": 2.0}\n', ["--width", "5"], ["--width"]),
 ])

@@ -336,11 +336,38 @@ def test_one_generator_shared_by_threads_gives_the_sequential_results(model_path
     ({"max_length": 9}, "exceeds the model's block size 8"),
     ({"num_samples": -1}, "num_samples must be an integer >= 0"),
     ({"batch_size": 0}, "batch_size must be an integer >= 1"),
-    ({"seed": 1.5}, "seed must be an integer"),
+    ({"top_p": float("nan")}, r"top_p must be in \(0, 1\]"),
 ])
 def test_bad_arguments_raise_value_error_at_the_call(gen, options, message):
     with pytest.raises(ValueError, match=message):
         gen.samples(**options)  # raised before the first sample is asked for
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"seed": 1.5}, "seed must be an integer, got float 1.5"),
+    ({"seed": "7"}, "seed must be an integer, got str '7'"),
+    ({"seed": True}, "seed must be an integer, got bool True"),
+    ({"prefix": 3}, "prefix must be a string, got int 3"),
+    ({"num_samples": True}, "num_samples must be an integer >= 0, got bool True"),
+    ({"num_samples": 2.0}, "num_samples must be an integer >= 0, got float 2.0"),
+    ({"batch_size": "8"}, "batch_size must be an integer >= 1, got str '8'"),
+    ({"max_length": 4.0}, "max_length must be an integer >= 1, got float 4.0"),
+    ({"temperature": "hot"}, "temperature must be a number, got str 'hot'"),
+    ({"temperature": True}, "temperature must be a number, got bool True"),
+    ({"top_k": 2.0}, "top_k must be an integer >= 1 or None, got float 2.0"),
+    ({"top_p": "0.9"}, r"top_p must be a number in \(0, 1\] or None, got str '0.9'"),
+])
+def test_arguments_of_the_wrong_type_raise_type_error_at_the_call(gen, options, message):
+    with pytest.raises(TypeError, match=message):
+        gen.samples(**options)
+
+
+def test_numpy_scalars_are_accepted_where_python_numbers_are(gen):
+    plain = gen.generate(5, temperature=0.7, top_k=5, top_p=0.9, seed=3, max_length=6, batch_size=2)
+    numpy = gen.generate(np.int64(5), temperature=np.float64(0.7), top_k=np.int32(5), top_p=np.float64(0.9),
+                         seed=np.uint64(3), max_length=np.int16(6), batch_size=np.int8(2))
+    assert numpy == plain  # the same values, so the same draws (int8's own arithmetic would overflow)
+    assert len(gen.generate(3, temperature=np.float32(0.5), top_p=np.float32(0.5), seed=1)) == 3
 
 
 def test_bad_files_raise_model_error_naming_the_problem(tmp_path, ckpt, model_path):

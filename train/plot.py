@@ -8,6 +8,8 @@ import json
 import math
 from pathlib import Path
 
+from mgpt.runtime.paths import check_paths
+
 from .files import atomic_write
 
 FORMATS = ("png", "svg", "pdf")  # what the output's suffix may be
@@ -78,8 +80,7 @@ def figure(records: list[dict], width: int = 1000, height: int = 450):
 def plot(metrics: str | Path, output: str | Path, width: int = 1000, height: int = 450) -> Path:
     """Draw the log ``metrics`` into ``output`` (.png, .svg or .pdf, by its suffix), atomically."""
     output = Path(output)
-    if output.exists() and Path(metrics).exists() and output.resolve() == Path(metrics).resolve():
-        raise PlotError(f"output {str(output)!r} is the metrics log itself; choose another path")
+    check_paths({"the metrics log": metrics}, {"output": output})  # by file identity: links too
     kind = output.suffix.lower().lstrip(".")
     if kind not in FORMATS:
         raise PlotError(f"output {str(output)!r} has no image suffix; end it in {', '.join('.' + f for f in FORMATS)}")
