@@ -447,6 +447,22 @@ def test_both_draws_refuse_nan_or_infinite_rows_and_accept_some_minus_infinity(r
 
 # ----------------------------------------------------------------------------- bounded memory
 
+@pytest.mark.parametrize("block", [3, 8])
+def test_score_frames_a_batch_as_each_text_alone(gen, block, monkeypatch):
+    """The vectorized framing of a batch equals [BOS] + ids + [BOS] cut to block_size + 1, text by
+    text, in a stable longest-first order (so sums run in the same order as one text at a time)."""
+    from dataclasses import replace
+
+    info = replace(gen.info, block_size=block)
+    texts = gen.generate(300, temperature=1.5, seed=5) + ["", "a", "z" * 20]
+    framed = sorted((scoring._encode(info, t) for t in texts), key=len, reverse=True)
+    tokens, predicts = scoring._encode_batch(info, texts)
+    assert tokens.shape == (len(texts), len(framed[0]))
+    assert [list(row[: len(doc)]) for row, doc in zip(tokens, framed)] == framed
+    assert all((row[len(doc):] == info.bos).all() for row, doc in zip(tokens, framed))  # BOS pads
+    assert list(predicts) == [len(doc) - 1 for doc in framed]
+
+
 def test_score_streams_any_iterable_reading_one_batch_ahead_at_most(gen, monkeypatch):
     docs = gen.generate(1000, temperature=1.0, seed=3)
     expected = gen.score(docs)
@@ -459,9 +475,9 @@ def test_score_streams_any_iterable_reading_one_batch_ahead_at_most(gen, monkeyp
 
     original = scoring._score_batch
 
-    def watched(runner, batch):
-        seen.append((produced[0], len(batch)))
-        return original(runner, batch)
+    def watched(runner, tokens, predicts):
+        seen.append((produced[0], len(tokens)))
+        return original(runner, tokens, predicts)
 
     monkeypatch.setattr(scoring, "_score_batch", watched)
     assert abs(gen.score(texts(), batch_size=64) - expected) < 1e-9
