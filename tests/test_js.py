@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -65,9 +66,13 @@ def reference(tmp_path_factory) -> Path:
 
 
 def run_node_tests(node: str, files: list[str], reference: Path, timeout: int = 600) -> None:
-    env = dict(os.environ, MGPT_JS_REFERENCE=str(reference))
-    done = subprocess.run([node, "--test", "--test-reporter=spec", *files], cwd=JS, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    # a temporary directory of the run's own: onnxruntime-node 1.30 leaves an empty
+    # mat-debug-<pid>.log in TMPDIR for every process that opens a session (its telemetry SDK's
+    # log), and Chromium its profile; so nothing stays behind in the system's /tmp
+    with tempfile.TemporaryDirectory(prefix="mgpt-js-") as scratch:
+        env = dict(os.environ, MGPT_JS_REFERENCE=str(reference), TMPDIR=scratch)
+        done = subprocess.run([node, "--test", "--test-reporter=spec", *files], cwd=JS, env=env,
+                              capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"node --test {' '.join(files)} failed:\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
     assert re.search(r"^ℹ fail 0$", done.stdout, re.M) and not re.search(r"^ℹ pass 0$", done.stdout, re.M), done.stdout
 
