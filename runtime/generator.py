@@ -37,17 +37,16 @@ class Generator:
 
     def __init__(self, model: str | Path | None = None, *, threads: int | None = None,
                  session_threads: int = 1):
-        if threads is not None:
-            check_count("threads", threads, 1)
-        check_count("session_threads", session_threads, 1)
+        threads = None if threads is None else check_count("threads", threads, 1)
+        session_threads = check_count("session_threads", session_threads, 1)
         self.path = model_path(model)
         shipped = model is None or self.path != Path(model)  # by name, or the default
         if shipped and not self.path.exists():
             raise ModelError(f"the {'default' if model is None else 'shipped'} model {str(self.path)!r} is not "
                              "installed (a source tree without the shipped files?); pass the path of a model "
                              "made by mgpt-export")
-        session, self.info = open_session(self.path, int(session_threads))
-        self.threads = int(threads) if threads is not None else _usable_cpus()
+        session, self.info = open_session(self.path, session_threads)
+        self.threads = threads if threads is not None else _usable_cpus()
         self._runner = StepRunner(self.path, session, self.info)
         self._spare = single.SparePool(self._runner)
 
