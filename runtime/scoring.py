@@ -73,14 +73,12 @@ def _encode_batch(info: ModelInfo, chunk: list[str]) -> tuple[np.ndarray, np.nda
     code points): one text at a time in Python was a third of a two-thread score's time, measured.
     Any text it cannot encode is encoded again by ``_encode``, which says what is wrong with it.
     """
-    try:
-        joined = "".join(chunk)
-    except TypeError:  # something in it is not a string: say what
-        _encode(info, next(text for text in chunk if not isinstance(text, str)))
-        raise
+    for text in chunk:  # anything but a string: _encode's TypeError says what it is
+        if not isinstance(text, str):
+            _encode(info, text)
     block, bos = info.block_size, info.bos
     lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))  # (B,) characters
-    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)  # one per character
+    codes = np.frombuffer("".join(chunk).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)  # one per character
     table = np.fromiter(map(ord, info.vocab.chars), dtype=np.uint32)  # sorted, as the vocabulary is
     ids = np.minimum(np.searchsorted(table, codes), len(table) - 1)
     if codes.size and not np.array_equal(table[ids], codes):
