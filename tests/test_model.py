@@ -130,6 +130,18 @@ def test_padding_does_not_change_a_documents_loss():
     assert nll / 3 == pytest.approx(l_alone, abs=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(8, 27), (1, 4, 8, 8), (123, 4, 16, 16), (1968, 27), (7, 3, 5, 13)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_max_is_the_maximum_over_the_last_axis(shape, dtype):
+    # small arrays take NumPy's reduce, big ones the transposed copy: the same values either way,
+    # -inf (the causal mask's) included
+    x = np.random.default_rng(0).normal(size=shape).astype(dtype)
+    x[..., 0] = -np.inf
+    got = model.row_max(x)
+    assert got.dtype == dtype and got.shape == shape[:-1] + (1,)
+    assert np.array_equal(got, np.max(x, axis=-1, keepdims=True))
+
+
 def test_dropout_masks_keep_the_expected_fraction_and_scale_up():
     config = GPTConfig(5, n_layer=2, n_embd=32, n_head=4)
     masks = model.dropout_masks(np.random.default_rng(1), config, rows=2000, p=0.25)
