@@ -7,15 +7,15 @@ from mgpt.runtime.vocab import Vocab
 from mgpt.train import model
 from mgpt.train.config import GPTConfig
 from mgpt.train.data import default_data_path, encode, read_documents, split
-from mgpt.train.packing import first_fit, pack
+from mgpt.train.packing import best_fit, pack
 from mgpt.train.trainer import TrainOptions, train
 
 DOCS = ["kaya", "jo", "alexandrina", "emma", "b", "olivia", "liam", "christopherson", "mia", "x"]
 
 
-def test_first_fit_places_every_document_once_within_the_rows():
+def test_best_fit_places_every_document_once_within_the_rows():
     lengths = np.random.default_rng(0).integers(1, 17, size=200)
-    row, start, fill = first_fit(lengths, 16)
+    row, start, fill = best_fit(lengths, 16)
     assert max(fill) <= 16 and sum(fill) == lengths.sum()
     for r in range(len(fill)):  # the documents of a row tile it from 0 without overlap
         spans = sorted((start[i], start[i] + lengths[i]) for i in np.flatnonzero(row == r))

@@ -85,6 +85,45 @@ def test_a_diverging_loss_stops_with_the_last_finite_weights():
     assert np.all(np.isfinite(result.flat))
 
 
+def test_ema_returns_the_decay_weighted_average_of_every_steps_weights(monkeypatch):
+    # the raw weights after each step s = 1..N (those step s+1 computes its loss on, then the last),
+    # averaged with weights decay^(N-s) normalized to sum 1, against what the run returns
+    steps, decay, val = 12, 0.7, ["liam", "mia"]
+    seen = []
+    loss_and_grads = model.loss_and_grads
+    monkeypatch.setattr(model, "loss_and_grads", lambda params, *a, **k: (
+        seen.append(np.concatenate([p.ravel() for p in params.values()])), loss_and_grads(params, *a, **k))[1])
+    opts = dict(steps=steps, batch_size=2, lr=0.05, eval_every=5, keep_best=False)
+    raw = train(DOCS, val, SHAPE, TrainOptions(**opts))
+    records = []
+    averaged = train(DOCS, val, SHAPE, TrainOptions(**opts, ema=decay), on_step=records.append)
+    assert np.array_equal(np.array(seen[:steps]), np.array(seen[steps:]))  # the average leaves training alone
+    path = np.array(seen[1:steps] + [raw.flat])  # (N, parameters)
+    weights = decay ** np.arange(steps - 1, -1, -1.0)
+    want = weights @ path / weights.sum()
+    assert averaged.averaged and not raw.averaged
+    np.testing.assert_allclose(averaged.flat, want, rtol=0, atol=1e-12)
+    assert np.max(np.abs(averaged.flat - raw.flat)) > 1e-3  # a different set of weights
+    # evaluated on the average: the last record's held-out loss is the returned weights'
+    held = encode(val, averaged.vocab, 8)
+    assert records[-1]["val_loss"] == averaged.val_loss == pytest.approx(
+        mean_nll(averaged.params, averaged.config, held), abs=1e-12)
+    assert averaged.val_loss != pytest.approx(raw.val_loss, abs=1e-6)
+
+
+def test_ema_keeps_the_best_average_and_a_diverged_run_its_last_sane_raw_weights():
+    opts = dict(steps=300, lr=0.05, eval_every=10, seed=1, ema=0.9)  # overfits, as in the keep-best test
+    records = []
+    best = train(DOCS[:6], ["liam", "mia", "ava"], SHAPE, TrainOptions(**opts), on_step=records.append)
+    evaluated = {r["step"]: r["val_loss"] for r in records if "val_loss" in r}
+    step = min(evaluated, key=evaluated.get)
+    assert step < 300 and best.best_step == step and best.val_loss == evaluated[step] and best.averaged
+    held = encode(["liam", "mia", "ava"], best.vocab, 8)
+    assert mean_nll(best.params, best.config, held) == pytest.approx(evaluated[step], abs=1e-12)
+    diverged = train(DOCS, [], SHAPE, TrainOptions(steps=50, lr=1e200, ema=0.9))
+    assert diverged.stopped == "diverged" and not diverged.averaged and np.all(np.isfinite(diverged.flat))
+
+
 def test_held_out_split_is_fixed_whatever_the_seed_and_disjoint():
     docs = [f"name{i}" for i in range(1000)]
     train_docs, val_docs = split(docs, 0.1)
@@ -110,7 +149,8 @@ def test_mean_nll_weights_every_predicted_token_equally():
                                      dict(eval_every=0), dict(steps=None), dict(weight_decay=-0.1),
                                      dict(weight_decay=float("nan")), dict(warmup=-1), dict(dropout=1.0),
                                      dict(dropout=-0.1), dict(dtype="float16"), dict(time_limit=0),
-                                     dict(time_limit=float("inf"))])
+                                     dict(time_limit=float("inf")), dict(ema=1.0), dict(ema=-0.1),
+                                     dict(ema=float("nan"))])
 def test_options_reject_non_positive_values(options):
     with pytest.raises(TrainingError):
         TrainOptions(**options)

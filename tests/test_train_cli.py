@@ -8,7 +8,8 @@ from click.testing import CliRunner
 
 from mgpt.train import checkpoint, model
 from mgpt.train.cli import eval_command, train_command
-from mgpt.train.data import read_documents
+from mgpt.train.data import read_documents, split
+from mgpt.train.trainer import evaluate
 
 NAMES = "\n".join(["emma", "olivia", "ava", "isabella", "sophia", "mia", "liam", "noah", "jo", "kaya"] * 3) + "\n"
 
@@ -44,6 +45,7 @@ def test_a_short_run_writes_a_checkpoint_and_a_metrics_line_per_step(tmp_path, n
     assert ckpt.config.n_embd == 16 and ckpt.vocab.size == len(set(NAMES) - {"\n"}) + 1
     assert ckpt.training["steps"] == 20 and ckpt.training["batch_size"] == 4
     assert ckpt.training["held_out"] == 6 and np.isfinite(ckpt.training["val_loss"])
+    assert (ckpt.training["ema"], ckpt.training["weights"]) == (0.0, "step")
     lines = [json.loads(l) for l in (tmp_path / "m.metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == list(range(1, 21))
     assert [r["step"] for r in lines if "val_loss" in r] == [10, 20]
@@ -101,6 +103,8 @@ GOOD = b"a good checkpoint that must survive"
     (lambda d: ["--block-size", 0], ["--block-size"]),
     (lambda d: ["--val-fraction", 1.0], ["--val-fraction"]),
     (lambda d: ["--dropout", 1.0], ["--dropout"]),
+    (lambda d: ["--ema", 1.0], ["--ema"]),
+    (lambda d: ["--ema", -0.5], ["--ema"]),
     (lambda d: ["--dtype", "float16"], ["--dtype"]),
     (lambda d: ["--time-limit", 0], ["--time-limit"]),
     (lambda d: ["--warmup", -1], ["--warmup"]),
@@ -183,7 +187,8 @@ def test_eval_is_the_mean_nll_over_predicted_tokens(tmp_path, names):
     assert float(output.split()[0]) == pytest.approx(total / count, abs=1e-4)
 
 
-def test_ctrl_c_saves_a_valid_checkpoint_of_the_progress(tmp_path, names):
+@pytest.mark.parametrize("extra,weights", [([], "step"), (["--ema", "0.99"], "moving average")])
+def test_ctrl_c_saves_a_valid_checkpoint_of_the_progress(tmp_path, names, extra, weights):
     import signal
     import subprocess
     import sys
@@ -191,7 +196,7 @@ def test_ctrl_c_saves_a_valid_checkpoint_of_the_progress(tmp_path, names):
 
     out = tmp_path / "int.npz"
     proc = subprocess.Popen([sys.executable, "-c", "from mgpt.train.cli import train_command; train_command()",
-                             "--data", str(names), "--out", str(out), "--steps", "100000000"],
+                             "--data", str(names), "--out", str(out), "--steps", "100000000", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not any(p.stat().st_size for p in tmp_path.glob(".int.metrics.jsonl.*")):  # training has begun
@@ -202,7 +207,10 @@ def test_ctrl_c_saves_a_valid_checkpoint_of_the_progress(tmp_path, names):
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted after" in stderr
     ckpt = checkpoint.load(out)
-    assert ckpt.training["stopped"] == "interrupted"
+    assert ckpt.training["stopped"] == "interrupted" and ckpt.training["weights"] == weights
+    # the held-out loss recorded is the saved weights' (with --ema, the average's)
+    held = split(read_documents(names), 0.03)[1]
+    assert evaluate(ckpt.params, ckpt.config, ckpt.vocab, held) == pytest.approx(ckpt.training["val_loss"], abs=1e-12)
     steps = ckpt.training["steps"]
     assert 0 < steps < 100000000
     assert json.loads((tmp_path / "int.metrics.jsonl").read_text().splitlines()[-1])["step"] == steps
@@ -243,11 +251,12 @@ def test_progress_lines_without_a_terminal_even_with_nothing_held_out(tmp_path, 
 def test_the_new_options_are_recorded_in_the_checkpoint(tmp_path, names):
     out = tmp_path / "m.npz"
     result = run(train_command, ["--data", names, "--out", out, "--steps", 12, "--weight-decay", 0.1, "--warmup", 5,
-                                 "--dropout", 0.1, "--dtype", "float32", "--val-fraction", 0.2, "--pack"])
+                                 "--dropout", 0.1, "--dtype", "float32", "--val-fraction", 0.2, "--pack",
+                                 "--ema", 0.9])
     assert result.exit_code == 0, result.output
     record = checkpoint.load(out).training
     assert (record["weight_decay"], record["warmup"], record["dropout"], record["dtype"]) == (0.1, 5, 0.1, "float32")
-    assert record["pack"] is True
+    assert record["pack"] is True and (record["ema"], record["weights"]) == (0.9, "moving average")
     assert record["time_limit"] is None and 1 <= record["best_step"] <= 12
     assert record["blas_threads"] == [1]  # a small model never tries a second thread
 

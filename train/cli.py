@@ -93,6 +93,9 @@ def _shape_option(name: str, help: str):
               help="AdamW's decoupled weight decay of the attention, MLP and lm_head matrices (not the embeddings).")
 @click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
               help="Drop this fraction of each block's attention and MLP outputs in training (never in evaluation).")
+@click.option("--ema", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
+              metavar="DECAY", help="Average the weights over the run (an exponential moving average with this decay "
+                                    "per step, e.g. 0.9995) and evaluate, keep and write the average; 0 is off.")
 @click.option("--dtype", type=click.Choice(DTYPES), default="float64", show_default=True,
               help="Training arithmetic: float64 is exact against microgpt; float32 is about twice as fast.")
 @_shape_option("--n-layer", "Transformer blocks.")
@@ -118,7 +121,7 @@ def _shape_option(name: str, help: str):
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines; the summary only.")
 @click.version_option(__version__, prog_name="mgpt")
 def train_command(data, out, metrics, metrics_every, steps, time_limit, batch_size, lr, warmup, weight_decay,
-                  dropout, dtype, n_layer, n_embd, n_head, block_size, seed, init_from, shuffle, val_fraction,
+                  dropout, ema, dtype, n_layer, n_embd, n_head, block_size, seed, init_from, shuffle, val_fraction,
                   eval_every, pack, blas_threads, keep_best, quiet):
     """Train microgpt's GPT on a text file and write a checkpoint."""
     try:
@@ -127,7 +130,7 @@ def train_command(data, out, metrics, metrics_every, steps, time_limit, batch_si
         options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, seed=seed, shuffle=shuffle,
                                eval_every=eval_every, weight_decay=weight_decay, warmup=warmup, dropout=dropout,
                                dtype=dtype, time_limit=time_limit, keep_best=keep_best, threads=blas_threads,
-                               pack=pack)
+                               pack=pack, ema=ema)
         _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, block_size, init_from,
                val_fraction, quiet)
     except USER_ERRORS as e:
@@ -190,9 +193,10 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
         "held_out": len(val_docs), "val_fraction": val_fraction, "truncated": result.truncated,
         **{k: getattr(options, k) for k in ("seed", "batch_size", "lr", "beta1", "beta2", "eps", "shuffle",
                                              "warmup", "weight_decay", "dropout", "dtype", "time_limit",
-                                             "pack")},
+                                             "pack", "ema")},
         "steps": result.steps_done, "steps_planned": options.steps, "train_loss": result.train_loss,
-        "val_loss": result.val_loss, "best_step": result.best_step, "blas_threads": list(result.threads),
+        "val_loss": result.val_loss, "best_step": result.best_step,
+        "weights": "moving average" if result.averaged else "step", "blas_threads": list(result.threads),
         "init_from": str(init_from) if init_from else None,
         "stopped": result.stopped, "seconds": round(result.seconds, 4), "mgpt": __version__, "run": run_id,
     }

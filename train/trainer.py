@@ -46,6 +46,7 @@ class TrainOptions:
     keep_best: bool = True  # with held-out documents, return the weights of the best held-out loss
     threads: int | None = None  # BLAS threads; None: one, or two where measured faster (see threads.py)
     pack: bool = False  # lay each batch's documents end to end in rows of block_size (packing.py)
+    ema: float = 0.0  # decay of a moving average of the weights, evaluated, kept and returned (average_into); 0: off
 
     def __post_init__(self):
         # normalized in place (NumPy scalars become Python numbers), each refused by name:
@@ -73,6 +74,7 @@ class TrainOptions:
         if self.threads is not None:
             checked["threads"] = arguments.integer("threads", self.threads, 1, TrainingError)
         checked["pack"] = arguments.boolean("pack", self.pack)
+        checked["ema"] = arguments.real("ema", self.ema, 0, 1, high_open=True, error=TrainingError)
         for name, value in checked.items():
             object.__setattr__(self, name, value)
 
@@ -92,6 +94,7 @@ class TrainResult:
     diverged_step: int | None = None
     best_step: int | None = None  # the step whose weights are returned (the last one done, or the best)
     threads: tuple[int, ...] = (1,)  # the BLAS thread counts used, in the order they were taken
+    averaged: bool = False  # the weights returned are options.ema's moving average (not after a divergence)
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -126,14 +129,14 @@ def blown_up(loss: float, vocab_size: int) -> bool:
 
 def memory_needed(config: GPTConfig, batch_size: int, documents: int) -> dict[str, int]:
     """Bytes a training run needs, estimated in closed form before anything is allocated:
-    parameters (weights, gradient, Adam's two moments, the last good copy, the best one and a
-    temporary: 7 float64 copies), the batch's activations kept for the backward pass (per layer and position
-    about 20 n_embd + 2 n_head x block values, plus the logits and their gradient), and the padded
+    parameters (weights, gradient, Adam's two moments, the last good copy, the best one, the moving
+    average and a temporary: 8 float64 copies), the batch's activations kept for the backward pass
+    (per layer and position about 20 n_embd + 2 n_head x block values, plus the logits and their gradient), and the padded
     documents (a token and a weight per position). Keyed by what to lower."""
     V, C, H, T, L = config.vocab_size, config.n_embd, config.n_head, config.block_size, config.n_layer
     params = config.num_params()
     rows = max(batch_size, 512) * T  # a training batch, or an evaluation chunk of 512 documents
-    return {"parameters": 8 * 7 * params,
+    return {"parameters": 8 * 8 * params,
             "activations": 8 * rows * (L * (22 * C + 2 * H * T) + 3 * V + 4 * C),
             "documents": 16 * documents * (T + 1)}
 
@@ -178,6 +181,16 @@ def learning_rate(options: TrainOptions, step: int, spent: float) -> float:
     return lr
 
 
+def average_into(average: np.ndarray, flat: np.ndarray, decay: float, step: int) -> None:
+    """Fold the weights after step ``step`` (from 1) into their moving average, in place:
+    average = sum_s decay^(step-s) w_s / sum_s decay^(step-s) over the steps s = 1..step done, the
+    bias-corrected exponential average (Adam's correction of its moments), as the update
+    average += (1 - decay) / (1 - decay^step) * (w_step - average). At step 1 that factor is 1: the
+    average starts at the first step's weights, whatever it held, and stays a convex combination
+    of weights (a step counted twice or missed by a Ctrl-C moves it a little, never off the path)."""
+    average += (1 - decay) / (1 - decay**step) * (flat - average)
+
+
 def _decayed(config: GPTConfig) -> slice:
     """The part of the flat buffer that weight decay shrinks: every matrix after wte and wpe (which
     come first). The embeddings are looked up, not multiplied: a rare character's or a late
@@ -212,6 +225,8 @@ def train(
     has blown up (``blown_up``) ends it and the weights are those of the last step whose loss was
     sane; a run that cannot fit in memory is a TrainingError before anything is allocated. With held-out documents and
     ``keep_best``, the weights returned are those of the evaluation with the lowest held-out loss.
+    With ``options.ema``, the weights evaluated, kept as the best and returned are the moving
+    average of every step's weights (``average_into``); training itself follows the raw weights.
     """
     dtype = np.dtype(options.dtype)
     seed = options.seed % 2**64  # any int, as mgpt-generate's seeds
@@ -238,6 +253,10 @@ def train(
     m, v = np.zeros_like(flat), np.zeros_like(flat)
     last_good = flat.copy()
     best, best_loss, best_step = None, float("inf"), None
+    # with options.ema, the moving average (a copy of the initial weights until the first step's
+    # replaces them) is what is evaluated and returned
+    average = flat.copy() if options.ema else None
+    kept = flat if average is None else average
     decayed = _decayed(config)
     B, b1, b2, limit = options.batch_size, options.beta1, options.beta2, options.time_limit
     steps = options.steps if options.steps is not None else float("inf")
@@ -278,17 +297,19 @@ def train(
                 flat -= lr_t * (m / (1 - b1 ** (step + 1))) / (np.sqrt(v / (1 - b2 ** (step + 1))) + options.eps)
                 losses.append(loss)
                 step += 1
+                if average is not None:
+                    average_into(average, flat, options.ema, step)
                 # 4) held-out loss every eval_every steps and after the last (when the time is up)
                 record = {"step": step, "lr": lr_t, "loss": loss}
                 last = step == steps or (limit is not None and time.perf_counter() - t0 >= limit)
                 if held is not None and (step % options.eval_every == 0 or last):
                     t_eval = time.perf_counter()
-                    val_loss = mean_nll(params, config, held)
+                    val_loss = mean_nll(model.views(kept, config), config, held)
                     eval_seconds += time.perf_counter() - t_eval
                     record["val_loss"] = val_loss
                     if options.keep_best and val_loss < best_loss:
                         best = np.empty_like(flat) if best is None else best
-                        best[:], best_loss, best_step = flat, val_loss, step
+                        best[:], best_loss, best_step = kept, val_loss, step
                 now = time.perf_counter()
                 record["seconds"] = now - t0
                 blas.tick(now)
@@ -302,16 +323,19 @@ def train(
         blas.close()
     seconds = time.perf_counter() - t0
     steps_done = len(losses)
+    if stopped == "diverged":  # the average has taken in the weights that blew up: the last sane ones instead
+        kept = flat
     if held is not None and (stopped == "diverged" or "val_loss" not in record):
-        val_loss = mean_nll(params, config, held)  # of the weights kept from the last step done
+        val_loss = mean_nll(model.views(kept, config), config, held)  # of the weights of the last step done
     if best is not None and best_loss < val_loss:
-        flat, val_loss = best, best_loss
+        kept, val_loss = best, best_loss
     else:
         best_step = steps_done
     tail = losses[-50:]
-    return TrainResult(flat.astype(np.float64, copy=False), config, vocab, steps_done, float(np.mean(tail)) if tail else float("nan"),
-                       val_loss, seconds, eval_seconds, data.truncated, stopped, bad_step, best_step,
-                       tuple(blas.choices))
+    return TrainResult(kept.astype(np.float64, copy=False), config, vocab, steps_done,
+                       float(np.mean(tail)) if tail else float("nan"), val_loss, seconds, eval_seconds,
+                       data.truncated, stopped, bad_step, best_step, tuple(blas.choices),
+                       averaged=average is not None and kept is not flat)
 
 
 def options_record(options: TrainOptions) -> dict:
