@@ -25,13 +25,15 @@ def sample_rows(runner: StepRunner, plan: Plan, rows: np.ndarray) -> list[str]:
     u = sampling.uniforms(plan.seed, rows, length).T.copy() if plan.temperature > 0 else np.zeros((length, B))
     drawn = np.full((length, B), bos, dtype=np.int64)
     alive = np.arange(B)  # which of the batch's rows are still running
-    feed = {TOKEN: np.full(B, plan.context[-1], dtype=np.int64),
-            **{name: np.repeat(c, B, axis=0) for name, c in zip(runner.past, plan.cache)}}
+    columns = np.repeat(plan.logits[:, None], B, axis=1)  # (V, B): the first draw's, the same for every row
+    feed, cache = {}, plan.cache  # one row (the context's) until the first draw, then one per row alive
     for p in range(start, length):
-        feed[POSITION] = runner.positions[p]
-        logits, *cache = runner.run(feed)
+        if p > start:
+            feed[POSITION] = runner.positions[p]
+            logits, *cache = runner.run(feed)
+            columns = logits.T
         try:
-            token = sampling.draw(logits.T, u[p, alive], plan.temperature, plan.top_k, plan.top_p)
+            token = sampling.draw(columns, u[p, alive], plan.temperature, plan.top_k, plan.top_p)
         except sampling.LogitsError:
             raise runner.not_finite(p) from None
         drawn[p, alive] = token
@@ -41,7 +43,10 @@ def sample_rows(runner: StepRunner, plan: Plan, rows: np.ndarray) -> list[str]:
             if not keep.size:
                 break
             alive, token = alive.take(keep), token.take(keep)
-            cache = [c.take(keep, axis=0) for c in cache]
+            if p > start:
+                cache = [c.take(keep, axis=0) for c in cache]
+        if p == start:  # the context's cache, repeated for the rows that did not end at once
+            cache = [np.repeat(c, len(alive), axis=0) for c in cache]
         feed[TOKEN] = token
         feed.update(zip(runner.past, cache))
     texts = decode(runner.info.vocab, drawn[start:].T)

@@ -112,7 +112,7 @@ class Generator:
         context = (self.vocab.bos, *ids)
         return Plan(int(seed), float(temperature), None if top_k is None else int(top_k),
                     None if top_p is None else float(top_p), prefix, context, limit,
-                    self._runner.prefill(context[:-1]))
+                    *self._runner.prefill(context))
 
     def _stream(self, plan: Plan, n: int, batch_size: int) -> Iterator[str]:
         """Samples 0..n-1 in order. Batches of ``batch_size`` rows are split across the threads

@@ -18,11 +18,14 @@ class Plan(NamedTuple):
     prefix: str
     context: tuple[int, ...]  # BOS and the prefix's ids: fed at positions 0.. before the first draw
     length: int  # positions at most, so also the most characters of a sample (prefix included)
-    cache: tuple[np.ndarray, ...]  # keys and values per layer after feeding context[:-1], (1, H, P, D)
+    cache: tuple[np.ndarray, ...]  # keys and values per layer after feeding the context, (1, H, P, D)
+    logits: np.ndarray  # (V,) float32 at the context's last position: every sample's first draw
 
     @property
     def start(self) -> int:
-        """The position of the first draw: the last context token is fed there."""
+        """The position of the first draw: the last context token's, whose logits the plan holds
+        (the same for every sample of the call, so computed once, not once per sample). The loops
+        run from start + 1 on."""
         return len(self.context) - 1
 
 

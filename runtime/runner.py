@@ -50,13 +50,15 @@ class StepRunner:
         H, D = self.info.n_head, self.info.head_dim
         return [np.zeros((rows, H, 0, D), np.float32) for _ in self.past]
 
-    def prefill(self, tokens: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-        """The cache after feeding ``tokens`` at positions 0, 1, ... to a batch of one."""
+    def prefill(self, tokens: tuple[int, ...]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """(cache, logits) after feeding ``tokens`` (at least one) at positions 0, 1, ... to a batch
+        of one: the cache of every layer, (1, H, len(tokens), D) each, and the (V,) logits at the
+        last position."""
         cache = self.empty_cache(1)
         for p, t in enumerate(tokens):
             feed = {TOKEN: np.array([t], np.int64), POSITION: self.positions[p], **dict(zip(self.past, cache))}
-            cache = self.run(feed)[1:]
-        return tuple(cache)
+            logits, *cache = self.run(feed)
+        return tuple(cache), logits[0]
 
 
 def _fast_run(session, feed: dict, outputs: list[str]):

@@ -24,28 +24,28 @@ class Steps:
     """The batch-1 steps through IOBinding, one binding per position made beforehand: the input
     token, the logits and every cache size live in buffers of ours, step p reads the cache buffers
     of p positions and writes those of p + 1, so a step is one call with no feed dict and no array
-    handed over. Per step at batch 1: 17 us against 29 us for ``run`` (dicts and arrays cost more
+    handed over. The steps start after the plan's first draw: at ``start + 1``, from its cache. Per step at batch 1: 17 us against 29 us for ``run`` (dicts and arrays cost more
     than the 24 kernels). Not thread-safe: one caller at a time, and a sample's steps must not
     interleave with another's (each iterator takes its own from a ``SparePool``).
     """
 
-    __slots__ = ("token", "logits", "row", "next_token", "caches", "bound", "bindings", "run")
+    __slots__ = ("token", "logits", "row", "next_token", "first", "caches", "bound", "bindings", "run")
 
     def __init__(self, runner: StepRunner, plan: Plan):
         session, info = runner.session, runner.info
         H, D = info.n_head, info.head_dim
-        start, length = plan.start, plan.length
-        self.token = np.array([plan.context[-1]], dtype=np.int64)
+        first, length = plan.start + 1, plan.length  # the first position run here
+        self.token = np.zeros(1, dtype=np.int64)
         self.logits = np.empty((1, info.vocab_size), dtype=np.float32)
         # memoryviews of both: tolist() and item assignment through them take half NumPy's time
         self.row, self.next_token = memoryview(self.logits[0]), memoryview(self.token)
         # caches[j][p]: cache array j (each layer's keys, then values) holding p positions; those
         # below the context's end are never read, and the context's own come from the plan
-        self.caches = [[None] * start + [np.empty((1, H, p, D), np.float32) for p in range(start, length + 1)]
+        self.caches = [[None] * first + [np.empty((1, H, p, D), np.float32) for p in range(first, length + 1)]
                        for _ in plan.cache]
         self.load(plan)
         bound = self.bound = [None] * length  # the public bindings, kept with the buffers they name
-        for p in range(start, length):
+        for p in range(first, length):
             b = bound[p] = session.io_binding()
             b.bind_cpu_input(TOKEN, self.token)  # bound by address: writing token[0] changes the input
             b.bind_cpu_input(POSITION, runner.positions[p])
@@ -53,12 +53,13 @@ class Steps:
             for name, out, cache in zip(runner.past, runner.outputs[1:], self.caches):
                 b.bind_cpu_input(name, cache[p])
                 _bind_output(b, out, cache[p + 1])
-        self.bindings, self.run = _fast_binding_run(session, bound, start)
+        self.bindings, self.run = _fast_binding_run(session, bound, first)
 
     def load(self, plan: Plan) -> None:
         """Take the cache of ``plan``'s context (the same length as the one these steps were made for)."""
         for cache, given in zip(self.caches, plan.cache):
-            cache[plan.start][...] = given
+            cache[plan.start + 1][...] = given
+        self.first = plan.logits.tolist()  # the first draw's logits, as the draws read them
 
 
 class SparePool:
@@ -127,11 +128,11 @@ def draws(runner: StepRunner, plan: Plan, index: int, steps: Steps, u: list[floa
         u = sampling.sample_uniforms(plan.seed, index, length) if plan.temperature > 0 else [0.0] * length
     run, bindings, logits, token = steps.run, steps.bindings, steps.row, steps.next_token
     draw, temperature, top_k, top_p = sampling.draw_one, plan.temperature, plan.top_k, plan.top_p
-    token[0] = plan.context[-1]
     for p in range(start, length):
         try:
-            run(bindings[p], None)
-            t = draw(logits.tolist(), u[p], temperature, top_k, top_p)
+            if p > start:  # the first draw is from the plan's logits
+                run(bindings[p], None)
+            t = draw(logits.tolist() if p > start else steps.first, u[p], temperature, top_k, top_p)
         except sampling.LogitsError:
             raise runner.not_finite(p) from None
         except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
@@ -146,13 +147,16 @@ def _bind_output(binding, name: str, array: np.ndarray) -> None:
     binding.bind_output(name, "cpu", 0, array.dtype.type, array.shape, array.ctypes.data)
 
 
-def _fast_binding_run(session, bound: list, start: int):
+def _fast_binding_run(session, bound: list, first: int):
     """(bindings, run) with run(bindings[p], None) a step: through onnxruntime's internal objects,
     which skip the public method's checks (for graph capture on other devices), tried once on the
-    first binding (it only writes our buffers); if they ever change, the public ones serve."""
+    first binding (it only writes our buffers); if they ever change, the public ones serve. With no
+    binding (the plan's first draw is its last), there is nothing to run."""
+    if first >= len(bound):
+        return bound, session.run_with_iobinding
     try:
         inner = [b._iobinding if b is not None else None for b in bound]
-        session._sess.run_with_iobinding(inner[start], None)
+        session._sess.run_with_iobinding(inner[first], None)
         return inner, session._sess.run_with_iobinding
     except Exception:  # any change in onnxruntime's internals: fall back, never fail
         return bound, session.run_with_iobinding

@@ -38,6 +38,7 @@ SAMPLE_CASES = [
     ({"temperature": 1.5, "top_p": 0.9}, -7, 250),
     ({"temperature": 0.8, "top_k": 10, "top_p": 0.8, "prefix": "PREFIX"}, 123456789012345678901234567890, 200),
     ({"temperature": 2.0, "max_length": 4}, 0, 100),
+    ({"temperature": 2.0, "max_length": 1}, 3, 50),  # the first draw, from the prefill's logits, is the last
     ({"temperature": 0.0}, 5, 3),
     ({"temperature": 0.0, "prefix": "PREFIX"}, 5, 2),
 ]

@@ -162,6 +162,17 @@ def test_a_prefix_begins_every_sample_and_conditions_the_rest(gen):
     assert {len(s) for s in longest} == {7, 8} and all(s.startswith("abcdefg") for s in longest)
 
 
+@pytest.mark.parametrize("prefix, max_length", [("", 1), ("abc", 4), ("abcdefg", None)])
+def test_a_sample_with_one_draw_left_is_the_same_one_by_one_and_batched(gen, prefix, max_length):
+    # every sample's first draw comes from logits the call computes once: here it is also its last
+    options = dict(temperature=2.0, seed=1, prefix=prefix, max_length=max_length)
+    batched = gen.generate(60, **options)
+    assert {len(s) for s in batched} <= {len(prefix), len(prefix) + 1} and all(s.startswith(prefix) for s in batched)
+    assert len(set(batched)) > 5  # drawn, not a constant
+    assert gen.generate(60, batch_size=1, **options) == batched
+    assert ["".join(gen.characters(index=i, **options)) for i in range(5)] == batched[:5]
+
+
 @pytest.mark.parametrize("chars", ["abcé中😀 ", "ab\0c"])  # any code points; NUL takes a slower decoding path
 def test_any_vocabulary_decodes_alike_in_batches_and_one_by_one(tmp_path, chars):
     gen = Generator(runtime_models.export_to(runtime_models.random_checkpoint(chars), tmp_path / "v.onnx"))

@@ -33,11 +33,20 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const tokensOf = (samples, block) => samples.reduce((n, s) => n + Math.min([...s].length + 1, block), 0);
 const k = (x) => `${(x / 1000).toFixed(1)} K`;
 
-/** Tokens per second of `fn` (which returns the tokens it drew). */
+/** Tokens per second of `fn`, which returns {tokens, ms}: the tokens it drew and the milliseconds
+ * its generation took, timed where it ran (counting the tokens and carrying the samples out of the
+ * browser are not the generation's cost: returning 8,192 samples from the page took ~35 ms). */
 async function rate(fn) {
+  const { tokens, ms } = await fn();
+  return tokens / (ms / 1000);
+}
+
+/** {tokens, ms} of `generate()`, a call that returns samples: timed alone, counted afterwards. */
+async function timed(generate, block) {
   const t0 = performance.now();
-  const tokens = await fn();
-  return tokens / ((performance.now() - t0) / 1000);
+  const samples = await generate();
+  const ms = performance.now() - t0;
+  return { tokens: tokensOf(samples, block), ms };
 }
 
 /** Medians of each of `fns`' rates, run alternately after one warm-up each. */
@@ -88,7 +97,14 @@ async function plainLoop(ort, session, info, n, batch) {
   return drawn;
 }
 
-const mgpt = (gen, n, batchSize) => async () => tokensOf(await gen.generate({ numSamples: n, temperature: TEMPERATURE, batchSize }), gen.blockSize);
+const mgpt = (gen, n, batchSize) => () => timed(() => gen.generate({ numSamples: n, temperature: TEMPERATURE, batchSize }), gen.blockSize);
+
+/** The plain client's {tokens, ms}. */
+async function plain(ort, session, n, batch) {
+  const t0 = performance.now();
+  const tokens = await plainLoop(ort, session, info, n, batch);
+  return { tokens, ms: performance.now() - t0 };
+}
 
 // ----------------------------------------------------------------------------- Python, in the same run
 
@@ -165,9 +181,14 @@ function pageGenerate(page, options) {
   }, options);
 }
 
-/** The page's tokens for `n` samples `batchSize` at a time (timed from here: the round trip is
- * under a millisecond against the tens of milliseconds measured). */
-const inPage = (page, n, batchSize) => async () => tokensOf(await pageGenerate(page, { numSamples: n, temperature: TEMPERATURE, batchSize }), info.blockSize);
+/** The page's {tokens, ms} for `n` samples `batchSize` at a time: what `timed` does, in the page. */
+const inPage = (page, n, batchSize) => () => page.evaluate(async (options) => {
+  const gen = window.mgptBench;
+  const t0 = performance.now();
+  const samples = await gen.generate(options);
+  const ms = performance.now() - t0;
+  return { tokens: samples.reduce((count, s) => count + Math.min([...s].length + 1, gen.blockSize), 0), ms };
+}, { numSamples: n, temperature: TEMPERATURE, batchSize });
 
 // ----------------------------------------------------------------------------- the run
 
@@ -175,16 +196,16 @@ const ortWeb = await import('onnxruntime-web');
 ortWeb.env.wasm.numThreads = 1;
 const node = await Generator.load(MODEL, { ort: ortNode });
 const web = await Generator.load(MODEL, { ort: ortWeb });
-const plain = await ortNode.InferenceSession.create(MODEL, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+const plainSession = await ortNode.InferenceSession.create(MODEL, { intraOpNumThreads: 1, interOpNumThreads: 1 });
 const info = node.info;
 
 // every figure of one work size in one alternation: the plain client, mgpt on both engines in
 // Node, and the page (when there is a browser), so that load from other processes hits all alike
 async function measure(tab) {
   const page = tab ? [inPage(tab, 2000, 1)] : [];
-  const one = await alternate(() => plainLoop(ortNode, plain, info, 2000, 1), mgpt(node, 2000, 1), mgpt(web, 2000, 1), ...page);
+  const one = await alternate(() => plain(ortNode, plainSession, 2000, 1), mgpt(node, 2000, 1), mgpt(web, 2000, 1), ...page);
   const pageB = tab ? [inPage(tab, 8192, 1024)] : [];
-  const many = await alternate(() => plainLoop(ortNode, plain, info, 8192, 1024), mgpt(node, 8192, 1024),
+  const many = await alternate(() => plain(ortNode, plainSession, 8192, 1024), mgpt(node, 8192, 1024),
     mgpt(node, 32768, 4096), mgpt(web, 8192, 1024), ...pageB);
   const loads = [];
   if (tab) for (let r = 0; r < repeats; r++) loads.push(await firstSample(tab.context().browser(), tab.url().replace(/\/web\/.*$/, '/')));
@@ -270,4 +291,4 @@ if (n > 0) {
   }
   console.log(`\nlargest |logit difference| between onnxruntime-web and onnxruntime-node over a rollout of 256 rows: ${worst.toExponential(2)}`);
 }
-await Promise.all([node.release(), web.release(), plain.release()]);
+await Promise.all([node.release(), web.release(), plainSession.release()]);

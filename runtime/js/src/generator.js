@@ -97,8 +97,7 @@ export class Generator {
 
   async *#characters(plan, index) {
     yield* plan.prefix;
-    const cache = await this.#prefill(plan);
-    for await (const t of this.#tokens(plan, index, cache)) yield this.vocab.chars[t];
+    for await (const t of this.#tokens(plan, index, await this.#prefill(plan))) yield this.vocab.chars[t];
   }
 
   #plan(options, known) {
@@ -133,52 +132,67 @@ export class Generator {
     };
   }
 
-  /** The cache after feeding the context but its last token at positions 0, 1, ... to a batch of
-   * one, as one Float32Array (1, H, P, D) per cache input: every row of a call starts from it. */
+  /** Feeds the context (BOS, then the prefix's ids) at positions 0, 1, ... to a batch of one: the
+   * cache after it, one Float32Array (1, H, P, D) per cache input, and the logits (V) at its last
+   * position. Every sample of a call starts from these: its first token is drawn from `logits`
+   * (the same computation for every sample, so it runs once per call instead of once per sample:
+   * a seventh of the runs for names at batch 1), and every row's cache starts as `cache`. */
   async #prefill(plan) {
-    const { nHead: H, headDim: D } = this.info;
+    const { nHead: H, headDim: D, vocabSize: V } = this.info;
     const feeds = {};
     for (const name of this.past) feeds[name] = new this.ort.Tensor('float32', new Float32Array(0), [1, H, 0, D]);
-    for (let p = 0; p < plan.context.length - 1; p++) {
+    let out;
+    for (let p = 0; p < plan.context.length; p++) {
       feeds[TOKEN] = new this.ort.Tensor('int64', BigInt64Array.of(BigInt(plan.context[p])), [1]);
       feeds[POSITION] = this.positions[p];
-      const out = await this.#run(feeds, p, 1);
+      out = await this.#run(feeds, p, 1);
       this.past.forEach((name, j) => { feeds[name] = out[this.present[j]]; });
     }
-    return this.past.map((name) => feeds[name].data);
+    return { cache: this.past.map((name) => feeds[name].data), logits: out[LOGITS].data.subarray(0, V) };
   }
 
   async *#stream(plan, n, batchSize) {
     if (n === 0) return;
-    const cache = await this.#prefill(plan);
+    const prefilled = await this.#prefill(plan);
     const batch = Math.min(batchSize, n);
     for (let first = 0; first < n; first += batch) {
       const rows = Math.min(batch, n - first);
       if (rows === 1) {
         let text = plan.prefix;
-        for await (const t of this.#tokens(plan, first, cache)) text += this.vocab.chars[t];
+        for await (const t of this.#tokens(plan, first, prefilled)) text += this.vocab.chars[t];
         yield text;
       } else {
-        yield* await this.#batch(plan, first, rows, cache);
+        yield* await this.#batch(plan, first, rows, prefilled);
       }
     }
   }
 
+  /** The draw of sample `index` at position p from row `row` of `logits`: the sample's uniform at p
+   * (none at temperature 0) and the sampling rule. Returns a function of (logits, row, p). */
+  #drawer(plan, index) {
+    const { temperature, topK, topP, steps } = plan;
+    const V = this.info.vocabSize, scratch = this.scratch;
+    if (!(temperature > 0)) return (logits, row) => drawOne(logits, row, V, 0, 0, topK, topP, scratch);
+    const [keyHi, keyLo] = sampleKey(plan.seed, index);
+    return (logits, row, p) => drawOne(logits, row, V, uniformAt(keyHi, keyLo, steps, p), temperature, topK, topP, scratch);
+  }
+
   /** One sample's drawn token ids, as they are drawn: the batch-1 loop, which reuses its token
    * tensor and feeds each step's present cache back as it is. */
-  async *#tokens(plan, index, cache) {
-    const { nHead: H, headDim: D, vocabSize: V, bos } = this.info;
-    const { temperature, topK, topP, steps, length } = plan;
-    const start = plan.context.length - 1;
-    const [keyHi, keyLo] = temperature > 0 ? sampleKey(plan.seed, index) : [0, 0];
-    const token = BigInt64Array.of(BigInt(plan.context[start]));
+  async *#tokens(plan, index, { cache, logits }) {
+    const { nHead: H, headDim: D, bos } = this.info;
+    const start = plan.context.length; // the first position run here; the draw before it is the prefill's
+    const draw = this.#drawer(plan, index);
+    let t = draw(logits, 0, start - 1);
+    if (t === bos) return;
+    yield t;
+    const token = BigInt64Array.of(BigInt(t));
     const feeds = { [TOKEN]: new this.ort.Tensor('int64', token, [1]) };
     this.past.forEach((name, j) => { feeds[name] = new this.ort.Tensor('float32', cache[j], [1, H, start, D]); });
-    for (let p = start; p < length; p++) {
+    for (let p = start; p < plan.length; p++) {
       feeds[POSITION] = this.positions[p];
       const out = await this.#run(feeds, p, 1);
-      const u = temperature > 0 ? uniformAt(keyHi, keyLo, steps, p) : 0;
-      const t = drawOne(out[LOGITS].data, 0, V, u, temperature, topK, topP, this.scratch);
+      t = draw(out[LOGITS].data, 0, p);
       if (t === bos) return;
       yield t;
       token[0] = BigInt(t);
@@ -187,43 +201,45 @@ export class Generator {
   }
 
   /** Samples first..first+B-1, run together as one batch. */
-  async #batch(plan, first, B, cache) {
-    const { nHead: H, headDim: D, vocabSize: V, bos } = this.info;
-    const { temperature, topK, topP, steps, length } = plan;
-    const chars = this.vocab.chars, start = plan.context.length - 1;
-    const keyHi = new Uint32Array(B), keyLo = new Uint32Array(B);
-    if (temperature > 0) {
-      for (let r = 0; r < B; r++) [keyHi[r], keyLo[r]] = sampleKey(plan.seed, first + r);
-    }
+  async #batch(plan, first, B, { cache, logits }) {
+    const { nHead: H, headDim: D, bos } = this.info;
+    const chars = this.vocab.chars, start = plan.context.length; // as in #tokens
+    const draws = Array.from({ length: B }, (_, r) => this.#drawer(plan, first + r));
     const texts = new Array(B).fill(plan.prefix);
-    const alive = Int32Array.from({ length: B }, (_, r) => r); // alive[j]: the sample in row j
-    const tokens = new BigInt64Array(B).fill(BigInt(plan.context[start]));
-    let caches = cache.map((c) => { // the shared context cache, repeated for every row: (B, H, P, D)
-      const rows = new Float32Array(B * c.length);
-      for (let r = 0; r < B; r++) rows.set(c, r * c.length);
+    const alive = new Int32Array(B); // alive[j]: the sample in row j
+    const tokens = new BigInt64Array(B);
+    let n = 0; // rows alive
+    for (let r = 0; r < B; r++) { // the first draw: every row from the prefill's logits
+      const t = draws[r](logits, 0, start - 1);
+      if (t === bos) continue;
+      texts[r] += chars[t];
+      alive[n] = r;
+      tokens[n++] = BigInt(t);
+    }
+    let caches = cache.map((c) => { // the prefill's cache, repeated for every row alive: (n, H, P, D)
+      const rows = new Float32Array(n * c.length);
+      for (let j = 0; j < n; j++) rows.set(c, j * c.length);
       return rows;
     });
     const feeds = {};
-    for (let p = start, n = B; p < length; p++) {
+    for (let p = start; p < plan.length && n > 0; p++) {
       feeds[TOKEN] = new this.ort.Tensor('int64', tokens.subarray(0, n), [n]);
       feeds[POSITION] = this.positions[p];
       this.past.forEach((name, j) => { feeds[name] = new this.ort.Tensor('float32', caches[j], [n, H, p, D]); });
       const out = await this.#run(feeds, p, n);
-      const logits = out[LOGITS].data;
+      const stepLogits = out[LOGITS].data;
       let kept = 0;
       caches = this.present.map((name) => out[name].data);
       const row = H * (p + 1) * D; // floats per row of a present cache
       for (let j = 0; j < n; j++) {
         const r = alive[j];
-        const u = temperature > 0 ? uniformAt(keyHi[r], keyLo[r], steps, p) : 0;
-        const t = drawOne(logits, j, V, u, temperature, topK, topP, this.scratch);
+        const t = draws[r](stepLogits, j, p);
         if (t === bos) continue;
         texts[r] += chars[t];
         if (kept < j) for (const c of caches) c.copyWithin(kept * row, j * row, (j + 1) * row); // compact in place
         alive[kept] = r;
         tokens[kept++] = BigInt(t);
       }
-      if (kept === 0) break;
       if (kept < n) caches = caches.map((c) => c.subarray(0, kept * row));
       n = kept;
     }
