@@ -92,6 +92,8 @@ def main() -> None:
     if args.shipped:
         return shipped()
     names = args.only or list(RECIPES)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.keep or Path(tmp)
         print("| recipe | shape | parameters | options | training time | steps | held-out NLL | samples |")
