@@ -224,3 +224,37 @@ def test_a_time_limit_ends_the_run_and_drives_the_schedule():
         previous = r["seconds"]
     capped = train(DOCS, [], SHAPE, TrainOptions(steps=20, time_limit=60))  # whichever ends first
     assert capped.steps_done == 20
+
+
+class SlowClock:
+    """A stand-in for the trainer's ``time`` module: time passes only when ``sleep`` is called, so
+    a run's timing is the same on any machine."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_the_last_step_is_evaluated_and_flagged_even_when_on_step_spends_the_time(monkeypatch):
+    # on_step takes 40 ms of a 100 ms budget: the third step's record is shown at 80 ms, its on_step
+    # ends at 120 ms. That step was not the last (the time was not spent when it ended); the next
+    # one is, and its record, the last passed to on_step, carries its evaluation.
+    from mgpt.train import trainer
+
+    clock = SlowClock()
+    monkeypatch.setattr(trainer, "time", clock)
+    records = []
+    result = train(DOCS, DOCS[:2], SHAPE, TrainOptions(steps=None, time_limit=0.1, eval_every=1000),
+                   on_step=lambda r: (records.append(r), clock.sleep(0.04)))
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert [r.get("last", False) for r in records] == [False, False, False, True]
+    assert [r["seconds"] for r in records] == pytest.approx([0.0, 0.04, 0.08, 0.12])
+    assert [("val_loss" in r) for r in records] == [False, False, False, True]
+    assert result.steps_done == 4 and result.val_loss == records[-1]["val_loss"]
+    assert records[-1]["lr"] == 0.0  # its step began with the time spent: the schedule is at its end
+

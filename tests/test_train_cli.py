@@ -278,6 +278,8 @@ def test_on_a_terminal_the_progress_is_one_redrawn_bar():
     progress = Progress(lambda text, nl: shown.append((text, nl)), tty=True, steps=4, time_limit=None, every=100)
     for step in range(1, 5):
         record = {"step": step, "lr": 0.01, "loss": 2.0 + step, "seconds": 0.5 * step}
+        if step == 4:
+            record["last"] = True
         if step == 2:
             record["val_loss"] = 1.5
         progress(record)
@@ -288,3 +290,16 @@ def test_on_a_terminal_the_progress_is_one_redrawn_bar():
     assert "2 steps/s" in text and "2.0s elapsed" in text
     middle = [t for t, _ in shown if "step 2/4" in t][0]
     assert "[##########..........]" in middle and "1.0s left" in middle and "loss 3.5000" in middle
+
+
+def test_a_time_limited_run_shows_and_logs_its_last_step(tmp_path, names):
+    # the last step is rarely a multiple of --eval-every: the progress must still show it
+    out = tmp_path / "m.npz"
+    result = run(train_command, ["--data", names, "--out", out, "--time-limit", 0.2, "--val-fraction", 0,
+                                 "--eval-every", 200, "--metrics-every", 7])
+    assert result.exit_code == 0, result.output
+    steps = checkpoint.load(out).training["steps"]
+    shown = [line.split(" | ")[0] for line in result.output.splitlines() if line.startswith("step ")]
+    assert shown[-1] == f"step {steps}"
+    assert metrics_lines(tmp_path / "m.metrics.jsonl")[-1]["step"] == steps
+

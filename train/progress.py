@@ -1,6 +1,6 @@
 """What mgpt-train shows and logs while it runs: a live status line (or plain periodic lines), and a
 metrics log that stays small. Both are fed the trainer's per-step records
-{"step", "lr", "loss", "seconds"[, "val_loss"]}."""
+{"step", "lr", "loss", "seconds"[, "val_loss"][, "last"]}."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class Progress:
         if "val_loss" in record:
             self.val_loss = record["val_loss"]
         now = time.perf_counter()
-        last = record["step"] == self.steps
+        last = record.get("last", False)  # the trainer's word: with a time limit no step count tells
         if self.tty:
             due = now - self.last_shown >= REDRAW_SECONDS or last or "val_loss" in record
         else:
@@ -96,14 +96,14 @@ class MetricsLog:
     def __call__(self, record: dict) -> None:
         self.losses.append(record["loss"])
         self.pending = record
-        if record["step"] % self.every == 0 or "val_loss" in record:
+        if record["step"] % self.every == 0 or "val_loss" in record or record.get("last"):
             self.flush()
 
     def flush(self) -> None:
         """Write the pending line, if any: the run's last step done always ends the log."""
         if self.pending is None:
             return
-        line = dict(self.pending, loss=sum(self.losses) / len(self.losses), seconds=round(self.pending["seconds"], 4),
+        line = dict({k: v for k, v in self.pending.items() if k != "last"}, loss=sum(self.losses) / len(self.losses), seconds=round(self.pending["seconds"], 4),
                     **self.run)
         self.file.write(json.dumps(line) + "\n")
         self.losses, self.pending = [], None

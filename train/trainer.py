@@ -87,7 +87,7 @@ class TrainResult:
     steps_done: int
     train_loss: float  # mean step loss over the last min(50, steps_done) steps
     val_loss: float | None  # mean NLL per predicted held-out token of the weights returned
-    seconds: float  # time in the optimization loop, held-out evaluations included
+    seconds: float  # time in the optimization loop, held-out evaluations (and the one after a stop) included
     eval_seconds: float  # of which evaluating the held-out loss
     truncated: int  # training documents longer than the block
     stopped: str  # "done" (all steps, or the time limit), "interrupted" (Ctrl-C, SIGTERM) or "diverged" (blown_up)
@@ -220,8 +220,9 @@ def train(
     """Train from scratch (``config``, whose vocab_size is set from the data) or from ``init``
     (config, vocab, flat weights: fine-tuning with a fresh optimizer and schedule).
 
-    ``on_step`` receives {"step", "lr", "loss", "seconds"} after every step (plus "val_loss" where
-    evaluated). Ctrl-C ends the loop after the last completed step; a loss that is non-finite or
+    ``on_step`` receives {"step", "lr", "loss", "seconds"} after every step, plus "val_loss" where
+    evaluated and "last": True on the last step (decided when the step ends: the steps are done or
+    the time limit is spent), which is always evaluated when documents are held out. Ctrl-C ends the loop after the last completed step; a loss that is non-finite or
     has blown up (``blown_up``) ends it and the weights are those of the last step whose loss was
     sane; a run that cannot fit in memory is a TrainingError before anything is allocated. With held-out documents and
     ``keep_best``, the weights returned are those of the evaluation with the lowest held-out loss.
@@ -264,17 +265,14 @@ def train(
     losses, val_loss, stopped, bad_step, eval_seconds = [], None, "done", None, 0.0
     blas = BlasThreads(options.threads, time.perf_counter())
     t0 = time.perf_counter()
-    step, record = 0, {}
+    step, record, last = 0, {}, False
     try:
         with np.errstate(all="ignore"):  # overflow shows up as a non-finite loss, handled below
-            while step < steps:
+            while not last:
                 # 1) how much of the run is spent: by steps, or by the clock with a time limit
                 spent = step / steps
                 if limit is not None:
-                    elapsed = time.perf_counter() - t0
-                    if elapsed >= limit:
-                        break
-                    spent = max(spent, elapsed / limit)
+                    spent = max(spent, min(1.0, (time.perf_counter() - t0) / limit))
                 # 2) the batch: documents step*B .. step*B+B-1 of the order, wrapping around
                 idx = order[(step * B + offsets) % len(order)]
                 inputs, targets, w, packed = _batch(data.tokens[idx], weights[idx], lengths[idx], config, options.pack)
@@ -299,19 +297,23 @@ def train(
                 step += 1
                 if average is not None:
                     average_into(average, flat, options.ema, step)
-                # 4) held-out loss every eval_every steps and after the last (when the time is up)
+                # 4) whether this step is the last (all steps done, or the time spent) is decided once,
+                #    here, and the loop obeys it: time that passes in on_step can delay the end by a
+                #    step but never skip the last step's evaluation nor its record's "last" flag
+                now = time.perf_counter()
+                last = step == steps or (limit is not None and now - t0 >= limit)
                 record = {"step": step, "lr": lr_t, "loss": loss}
-                last = step == steps or (limit is not None and time.perf_counter() - t0 >= limit)
                 if held is not None and (step % options.eval_every == 0 or last):
-                    t_eval = time.perf_counter()
                     val_loss = mean_nll(model.views(kept, config), config, held)
-                    eval_seconds += time.perf_counter() - t_eval
+                    eval_seconds += time.perf_counter() - now
                     record["val_loss"] = val_loss
                     if options.keep_best and val_loss < best_loss:
                         best = np.empty_like(flat) if best is None else best
                         best[:], best_loss, best_step = kept, val_loss, step
-                now = time.perf_counter()
+                    now = time.perf_counter()
                 record["seconds"] = now - t0
+                if last:
+                    record["last"] = True
                 blas.tick(now)
                 if on_step is not None:
                     on_step(record)
@@ -321,12 +323,14 @@ def train(
             flat[:] = last_good
     finally:
         blas.close()
-    seconds = time.perf_counter() - t0
     steps_done = len(losses)
     if stopped == "diverged":  # the average has taken in the weights that blew up: the last sane ones instead
         kept = flat
     if held is not None and (stopped == "diverged" or "val_loss" not in record):
-        val_loss = mean_nll(model.views(kept, config), config, held)  # of the weights of the last step done
+        t_eval = time.perf_counter()  # the weights of the last step done (a stop before the last step)
+        val_loss = mean_nll(model.views(kept, config), config, held)
+        eval_seconds += time.perf_counter() - t_eval
+    seconds = time.perf_counter() - t0
     if best is not None and best_loss < val_loss:
         kept, val_loss = best, best_loss
     else:
