@@ -258,3 +258,22 @@ def test_the_last_step_is_evaluated_and_flagged_even_when_on_step_spends_the_tim
     assert result.steps_done == 4 and result.val_loss == records[-1]["val_loss"]
     assert records[-1]["lr"] == 0.0  # its step began with the time spent: the schedule is at its end
 
+
+def test_a_time_limit_shorter_than_a_step_still_trains_one_step():
+    records = []
+    result = train(DOCS, DOCS[:2], SHAPE, TrainOptions(steps=None, time_limit=1e-9, lr=0.01), on_step=records.append)
+    assert result.steps_done == 1 and len(records) == 1 and records[0]["last"]
+    assert records[0]["lr"] == 0.01  # the first step starts the clock: it trains at the peak rate
+    assert np.isfinite(result.train_loss) and "val_loss" in records[0]
+    assert not np.array_equal(result.flat, model.init_params(result.config, 42))
+
+
+def test_a_run_stopped_before_its_first_step_has_no_train_loss(monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "loss_and_grads", interrupted)
+    result = train(DOCS, DOCS[:2], SHAPE, TrainOptions(steps=10))
+    assert (result.stopped, result.steps_done, result.train_loss) == ("interrupted", 0, None)
+    assert np.array_equal(result.flat, model.init_params(result.config, 42))
+    assert np.isfinite(result.val_loss)  # of the initial weights, which are what is returned

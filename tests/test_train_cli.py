@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from mgpt.runtime.vocab import Vocab
 from mgpt.train import checkpoint, model
+from mgpt.train.config import GPTConfig
 from mgpt.train.cli import eval_command, train_command
 from mgpt.train.data import read_documents, split
 from mgpt.train.trainer import evaluate
@@ -303,3 +305,46 @@ def test_a_time_limited_run_shows_and_logs_its_last_step(tmp_path, names):
     assert shown[-1] == f"step {steps}"
     assert metrics_lines(tmp_path / "m.metrics.jsonl")[-1]["step"] == steps
 
+
+def test_a_time_limit_shorter_than_a_step_trains_one_step(tmp_path, names):
+    out = tmp_path / "m.npz"
+    result = run(train_command, ["--data", names, "--out", out, "--time-limit", 1e-9, "--val-fraction", 0.2])
+    assert result.exit_code == 0, result.output
+    assert "1 step in" in result.output and "nan" not in result.output
+    record = checkpoint.load(out).training
+    assert record["steps"] == 1 and np.isfinite(record["train_loss"]) and np.isfinite(record["val_loss"])
+    assert "val_loss" in metrics_lines(tmp_path / "m.metrics.jsonl")[-1]
+
+
+def raw_meta(path):
+    """The checkpoint's meta entry as written, before any parsing."""
+    return str(np.load(path, allow_pickle=False)["meta"])
+
+
+def test_a_run_stopped_before_its_first_step_records_no_train_loss(tmp_path, names, monkeypatch):
+    def interrupted(*args, **kwargs):  # Ctrl-C in the middle of the first step
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "loss_and_grads", interrupted)
+    out = tmp_path / "m.npz"
+    result = run(train_command, ["--data", names, "--out", out, "--val-fraction", 0.2])
+    assert result.exit_code == 130 and "Traceback" not in result.output, result.output
+    assert "interrupted after 0 of 500 steps" in result.output
+    summary = [line for line in result.output.splitlines() if line.startswith("0 steps in")]
+    assert len(summary) == 1 and "; loss" not in summary[0] and "; held-out" in summary[0], result.output
+    meta = raw_meta(out)
+    assert '"train_loss": null' in meta and "NaN" not in meta
+    assert checkpoint.load(out).training["train_loss"] is None
+
+
+def test_checkpoint_meta_never_holds_nan_or_infinity(tmp_path):
+    ckpt = checkpoint.Checkpoint(GPTConfig(3), Vocab(("a", "b")), model.views(model.init_params(GPTConfig(3), 0),
+                                 GPTConfig(3)), {"train_loss": float("nan"), "seconds": [float("inf"), 1.5]})
+    path = tmp_path / "c.npz"
+    checkpoint.save(path, ckpt)
+    assert json.loads(raw_meta(path), parse_constant=pytest.fail)["training"] == {"train_loss": None,
+                                                                                   "seconds": [None, 1.5]}
+    # a hand-made checkpoint with NaN in its meta loads with null there, as mgpt would have written it
+    meta = raw_meta(path).replace('"train_loss": null', '"train_loss": NaN')
+    np.savez(path, **ckpt.params, meta=np.array(meta))
+    assert checkpoint.load(path).training["train_loss"] is None

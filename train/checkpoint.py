@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +46,22 @@ class Checkpoint:
                 "vocab": list(self.vocab.chars), "bos": self.vocab.bos, "training": self.training}
 
 
+def finite_json(value):
+    """``value`` (JSON-like: dicts, lists, numbers, strings) with every NaN or infinity made None.
+    Python's json writes them as NaN and Infinity, which are not JSON: a JavaScript app reading the
+    exported model's training record would fail on them (a run of 0 steps has no train loss)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
+
+
 def _arrays(ckpt: Checkpoint) -> dict[str, np.ndarray]:
     arrays = {name: np.asarray(a, dtype=np.float64) for name, a in ckpt.params.items()}
-    arrays["meta"] = np.array(json.dumps(ckpt.meta(), ensure_ascii=False))
+    arrays["meta"] = np.array(json.dumps(finite_json(ckpt.meta()), ensure_ascii=False, allow_nan=False))
     return arrays
 
 
@@ -138,7 +152,7 @@ def load(path: str | Path) -> Checkpoint:
     try:
         if meta_array.shape != () or meta_array.dtype.kind != "U":
             raise ValueError("not a string")
-        meta = json.loads(str(meta_array))
+        meta = finite_json(json.loads(str(meta_array)))  # a hand-made NaN becomes null, as mgpt writes it
     except (ValueError, RecursionError):
         raise CheckpointError(f"checkpoint {name!r} has a 'meta' entry that is not JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:

@@ -83,7 +83,8 @@ def _shape_option(name: str, help: str):
               help="Optimizer steps. [default: 500; with --time-limit, as many as fit]")
 @click.option("--time-limit", type=FiniteRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="Train for this many seconds (evaluations included; with --steps, whichever ends first); "
-                   "the learning rate decays with the fraction of the time spent.")
+                   "the learning rate decays with the fraction of the time spent. The clock starts after the "
+                   "first step: a run always does at least one.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Documents per step.")
 @click.option("--lr", type=FiniteRange(min=0, min_open=True), default=0.01, show_default=True,
               help="Peak learning rate of Adam, decayed linearly to 0.")
@@ -221,9 +222,12 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
          + (f" ({result.truncated:,} longer than the block, truncated)" if result.truncated else ""))
     optimizing = max(result.seconds - result.eval_seconds, 1e-9)
     rate = result.steps_done / optimizing
-    held = f", held-out {result.val_loss:.4f} on {len(val_docs):,} documents" if result.val_loss is not None else ""
-    echo(f"{result.steps_done} steps in {optimizing:.2f} s ({rate:,.0f} steps/s, {rate * options.batch_size:,.0f} "
-         f"documents/s) + {result.eval_seconds:.2f} s of held-out evaluation; loss {result.train_loss:.4f}{held}")
+    losses = ([f"loss {result.train_loss:.4f}"] if result.train_loss is not None else [])  # None: no step done
+    if result.val_loss is not None:
+        losses.append(f"held-out {result.val_loss:.4f} on {len(val_docs):,} documents")
+    echo(f"{result.steps_done} step{'s' * (result.steps_done != 1)} in {optimizing:.2f} s ({rate:,.0f} steps/s, "
+         f"{rate * options.batch_size:,.0f} documents/s) + {result.eval_seconds:.2f} s of held-out evaluation"
+         + (f"; {', '.join(losses)}" if losses else ""))
     if result.best_step != result.steps_done:
         echo(f"kept the weights of step {result.best_step}, the best held-out evaluation (--keep-last keeps the last)")
     echo(f"wrote {out} and {metrics}")

@@ -42,7 +42,7 @@ class TrainOptions:
     warmup: int = 0  # steps over which the learning rate rises linearly, multiplying the decay
     dropout: float = 0.0  # probability of zeroing a unit of each residual branch, in training only
     dtype: str = "float64"  # of the weights, activations and optimizer (checkpoints stay float64)
-    time_limit: float | None = None  # seconds of training (evaluations included); the schedule follows it
+    time_limit: float | None = None  # seconds of training (evaluations included; at least one step); the schedule follows it
     keep_best: bool = True  # with held-out documents, return the weights of the best held-out loss
     threads: int | None = None  # BLAS threads; None: one, or two where measured faster (see threads.py)
     pack: bool = False  # lay each batch's documents end to end in rows of block_size (packing.py)
@@ -85,7 +85,7 @@ class TrainResult:
     config: GPTConfig
     vocab: Vocab
     steps_done: int
-    train_loss: float  # mean step loss over the last min(50, steps_done) steps
+    train_loss: float | None  # mean step loss over the last min(50, steps_done) steps; None after 0 steps
     val_loss: float | None  # mean NLL per predicted held-out token of the weights returned
     seconds: float  # time in the optimization loop, held-out evaluations (and the one after a stop) included
     eval_seconds: float  # of which evaluating the held-out loss
@@ -222,7 +222,8 @@ def train(
 
     ``on_step`` receives {"step", "lr", "loss", "seconds"} after every step, plus "val_loss" where
     evaluated and "last": True on the last step (decided when the step ends: the steps are done or
-    the time limit is spent), which is always evaluated when documents are held out. Ctrl-C ends the loop after the last completed step; a loss that is non-finite or
+    the time limit is spent), which is always evaluated when documents are held out. At least one
+    step is done whatever the time limit. Ctrl-C ends the loop after the last completed step; a loss that is non-finite or
     has blown up (``blown_up``) ends it and the weights are those of the last step whose loss was
     sane; a run that cannot fit in memory is a TrainingError before anything is allocated. With held-out documents and
     ``keep_best``, the weights returned are those of the evaluation with the lowest held-out loss.
@@ -269,9 +270,10 @@ def train(
     try:
         with np.errstate(all="ignore"):  # overflow shows up as a non-finite loss, handled below
             while not last:
-                # 1) how much of the run is spent: by steps, or by the clock with a time limit
+                # 1) how much of the run is spent: by steps, or by the clock with a time limit. The
+                #    first step starts the clock (spent 0): every run completes at least one step.
                 spent = step / steps
-                if limit is not None:
+                if limit is not None and step:
                     spent = max(spent, min(1.0, (time.perf_counter() - t0) / limit))
                 # 2) the batch: documents step*B .. step*B+B-1 of the order, wrapping around
                 idx = order[(step * B + offsets) % len(order)]
@@ -337,7 +339,7 @@ def train(
         best_step = steps_done
     tail = losses[-50:]
     return TrainResult(kept.astype(np.float64, copy=False), config, vocab, steps_done,
-                       float(np.mean(tail)) if tail else float("nan"), val_loss, seconds, eval_seconds,
+                       float(np.mean(tail)) if tail else None, val_loss, seconds, eval_seconds,
                        data.truncated, stopped, bad_step, best_step, tuple(blas.choices),
                        averaged=average is not None and kept is not flat)
 
