@@ -82,10 +82,17 @@ class Progress:
             self.open_line = False
 
 
+def significant(value: float, digits: int = 6) -> float:
+    """``value`` rounded to ``digits`` significant digits: 2.42763 is more than a loss curve shows,
+    and json would write 2.4276341859120347 (a third of a log line's bytes)."""
+    return float(f"{value:.{digits}g}")
+
+
 class MetricsLog:
     """JSON lines, one every ``every`` steps plus every evaluation and the last step done. A line's
     "loss" is the mean of the steps since the previous line (every step's own loss when every=1), so
-    a long run's log stays small: 100,000 steps at every=10 is under 1 MB instead of ~7.5 MB."""
+    a long run's log stays small. Losses and the learning rate keep 6 significant digits, seconds 4
+    decimals, and lines are written without spaces: about 9 bytes a step by default (see the README)."""
 
     def __init__(self, file: IO[str], every: int, run: str | None = None):
         self.file, self.every = file, every
@@ -103,7 +110,10 @@ class MetricsLog:
         """Write the pending line, if any: the run's last step done always ends the log."""
         if self.pending is None:
             return
-        line = dict({k: v for k, v in self.pending.items() if k != "last"}, loss=sum(self.losses) / len(self.losses), seconds=round(self.pending["seconds"], 4),
-                    **self.run)
-        self.file.write(json.dumps(line) + "\n")
+        record = self.pending
+        line = {"step": record["step"], "lr": significant(record["lr"]),
+                "loss": significant(sum(self.losses) / len(self.losses)), "seconds": round(record["seconds"], 4)}
+        if "val_loss" in record:
+            line["val_loss"] = significant(record["val_loss"])
+        self.file.write(json.dumps({**line, **self.run}, separators=(",", ":")) + "\n")
         self.losses, self.pending = [], None
