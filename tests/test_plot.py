@@ -73,6 +73,9 @@ def test_the_plotted_lines_are_the_logs_values():
     ('{"step": 1, "loss": 2.0}\n', ["-o", "{dir}/run.metrics.jsonl"], ["same file as the metrics log"]),
     ('{"step": 1, "loss": 2.0}\n', ["-o", "{dir}/missing/out.png"], ["--output", "does not exist"]),
     ('{"step": 1, "loss": 2.0}\n', ["--width", "5"], ["--width"]),
+    ('{"step": 1, "loss": 1e308}\n{"step": 2, "loss": -1e308}\n', [], ["line 1", "loss 1e+308"]),  # finite, but
+    ('{"step": 1, "loss": 2.0, "seconds": -1e300}\n', [], ["line 1", "seconds"]),  # matplotlib cannot scale it
+    ('{"step": 1e13, "loss": 2.0}\n', [], ["line 1", "step 1e+13"]),
 ])
 def test_bad_input_is_one_line_of_error(tmp_path, content, args, words):
     log = tmp_path / "run.metrics.jsonl"
@@ -85,6 +88,22 @@ def test_bad_input_is_one_line_of_error(tmp_path, content, args, words):
     assert all(w in errors[0] for w in words), errors[0]
     if content is not None:
         assert log.read_text() == content  # the log is never touched
+    assert [p.name for p in tmp_path.iterdir()] == ([log.name] if content is not None else [])  # nothing written
+
+
+def test_what_matplotlib_cannot_draw_is_one_line_of_error(tmp_path, log, monkeypatch):
+    # whatever slips past the log's checks: matplotlib's ValueError names the log, leaves nothing behind
+    pytest.importorskip("matplotlib", reason="mgpt-plot needs the optional matplotlib (mgpt[plot])")
+    from matplotlib.figure import Figure
+
+    def fail(self, *args, **kwargs):
+        raise ValueError("arange: cannot compute length")
+
+    monkeypatch.setattr(Figure, "savefig", fail)
+    result = CliRunner().invoke(plot_command, [str(log)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.startswith("Error: matplotlib could not draw") and "arange" in result.output
+    assert list(tmp_path.iterdir()) == [log]
 
 
 def test_without_matplotlib_the_command_says_how_to_get_it(tmp_path, log, monkeypatch):

@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from mgpt.runtime.paths import check_paths
+from mgpt.runtime.paths import PathError, check_paths
 
 from .files import atomic_write
 
@@ -40,14 +40,30 @@ def read_metrics(path: str | Path) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError:
             record = None
-        if not (isinstance(record, dict) and all(_number(record.get(k)) for k in ("step", "loss"))
-                and all(_number(record[k]) for k in ("val_loss", "seconds") if k in record)):
-            raise PlotError(f"line {number} of {str(path)!r} is not a metrics record (a JSON object with "
-                            "numbers step and loss); pass a log written by mgpt-train")
+        problem = _problem(record)
+        if problem:
+            raise PlotError(f"line {number} of {str(path)!r} {problem}; pass a log written by mgpt-train")
         records.append(record)
     if not records:
         raise PlotError(f"metrics log {str(path)!r} has no records; train for at least one step")
     return records
+
+
+# No run logs a step, a second or a loss beyond this (training stops when a loss passes 100 ln(vocab));
+# far inside it, matplotlib can scale any axis (at 1e308 it overflows and raises).
+MAX_VALUE = 1e12
+PLOTTED = ("step", "loss", "val_loss", "seconds")  # step and loss always, the others where present
+
+
+def _problem(record) -> str | None:
+    """Why ``record`` (a parsed log line) cannot be plotted, or None."""
+    if not (isinstance(record, dict) and all(_number(record.get(k)) for k in ("step", "loss"))
+            and all(_number(record[k]) for k in PLOTTED if k in record)):
+        return "is not a metrics record (a JSON object with numbers step and loss)"
+    for key in PLOTTED:
+        if key in record and abs(record[key]) > MAX_VALUE:
+            return f"has {key} {record[key]:g}, beyond the {MAX_VALUE:g} that any training run logs"
+    return None
 
 
 def _number(value) -> bool:
@@ -84,7 +100,14 @@ def plot(metrics: str | Path, output: str | Path, width: int = 1000, height: int
     kind = output.suffix.lower().lstrip(".")
     if kind not in FORMATS:
         raise PlotError(f"output {str(output)!r} has no image suffix; end it in {', '.join('.' + f for f in FORMATS)}")
-    fig = figure(read_metrics(metrics), width, height)
-    with atomic_write(output, "wb") as f:
-        fig.savefig(f, format=kind)
+    records = read_metrics(metrics)
+    try:
+        fig = figure(records, width, height)
+        with atomic_write(output, "wb") as f:
+            fig.savefig(f, format=kind)
+    except PathError:  # a ValueError too, with its own message: the output could not be written
+        raise
+    except (ValueError, OverflowError) as e:  # what matplotlib raises for data it cannot lay out
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise PlotError(f"matplotlib could not draw {str(metrics)!r} ({reason}); nothing was written") from e
     return output
