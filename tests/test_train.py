@@ -156,6 +156,14 @@ def test_options_reject_non_positive_values(options):
         TrainOptions(**options)
 
 
+def test_warmup_must_end_within_a_fixed_step_count_but_not_a_time_limit():
+    with pytest.raises(TrainingError, match="warmup 5 must be less than steps 5"):
+        TrainOptions(steps=5, warmup=5)
+    assert TrainOptions(steps=6, warmup=5).warmup == 5
+    # with a time limit alone the steps are not known: a long warmup is the caller's choice (README)
+    assert TrainOptions(steps=None, time_limit=1.0, warmup=10**6).warmup == 10**6
+
+
 def test_evaluate_frames_documents_like_training():
     vocab = Vocab.from_documents(DOCS)
     config = GPTConfig(vocab.size)

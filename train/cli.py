@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from mgpt.runtime import Generator, ModelError, __version__
-from mgpt.runtime.command import CONTEXT_SETTINGS, Command, FiniteRange
+from mgpt.runtime.command import CONTEXT_SETTINGS, Command, FiniteRange, OptionError
 from mgpt.runtime.paths import PathError, check_input, check_paths
 
 from . import checkpoint as ckpt_io
@@ -89,7 +89,9 @@ def _shape_option(name: str, help: str):
 @click.option("--lr", type=FiniteRange(min=0, min_open=True), default=0.01, show_default=True,
               help="Peak learning rate of Adam, decayed linearly to 0.")
 @click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Steps over which the learning rate rises linearly to its peak.")
+              help="Steps over which the learning rate rises linearly to its peak; fewer than --steps. With "
+                   "--time-limit alone it still counts steps, not time: a longer warmup than the run's steps "
+                   "never reaches the peak.")
 @click.option("--weight-decay", type=FiniteRange(min=0), default=0.0, show_default=True,
               help="AdamW's decoupled weight decay of the attention, MLP and lm_head matrices (not the embeddings).")
 @click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
@@ -125,9 +127,13 @@ def train_command(data, out, metrics, metrics_every, steps, time_limit, batch_si
                   dropout, ema, dtype, n_layer, n_embd, n_head, block_size, seed, init_from, shuffle, val_fraction,
                   eval_every, pack, blas_threads, keep_best, quiet):
     """Train microgpt's GPT on a text file and write a checkpoint."""
+    given_steps = steps is not None
+    if not given_steps and time_limit is None:
+        steps = 500
+    if steps is not None and warmup >= steps:  # TrainOptions refuses it too, in the library's words
+        raise OptionError(f"--warmup {warmup} must be less than --steps {steps}{'' if given_steps else ' (the default)'}"
+                          f": the learning rate would never reach its peak; lower --warmup or raise --steps")
     try:
-        if steps is None and time_limit is None:
-            steps = 500
         options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, seed=seed, shuffle=shuffle,
                                eval_every=eval_every, weight_decay=weight_decay, warmup=warmup, dropout=dropout,
                                dtype=dtype, time_limit=time_limit, keep_best=keep_best, threads=blas_threads,

@@ -39,7 +39,7 @@ class TrainOptions:
     eval_every: int = 100  # held-out loss every this many steps (and after the last)
     # Beyond microgpt's recipe; the defaults leave it unchanged.
     weight_decay: float = 0.0  # AdamW's decoupled decay, of every matrix but the embeddings wte, wpe
-    warmup: int = 0  # steps over which the learning rate rises linearly, multiplying the decay
+    warmup: int = 0  # steps over which the learning rate rises linearly, multiplying the decay; below steps
     dropout: float = 0.0  # probability of zeroing a unit of each residual branch, in training only
     dtype: str = "float64"  # of the weights, activations and optimizer (checkpoints stay float64)
     time_limit: float | None = None  # seconds of training (evaluations included; at least one step); the schedule follows it
@@ -63,6 +63,9 @@ class TrainOptions:
         checked["shuffle"] = arguments.boolean("shuffle", self.shuffle)
         checked["weight_decay"] = arguments.real("weight_decay", self.weight_decay, 0, error=TrainingError)
         checked["warmup"] = arguments.integer("warmup", self.warmup, 0, TrainingError)
+        if checked.get("steps") is not None and checked["warmup"] >= checked["steps"]:
+            raise TrainingError(f"warmup {checked['warmup']} must be less than steps {checked['steps']} (the learning "
+                                f"rate would never reach its peak); lower warmup or raise steps")
         checked["dropout"] = arguments.real("dropout", self.dropout, 0, 1, high_open=True, error=TrainingError)
         if not isinstance(self.dtype, str):
             raise TypeError(f"dtype must be a string, one of {', '.join(DTYPES)}; got {self.dtype!r}")
