@@ -320,6 +320,8 @@ CLI_CASES = [
     ("train-lr-0", "train", ["--lr", "0"], 2, ["--lr"]),
     ("train-lr-nan", "train", ["--lr", "nan"], 2, ["--lr"]),
     ("train-lr-inf", "train", ["--lr", "inf"], 2, ["--lr"]),
+    ("train-dropout-nan", "train", ["--dropout", "nan"], 2, ["--dropout", "not a finite number"]),
+    ("train-ema-nan", "train", ["--ema", "nan"], 2, ["--ema", "not a finite number"]),
     ("train-val-fraction-1", "train", ["--val-fraction", "1"], 2, ["--val-fraction"]),
     ("train-val-fraction-neg", "train", ["--val-fraction", "-0.1"], 2, ["--val-fraction"]),
     ("train-val-fraction-too-big", "train", ["--data", "names.txt", "--val-fraction", "0.999"], 1, ["leaves no training"]),

@@ -94,9 +94,9 @@ def _shape_option(name: str, help: str):
                    "never reaches the peak.")
 @click.option("--weight-decay", type=FiniteRange(min=0), default=0.0, show_default=True,
               help="AdamW's decoupled weight decay of the attention, MLP and lm_head matrices (not the embeddings).")
-@click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
+@click.option("--dropout", type=FiniteRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
               help="Drop this fraction of each block's attention and MLP outputs in training (never in evaluation).")
-@click.option("--ema", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
+@click.option("--ema", type=FiniteRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
               metavar="DECAY", help="Average the weights over the run (an exponential moving average with this decay "
                                     "per step, e.g. 0.9995) and evaluate, keep and write the average; 0 is off.")
 @click.option("--dtype", type=click.Choice(DTYPES), default="float64", show_default=True,
