@@ -1,18 +1,30 @@
-"""mgpt's trainer: microgpt's GPT in NumPy (float64, batched, hand-written backward) and its loop."""
+"""mgpt's trainer: microgpt's GPT in NumPy (float64, batched, hand-written backward) and its loop.
 
-import os
+The public names below are imported from their modules when first used (PEP 562), so importing
+mgpt.train loads nothing: the mgpt-train and mgpt-eval entry (cli.py) runs before NumPy loads and
+starts OpenBLAS with one thread (threads.load_numpy), while an app that imports mgpt.train keeps
+its own environment and BLAS settings.
+"""
 
-# One BLAS thread, set before NumPy loads: this model's matrices are tiny, and OpenBLAS's default
-# of one thread per core made them up to ~60x slower whenever another process was busy.
-# setdefault keeps a user's own choice.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import importlib
 
-from .checkpoint import Checkpoint, CheckpointError, load, save
-from .config import ConfigError, GPTConfig
-from .data import DataError, default_data_path, read_documents
-from .trainer import TrainOptions, TrainResult, TrainingError, evaluate, mean_nll, train
+_HOMES = {  # public name -> the module that defines it
+    "Checkpoint": "checkpoint", "CheckpointError": "checkpoint", "load": "checkpoint", "save": "checkpoint",
+    "ConfigError": "config", "GPTConfig": "config",
+    "DataError": "data", "default_data_path": "data", "read_documents": "data",
+    "TrainOptions": "trainer", "TrainResult": "trainer", "TrainingError": "trainer", "evaluate": "trainer",
+    "mean_nll": "trainer", "train": "trainer",
+}
+__all__ = sorted(_HOMES)
 
-__all__ = [
-    "Checkpoint", "CheckpointError", "ConfigError", "DataError", "GPTConfig", "TrainOptions",
-    "TrainResult", "TrainingError", "default_data_path", "evaluate", "load", "mean_nll", "read_documents", "save", "train",
-]
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value  # found without this function from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import click
 
+from .threads import load_numpy
+
+load_numpy()  # before the imports below load NumPy: OpenBLAS starts on one thread unless the user says
+
 from mgpt.runtime import Generator, ModelError, __version__
 from mgpt.runtime.command import CONTEXT_SETTINGS, Command, FiniteRange, OptionError
 from mgpt.runtime.paths import PathError, check_input, check_paths
@@ -118,7 +122,8 @@ def _shape_option(name: str, help: str):
               help="Lay each batch's documents end to end in rows of the block size: the same loss and "
                    "gradients with less padding to compute (~17% faster steps on the 3-layer model at batch 32).")
 @click.option("--blas-threads", type=click.IntRange(min=1), default=None,
-              help="BLAS threads for the matrix products. [default: one; two for big models while measured faster]")
+              help="BLAS threads for the matrix products. [default: OPENBLAS_NUM_THREADS if set; else one, "
+                   "two for big models while measured faster]")
 @click.option("--keep-best/--keep-last", default=True, show_default=True,
               help="Write the weights of the best held-out evaluation, or of the last step.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines; the summary only.")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import statistics
-from typing import Callable
+import sys
+from typing import Callable, Mapping
 
 BIG_STEP = 0.002  # seconds: below this a step stays on one thread for good
 WARM_STEPS = 20  # steps timed on one thread before deciding whether threads are worth trying
@@ -20,6 +21,36 @@ PROBE_SECONDS = 0.25  # each setting is timed for about this long (at least PROB
 PROBE_STEPS = 8
 RECHECK = 20.0  # seconds between probes
 MARGIN = 0.9  # two threads must take at most 90% of one thread's step time
+
+
+ENV = "OPENBLAS_NUM_THREADS"  # read by OpenBLAS once, when NumPy loads it
+
+
+def load_numpy() -> None:
+    """Import NumPy with OpenBLAS started on one thread, unless the user set ENV, and leave the
+    environment as it was. For the commands' entry (cli.py), before anything else imports NumPy:
+    OpenBLAS started with a thread per core costs ~40 ms more to load (45 against 85 ms for
+    ``import numpy`` here), and mgpt-eval's products then run on one thread. Training sets its
+    own count anyway (BlasThreads). Once NumPy is loaded this changes nothing."""
+    if "numpy" in sys.modules or ENV in os.environ:
+        return  # loaded already, or loads with the user's count
+    os.environ[ENV] = "1"
+    try:
+        import numpy  # noqa: F401
+    finally:
+        del os.environ[ENV]  # the choice is the user's again: ``requested_threads`` reads it
+
+
+def requested_threads(threads: int | None, environ: Mapping[str, str] = os.environ) -> int | None:
+    """The fixed BLAS thread count a run takes: ``threads`` if given (--blas-threads), else the
+    user's OPENBLAS_NUM_THREADS if it is a positive integer, else None (the rule above)."""
+    if threads is not None:
+        return threads
+    try:
+        count = int(environ.get(ENV, "").strip())
+    except ValueError:  # unset or not a number: OpenBLAS ignores it too
+        return None
+    return count if count >= 1 else None
 
 
 def usable_cpus() -> int:
@@ -51,9 +82,9 @@ class BlasThreads:
         self.probed: dict[int, float] = {}
         self.decided_at = now
         self.choices = [self.current]  # every setting taken, in order (for the training record)
-        # Even "auto" starts by setting one thread: NumPy imported before mgpt.train never saw
-        # mgpt's OPENBLAS_NUM_THREADS=1 and has a thread per core (25x slower steps measured here
-        # with the other core busy). One call, ~8 ms the first time (threadpoolctl's import).
+        # Even "auto" starts by setting one thread: NumPy loaded anywhere but mgpt's commands
+        # (load_numpy) has a thread per core (25x slower steps measured here with the other core
+        # busy). One call, ~8 ms the first time (threadpoolctl's import).
         if threads is not None or min(2, cpus or usable_cpus()) > 1:
             self._set(self.current)
 

@@ -16,7 +16,7 @@ from . import arguments, model, packing
 from .config import GPTConfig
 from .data import Encoded, encode
 from .memory import available_memory, size_text
-from .threads import BlasThreads
+from .threads import BlasThreads, requested_threads
 
 
 class TrainingError(ValueError):
@@ -44,7 +44,7 @@ class TrainOptions:
     dtype: str = "float64"  # of the weights, activations and optimizer (checkpoints stay float64)
     time_limit: float | None = None  # seconds of training (evaluations included; at least one step); the schedule follows it
     keep_best: bool = True  # with held-out documents, return the weights of the best held-out loss
-    threads: int | None = None  # BLAS threads; None: one, or two where measured faster (see threads.py)
+    threads: int | None = None  # BLAS threads; None: OPENBLAS_NUM_THREADS if set, else one or two where measured faster (threads.py)
     pack: bool = False  # lay each batch's documents end to end in rows of block_size (packing.py)
     ema: float = 0.0  # decay of a moving average of the weights, evaluated, kept and returned (average_into); 0: off
 
@@ -267,7 +267,7 @@ def train(
     steps = options.steps if options.steps is not None else float("inf")
     offsets = np.arange(B)
     losses, val_loss, stopped, bad_step, eval_seconds = [], None, "done", None, 0.0
-    blas = BlasThreads(options.threads, time.perf_counter())
+    blas = BlasThreads(requested_threads(options.threads), time.perf_counter())
     t0 = time.perf_counter()
     step, record, last = 0, {}, False
     try:
