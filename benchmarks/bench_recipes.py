@@ -32,7 +32,7 @@ from mgpt.train import load
 # name -> (what it shows, mgpt-train arguments). The shipped models' own commands are in the README.
 RECIPES = {
     "microgpt": ("microgpt's recipe, mgpt-train's defaults", []),
-    # a step count that takes ~23 s here rather than --time-limit 30: more steps did not help this
+    # a step count that takes ~21 s here rather than --time-limit 30: more steps did not help this
     # model (README), and a clock-driven schedule does not repeat
     "seed-30s": ("the seed's model at block 16, 8,800 steps (target <= 2.08 within 30 s)",
                  ["--block-size", "16", "--batch-size", "256", "--lr", "0.02", "--warmup", "100",

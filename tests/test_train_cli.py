@@ -270,6 +270,8 @@ def test_progress_lines_without_a_terminal_even_with_nothing_held_out(tmp_path, 
     assert result.exit_code == 0, result.output
     progress = [line for line in result.output.splitlines() if line.startswith("step ")]
     assert [line.split(" | ")[0] for line in progress] == shown
+    summary = [line for line in result.output.splitlines() if line.startswith("30 steps in")]
+    assert len(summary) == 1 and "held-out" not in summary[0]  # nothing held out, no evaluation to time
     assert all("steps/s" in line and "elapsed" in line for line in progress)
 
 

@@ -120,7 +120,8 @@ def _shape_option(name: str, help: str):
               help="Evaluate the held-out loss every this many steps.")
 @click.option("--pack/--no-pack", default=False, show_default=True,
               help="Lay each batch's documents end to end in rows of the block size: the same loss and "
-                   "gradients with less padding to compute (~17% faster steps on the 3-layer model at batch 32).")
+                   "gradients with less padding to compute (measured: 0.73x the step time of 3 layers x 64 at "
+                   "batch 32).")
 @click.option("--blas-threads", type=click.IntRange(min=1), default=None,
               help="BLAS threads for the matrix products. [default: OPENBLAS_NUM_THREADS if set; else one, "
                    "two for big models while measured faster]")
@@ -236,9 +237,9 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
     losses = ([f"loss {result.train_loss:.4f}"] if result.train_loss is not None else [])  # None: no step done
     if result.val_loss is not None:
         losses.append(f"held-out {result.val_loss:.4f} on {len(val_docs):,} documents")
+    evaluating = f" + {result.eval_seconds:.2f} s of held-out evaluation" if val_docs else ""
     echo(f"{result.steps_done} step{'s' * (result.steps_done != 1)} in {optimizing:.2f} s ({rate:,.0f} steps/s, "
-         f"{rate * options.batch_size:,.0f} documents/s) + {result.eval_seconds:.2f} s of held-out evaluation"
-         + (f"; {', '.join(losses)}" if losses else ""))
+         f"{rate * options.batch_size:,.0f} documents/s){evaluating}" + (f"; {', '.join(losses)}" if losses else ""))
     if result.best_step != result.steps_done:
         echo(f"kept the weights of step {result.best_step}, the best held-out evaluation (--keep-last keeps the last)")
     echo(f"wrote {out} and {metrics}")
