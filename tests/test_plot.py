@@ -46,21 +46,53 @@ def test_an_svg_is_written_where_asked(tmp_path, log):
     assert "<svg" in head and 'width="720pt"' in head and 'height="324pt"' in head  # 1000 x 450 px at 100 dpi
 
 
+def assert_draws(fig, records):
+    """``fig`` has the train and held-out loss of ``records`` against steps, then against seconds."""
+    by_steps, by_time = fig.axes
+    held = [r for r in records if "val_loss" in r]
+    for ax, x in ((by_steps, "step"), (by_time, "seconds")):
+        train_line, held_line = ax.get_lines()
+        assert train_line.get_label() == "train" and held_line.get_label() == "held-out"
+        assert list(train_line.get_xdata()) == [r[x] for r in records]
+        assert list(train_line.get_ydata()) == [r["loss"] for r in records]
+        assert list(held_line.get_xdata()) == [r[x] for r in held]
+        assert list(held_line.get_ydata()) == [r["val_loss"] for r in held]
+
+
 def test_the_plotted_lines_are_the_logs_values():
     pytest.importorskip("matplotlib", reason="mgpt-plot needs the optional matplotlib (mgpt[plot])")
     from mgpt.train.plot import figure
 
     fig = figure(RECORDS)
-    by_steps, by_time = fig.axes
-    held = [r for r in RECORDS if "val_loss" in r]
-    for ax, x in ((by_steps, "step"), (by_time, "seconds")):
-        train_line, held_line = ax.get_lines()
-        assert train_line.get_label() == "train" and held_line.get_label() == "held-out"
-        assert list(train_line.get_xdata()) == [r[x] for r in RECORDS]
-        assert list(train_line.get_ydata()) == [r["loss"] for r in RECORDS]
-        assert list(held_line.get_xdata()) == [r[x] for r in held]
-        assert list(held_line.get_ydata()) == [r["val_loss"] for r in held]
+    assert_draws(fig, RECORDS)
     assert "best held-out 2.8500 at step 50" in fig.texts[0].get_text()
+
+
+def test_mgpt_plot_draws_the_log_a_real_mgpt_train_run_wrote(tmp_path, monkeypatch):
+    # 40 steps of mgpt-train on a tiny file (a line every 5 steps, an evaluation every 10), then
+    # mgpt-plot on its log, as a user runs them; the figure mgpt-plot draws is caught on its way out
+    pytest.importorskip("matplotlib", reason="mgpt-plot needs the optional matplotlib (mgpt[plot])")
+    from mgpt.train import plot
+    from mgpt.train.cli import train_command
+
+    data = tmp_path / "names.txt"
+    data.write_text("emma\nolivia\nava\nisabella\nsophia\nmia\nliam\nnoah\njo\nkaya\n" * 2)
+    trained = CliRunner().invoke(train_command, ["--data", str(data), "--out", str(tmp_path / "run.npz"),
+                                                 "--steps", "40", "--batch-size", "2", "--val-fraction", "0.2",
+                                                 "--eval-every", "10", "--metrics-every", "5", "-q"])
+    assert trained.exit_code == 0, trained.output
+    log = tmp_path / "run.metrics.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(5, 41, 5))
+
+    drawn, figure = [], plot.figure
+    monkeypatch.setattr(plot, "figure", lambda *args: drawn.append(figure(*args)) or drawn[-1])
+    result = CliRunner().invoke(plot_command, [str(log)])
+    assert result.exit_code == 0, result.output
+    assert png_size(tmp_path / "run.loss.png") == (1000, 450)
+    assert_draws(drawn[0], records)
+    best = min((r for r in records if "val_loss" in r), key=lambda r: r["val_loss"])
+    assert f"best held-out {best['val_loss']:.4f} at step {best['step']}" in drawn[0].texts[0].get_text()
 
 
 @pytest.mark.parametrize("content,args,words", [
