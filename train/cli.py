@@ -87,8 +87,8 @@ def _shape_option(name: str, help: str):
               help="Optimizer steps. [default: 500; with --time-limit, as many as fit]")
 @click.option("--time-limit", type=FiniteRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="Train for this many seconds (evaluations included; with --steps, whichever ends first); "
-                   "the learning rate decays with the fraction of the time spent. The clock starts after the "
-                   "first step: a run always does at least one.")
+                   "the learning rate decays with the fraction of the time spent. The time is first checked "
+                   "when the first step ends: a run always does at least one.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Documents per step.")
 @click.option("--lr", type=FiniteRange(min=0, min_open=True), default=0.01, show_default=True,
               help="Peak learning rate of Adam, decayed linearly to 0.")

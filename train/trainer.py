@@ -274,7 +274,8 @@ def train(
         with np.errstate(all="ignore"):  # overflow shows up as a non-finite loss, handled below
             while not last:
                 # 1) how much of the run is spent: by steps, or by the clock with a time limit. The
-                #    first step starts the clock (spent 0): every run completes at least one step.
+                #    first step is at 0 whatever the clock (and "last" is decided only when a step
+                #    ends): every run completes at least one step, at the peak rate.
                 spent = step / steps
                 if limit is not None and step:
                     spent = max(spent, min(1.0, (time.perf_counter() - t0) / limit))
