@@ -30,6 +30,14 @@ class MetadataError(ValueError):
     """metadata_props that do not describe an mgpt step graph."""
 
 
+_SHOWN = 60  # characters of a file's text quoted in a message: a hostile file's may be megabytes
+
+
+def shown(text: str) -> str:
+    """``text`` from a file as a message quotes it: its repr, cut to _SHOWN characters."""
+    return repr(text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…")
+
+
 _INTS = ("bos", "vocab_size", "block_size", "n_layer", "n_head", "head_dim", "n_embd")
 _DIGITS = re.compile(r"[0-9]{1,12}")  # plain decimal: int() would also take " 8", "8_0" or Arabic digits
 
@@ -39,7 +47,7 @@ def _strict_json(text: str):
     def pairs(items):
         keys = [k for k, _ in items]
         if len(set(keys)) != len(keys):
-            raise ValueError(f"a JSON object repeats a key ({sorted(k for k in keys if keys.count(k) > 1)[0]!r})")
+            raise ValueError(f"a JSON object repeats a key ({shown(sorted(k for k in keys if keys.count(k) > 1)[0])})")
         return dict(items)
 
     return json.loads(text, object_pairs_hook=pairs)
@@ -95,7 +103,7 @@ def read_props(model_bytes: bytes) -> dict[str, str]:
                 except UnicodeDecodeError:
                     raise MetadataError("its metadata holds text that is not UTF-8") from None
         if entry[1] in props:
-            raise MetadataError(f"its metadata repeats the key {entry[1]!r}")
+            raise MetadataError(f"its metadata repeats the key {shown(entry[1])}")
         props[entry[1]] = entry[2]
     return props
 
@@ -138,14 +146,15 @@ class ModelInfo:
     def from_props(cls, props: dict[str, str]) -> "ModelInfo":
         if props.get("format") != FORMAT:
             raise MetadataError(f"its metadata has no format {FORMAT!r}, so it was not written by mgpt-export")
-        if props.get("format_version") != str(FORMAT_VERSION):
-            raise MetadataError(f"its format version is {props.get('format_version')!r}; this mgpt reads "
-                                f"version {FORMAT_VERSION}: re-export it with this mgpt")
+        version = props.get("format_version")
+        if version != str(FORMAT_VERSION):
+            raise MetadataError(f"its format version is {'missing' if version is None else shown(version)}; this "
+                                f"mgpt reads version {FORMAT_VERSION}: re-export it with this mgpt")
         try:
             raw = {name: props[name] for name in _INTS}
             bad = [name for name, text in raw.items() if not _DIGITS.fullmatch(text)]
             if bad:
-                raise ValueError(f"{bad[0]} is {raw[bad[0]]!r}, not a plain positive integer")
+                raise ValueError(f"{bad[0]} is {shown(raw[bad[0]])}, not a plain positive integer")
             ints = {name: int(text) for name, text in raw.items()}
             chars = _strict_json(props["vocab"])
             if not isinstance(chars, list):

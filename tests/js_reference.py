@@ -137,6 +137,8 @@ def bad_models(directory: Path) -> dict[str, str]:
             "single character")
     variant("vocab_not_json.onnx", props | {"vocab": "[a, b"}, "malformed")
     variant("bos.onnx", props | {"bos": "25"}, "disagrees")
+    variant("long_key.onnx", props | {"training": '{"%s": 1, "%s": 2}' % ("k" * 100_000, "k" * 100_000)},
+            "repeats a key")
     variant("n_embd.onnx", props | {"n_head": "2", "head_dim": "8"}, "past_key_values.0.key")
     variant("n_layer.onnx", props | {"n_layer": "2"}, "lacks")
     variant("block_size.onnx", props | {"block_size": "1000000000"}, "more than the file's")
@@ -144,19 +146,31 @@ def bad_models(directory: Path) -> dict[str, str]:
     variant("training_twice.onnx", props | {"training": '{"steps": 1, "steps": 2}'}, "repeats a key")
     variant("line_break.onnx", props | {"vocab": json.dumps(["\n"] + list("bcdefghijklmnopqrstuvwxyz"))},
             "line break")
+    # hostile sizes and lengths: the check must refuse them before building anything that large, and
+    # say so in a short message
+    variant("n_layer_100000.onnx", props | {"n_layer": "100000"}, "it has 4 inputs, but n_layer 100,000 needs 200,002")
+    variant("n_layer_12_digits.onnx", props | {"n_layer": "999999999999"},
+            "n_layer 999,999,999,999 needs 2,000,000,000,000")
+    variant("long_value.onnx", props | {"n_head": "4" * 50 + "x" * 100_000}, "not a plain positive integer")
     variant("spaced_int.onnx", props | {"n_head": " 4"}, "not a plain positive integer")
     variant("not_int.onnx", props | {"n_head": "four"}, "n_head")
     duplicated = onnx.ModelProto()
     duplicated.CopyFrom(good)
     duplicated.metadata_props.add(key="vocab", value=props["vocab"])
     onnx.save(duplicated, str(directory / "duplicate.onnx"))
-    bad["duplicate.onnx"] = "twice"
+    bad["duplicate.onnx"] = "repeats the key"
     runtime_models.identity_model(directory / "identity.onnx")
     bad["identity.onnx"] = "no format"
     hollow = onnx.load(str(runtime_models.hollow_model(directory / "hollow.onnx", ckpt)))
     hollow.ir_version = 8  # what mgpt-export writes for opset 17; onnxruntime-node 1.30 reads up to 13
     onnx.save(hollow, str(directory / "hollow.onnx"))
-    bad["hollow.onnx"] = "returns logits of shape [1,3], expected [1,4]"
+    bad["hollow.onnx"] = "returns logits of shape"  # Python shows it (1, 3), JavaScript [1,3]
+    many = onnx.ModelProto()
+    many.CopyFrom(good)  # inputs that nothing reads, each with a long name
+    many.graph.input.extend(onnx.helper.make_tensor_value_info(f"{i:04}" + "x" * 300, onnx.TensorProto.FLOAT, [1])
+                            for i in range(1000))
+    onnx.save(many, str(directory / "many_inputs.onnx"))
+    bad["many_inputs.onnx"] = "has unexpected"
     (directory / "text.onnx").write_text("this is not a model\n")
     bad["text.onnx"] = "not an ONNX model"
     data = default_model_path().read_bytes()

@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 
 from js_reference import write_reference
-from mgpt.runtime import __version__
+from mgpt.runtime import Generator, ModelError, __version__
 
 REPO = Path(__file__).resolve().parents[1]
 JS = REPO / "runtime" / "js"
 NODE_TESTS = ["sampling", "protobuf", "generator", "types", "serve"]
+MESSAGE_LIMIT = 1000  # the longest a ModelError's message may be, beside the file's name (as in generator.test.js)
 
 
 def unavailable(reason: str):
@@ -63,6 +64,18 @@ def reference(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("js-reference")
     write_reference(directory)
     return directory
+
+
+def test_python_refuses_the_reference_bad_models(reference):
+    """The bad model files that the JavaScript tests must refuse, refused by Python too, with the same
+    fragment in a single short line (however large the sizes or names that the file holds)."""
+    bad = json.loads((reference / "reference.json").read_text())["bad_models"]
+    for file, fragment in bad.items():
+        with pytest.raises(ModelError) as refused:
+            Generator(reference / file)
+        message = str(refused.value)
+        assert fragment in message and "\n" not in message, (file, message)
+        assert len(message) - len(str(reference / file)) < MESSAGE_LIMIT, (file, len(message))
 
 
 def run_node_tests(node: str, files: list[str], reference: Path, timeout: int = 600) -> None:

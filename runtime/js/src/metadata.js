@@ -16,6 +16,16 @@ export class MetadataError extends Error {
   name = 'MetadataError';
 }
 
+const SHOWN = 60; // characters of a file's text quoted in a message: a hostile file's may be megabytes
+
+/** `text` from a file as a message quotes it: JSON-quoted, cut to SHOWN characters. */
+export function quoted(text) {
+  return JSON.stringify(text.length <= SHOWN ? text : `${text.slice(0, SHOWN - 1)}…`);
+}
+
+/** An integer with thousands separators, as Python's f"{n:,}" writes it. */
+export const grouped = (n) => n.toLocaleString('en');
+
 const INTS = ['bos', 'vocab_size', 'block_size', 'n_layer', 'n_head', 'head_dim', 'n_embd'];
 const DIGITS = /^[0-9]{1,12}$/; // plain decimal, as mgpt.runtime reads them
 // Characters no line of text holds (Python's str.splitlines breaks at each), so no token can be one.
@@ -38,7 +48,7 @@ export function strictJson(text) {
       const keys = open.at(-1);
       if (keys && text[next] === ':') { // a key, not a value
         const key = JSON.parse(text.slice(i, end + 1));
-        if (keys.has(key)) throw new SyntaxError(`a JSON object repeats a key (${JSON.stringify(key)})`);
+        if (keys.has(key)) throw new SyntaxError(`a JSON object repeats a key (${quoted(key)})`);
         keys.add(key);
       }
       i = end;
@@ -55,14 +65,15 @@ export function strictJson(text) {
 export function modelInfo(pairs) {
   const props = new Map();
   for (const [key, value] of pairs) {
-    if (props.has(key)) throw new MetadataError(`its metadata has the key ${JSON.stringify(key)} twice`);
+    if (props.has(key)) throw new MetadataError(`its metadata repeats the key ${quoted(key)}`);
     props.set(key, value);
   }
   if (props.get('format') !== FORMAT) {
     throw new MetadataError(`its metadata has no format ${JSON.stringify(FORMAT)}, so it was not written by mgpt-export`);
   }
   if (props.get('format_version') !== String(FORMAT_VERSION)) {
-    throw new MetadataError(`its format version is ${JSON.stringify(props.get('format_version') ?? null)}; this ` +
+    const version = props.get('format_version');
+    throw new MetadataError(`its format version is ${version === undefined ? 'missing' : quoted(version)}; this ` +
       `runtime reads version ${FORMAT_VERSION}: re-export it with this mgpt`);
   }
   const ints = {};
@@ -71,7 +82,7 @@ export function modelInfo(pairs) {
     for (const name of INTS) {
       const value = props.get(name);
       if (value === undefined) throw new SyntaxError(`${name} is missing`);
-      if (!DIGITS.test(value)) throw new SyntaxError(`${name} is ${JSON.stringify(value)}, not a plain positive integer`);
+      if (!DIGITS.test(value)) throw new SyntaxError(`${name} is ${quoted(value)}, not a plain positive integer`);
       ints[name] = Number(value);
     }
     if (!props.has('vocab')) throw new SyntaxError('vocab is missing');
@@ -114,7 +125,7 @@ export function checkSizes(info, fileSize) {
   const C = info.nEmbd, V = info.vocabSize;
   const floats = (2 * V + info.blockSize) * C + info.nLayer * 12 * C * C;
   if (4 * floats > fileSize) {
-    const n = (x) => x.toLocaleString('en');
+    const n = grouped;
     throw new MetadataError(`its metadata declares sizes (block_size ${n(info.blockSize)}, n_layer ${n(info.nLayer)}, ` +
       `n_embd ${n(C)}, vocab_size ${n(V)}) whose weights need ${n(4 * floats)} bytes, more than the file's ${n(fileSize)}`);
   }

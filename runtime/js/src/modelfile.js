@@ -2,7 +2,9 @@
 // (mgpt.runtime's modelfile.py). Every problem with the file becomes one ModelError whose message
 // names the file and says what is wrong.
 
-import { LOGITS, POSITION, TOKEN, MetadataError, checkSizes, modelInfo, pastNames, presentNames } from './metadata.js';
+import {
+  LOGITS, POSITION, TOKEN, MetadataError, checkSizes, grouped, modelInfo, pastNames, presentNames, quoted,
+} from './metadata.js';
 import { runInLane } from './lane.js';
 import { ProtobufError, readModel } from './protobuf.js';
 
@@ -148,6 +150,10 @@ function expectedIO(info) {
 /** What is wrong with the session's inputs and outputs for this metadata, or null. Symbolic
  * dimensions (strings) match anything; fixed ones must equal the metadata's. */
 function ioProblem(session, info) {
+  const inputs = session.inputNames.length;
+  if (info.nLayer > inputs) { // before listing the names: n_layer may say 10^12
+    return `it has ${inputs} inputs, but n_layer ${grouped(info.nLayer)} needs ${grouped(2 + 2 * info.nLayer)}`;
+  }
   const want = expectedIO(info);
   for (const [kind, expected, names, metadata] of [
     ['input', want.inputs, session.inputNames, session.inputMetadata],
@@ -155,20 +161,28 @@ function ioProblem(session, info) {
     const missing = [...expected.keys()].filter((n) => !names.includes(n));
     const extra = names.filter((n) => !expected.has(n));
     if (missing.length || extra.length) {
-      return `its ${kind}s should be ${JSON.stringify([...expected.keys()])}, it lacks ${JSON.stringify(missing)} ` +
-        `and has unexpected ${JSON.stringify(extra)}`;
+      return `its ${kind}s should be ${listed([...expected.keys()])}, it lacks ${listed(missing)} ` +
+        `and has unexpected ${listed(extra)}`;
     }
     for (const arg of metadata ?? []) { // onnxruntime-common >= 1.21 describes them
       const [type, shape] = expected.get(arg.name);
       const dims = arg.shape ?? [];
       if (!arg.isTensor || arg.type !== type || dims.length !== shape.length ||
           dims.some((d, i) => typeof d === 'number' && shape[i] !== null && d !== shape[i])) {
-        return `${kind} ${JSON.stringify(arg.name)} is ${arg.type} [${dims}], expected ${type} ` +
+        return `${kind} ${JSON.stringify(arg.name)} is ${arg.type} ${listed(dims)}, expected ${type} ` +
           `[${shape.map((d) => d ?? '?')}]`;
       }
     }
   }
   return null;
+}
+
+/** At most `most` names (or dimensions) as a message lists them, then how many more: a hostile
+ * graph may have thousands of inputs, with names of any length. */
+function listed(items, most = 6) {
+  const shown = items.slice(0, most).map((x) => (typeof x === 'string' ? quoted(x) : String(x)));
+  if (items.length > most) shown.push(`… ${grouped(items.length - most)} more`);
+  return `[${shown.join(', ')}]`;
 }
 
 /** What goes wrong in a whole rollout of one row (BOS, then the most likely token, at every position

@@ -12,6 +12,9 @@ import { Generator, ModelError } from '../src/index.js';
 import { runInLane } from '../src/lane.js';
 import { assertSamples, jsOptions, modelPath, ortWeb, reference } from './reference.js';
 
+// the longest a ModelError's message may be, beside the file's name
+const MESSAGE_LIMIT = 1000;
+
 const engines = { 'onnxruntime-node': async () => ortNode, 'onnxruntime-web': ortWeb };
 
 for (const [engine, ortOf] of Object.entries(engines)) {
@@ -163,10 +166,12 @@ describe('bad arguments throw at the call, naming the argument', async () => {
 });
 
 describe('bad model files are refused with a ModelError that names the file and the problem', () => {
+  // in one short line, whatever sizes and names the file holds (Python's test_js.py holds it to the same)
   for (const [file, fragment] of Object.entries(reference.bad_models)) {
     test(file, async () => {
-      await assert.rejects(Generator.load(modelPath(file), { ort: ortNode }),
-        (e) => e instanceof ModelError && e.message.includes(file) && e.message.includes(fragment) && !e.message.includes('\n'));
+      await assert.rejects(Generator.load(modelPath(file), { ort: ortNode }), (e) => e instanceof ModelError &&
+        e.message.includes(file) && e.message.includes(fragment) && !e.message.includes('\n') &&
+        e.message.length - modelPath(file).length < MESSAGE_LIMIT);
     });
   }
 
