@@ -7,6 +7,7 @@ Every value in ``metadata_props`` is a string; structured values are JSON.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -42,15 +43,36 @@ _INTS = ("bos", "vocab_size", "block_size", "n_layer", "n_head", "head_dim", "n_
 _DIGITS = re.compile(r"[0-9]{1,12}")  # plain decimal: int() would also take " 8", "8_0" or Arabic digits
 
 
+# how both runtimes refuse NaN, Infinity or -Infinity in metadata (metadata.js says it too)
+NOT_STANDARD_JSON = "not standard JSON; re-export the model with this mgpt, which writes it as null"
+
+
 def _strict_json(text: str):
-    """json.loads that refuses duplicate keys (which would silently keep the last)."""
+    """json.loads that refuses duplicate keys (which would silently keep the last) and NaN or
+    Infinity, which Python writes by default but standard JSON (and so JavaScript) does not take."""
     def pairs(items):
         keys = [k for k, _ in items]
         if len(set(keys)) != len(keys):
             raise ValueError(f"a JSON object repeats a key ({shown(sorted(k for k in keys if keys.count(k) > 1)[0])})")
         return dict(items)
 
-    return json.loads(text, object_pairs_hook=pairs)
+    def constant(name: str):
+        raise ValueError(f"{name} is {NOT_STANDARD_JSON}")
+
+    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+
+
+
+def _finite(value):
+    """``value`` (a training record) with every float that is not finite replaced by None, so that
+    it can be written as standard JSON: a run of 0 steps has a loss of NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _varint(data: memoryview, i: int) -> tuple[int, int]:
@@ -140,7 +162,8 @@ class ModelInfo:
         ints = {name: str(getattr(self, name)) for name in _INTS}
         return {"format": FORMAT, "format_version": str(FORMAT_VERSION), **ints,
                 "vocab": json.dumps(list(self.vocab.chars), ensure_ascii=False),
-                "training": json.dumps(self.training, ensure_ascii=False), "producer": self.producer}
+                "training": json.dumps(_finite(self.training), ensure_ascii=False, allow_nan=False),
+                "producer": self.producer}
 
     @classmethod
     def from_props(cls, props: dict[str, str]) -> "ModelInfo":

@@ -144,6 +144,9 @@ def bad_models(directory: Path) -> dict[str, str]:
     variant("block_size.onnx", props | {"block_size": "1000000000"}, "more than the file's")
     variant("block_size_9.onnx", props | {"block_size": "9"}, "its step at position 8 fails")  # wpe has 8 rows
     variant("training_twice.onnx", props | {"training": '{"steps": 1, "steps": 2}'}, "repeats a key")
+    # Python's json.dumps writes these by default; neither runtime reads them (mgpt-export writes null)
+    variant("training_nan.onnx", props | {"training": '{"steps": 0, "train_loss": NaN}'}, "NaN is not standard JSON")
+    variant("training_infinity.onnx", props | {"training": '{"val_loss": -Infinity}'}, "-Infinity is not standard JSON")
     variant("line_break.onnx", props | {"vocab": json.dumps(["\n"] + list("bcdefghijklmnopqrstuvwxyz"))},
             "line break")
     # hostile sizes and lengths: the check must refuse them before building anything that large, and
@@ -193,6 +196,17 @@ def non_finite_model(path: Path) -> Path:
     return path
 
 
+def non_finite_record_model(path: Path) -> dict:
+    """A model exported from a checkpoint whose training record has a loss of NaN (a run of 0 steps)
+    and one of infinity: both runtimes must read the record mgpt-export writes (with null for them)."""
+    ckpt = runtime_models.random_checkpoint("abc")
+    record = {"steps": 0, "train_loss": float("nan"), "val_loss": float("inf")}
+    save(path.with_suffix(".npz"), Checkpoint(ckpt.config, ckpt.vocab, ckpt.params, record))
+    export(path.with_suffix(".npz"), path)
+    path.with_suffix(".npz").unlink()
+    return {"file": path.name, "training": Generator(path).info.training}
+
+
 def write_reference(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(default_model_path(), directory / "names.onnx")
@@ -202,7 +216,8 @@ def write_reference(directory: Path) -> Path:
               # the larger shipped model (3 layers, block 16): fewer samples, to keep the tests quick
               model_reference(directory / "names-large.onnx", "ma", SAMPLE_CASES[:1] + SAMPLE_CASES[3:6])]
     reference = {"models": models, "uniforms": uniforms_reference(), "draws": draws_reference(),
-                 "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name}
+                 "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name,
+                 "non_finite_record": non_finite_record_model(directory / "nan_record.onnx")}
     path = directory / "reference.json"
     path.write_text(json.dumps(reference, ensure_ascii=False))
     return path

@@ -31,9 +31,21 @@ const DIGITS = /^[0-9]{1,12}$/; // plain decimal, as mgpt.runtime reads them
 // Characters no line of text holds (Python's str.splitlines breaks at each), so no token can be one.
 const LINE_BREAKS = new Set(['\n', '\r', '\v', '\f', '\x1c', '\x1d', '\x1e', '\x85', '\u2028', '\u2029']);
 
-/** JSON.parse that refuses an object repeating a key (JSON.parse would keep the last silently). */
+// NaN, Infinity or -Infinity standing as a value (after every string is emptied): JSON.parse refuses
+// them with a message about an unexpected token; Python's json writes and reads them by default
+const BARE_CONSTANT = /(?:^|[\s,:[])(-?(?:NaN|Infinity))(?=[\s,\]}]|$)/;
+
+/** JSON.parse that refuses an object repeating a key (JSON.parse would keep the last silently), and
+ * says so, as metadata.py does, when the text holds NaN or Infinity. */
 export function strictJson(text) {
-  const value = JSON.parse(text); // the syntax first: the scan below may then assume valid JSON
+  let value;
+  try {
+    value = JSON.parse(text); // the syntax first: the scan below may then assume valid JSON
+  } catch (e) {
+    const constant = text.replace(/"(?:[^"\\]|\\.)*"/g, '""').match(BARE_CONSTANT);
+    if (constant) throw new SyntaxError(`${constant[1]} is not standard JSON; re-export the model with this mgpt, which writes it as null`);
+    throw e;
+  }
   const open = []; // per open container: its keys for an object, null for an array
   for (let i = 0; i < text.length; i++) {
     const c = text[i];

@@ -185,6 +185,12 @@ describe('bad model files are refused with a ModelError that names the file and 
     await assert.rejects(gen.score(['z']), atPosition1);
   });
 
+  test('a record in which Python had a NaN loss loads, with null for it', async () => {
+    const { file, training } = reference.non_finite_record;
+    assert.deepEqual(training, { steps: 0, train_loss: null, val_loss: null }); // what Python reads
+    assert.deepEqual((await Generator.load(modelPath(file), { ort: ortNode })).info.training, training);
+  });
+
   test('missing files, directories and other non-regular files', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mgpt-js-'));
     try {
