@@ -68,9 +68,9 @@ def model_reference(path: Path, prefix: str, sample_cases=SAMPLE_CASES) -> dict:
             "cases": cases, "rollout": rollout(path, gen), "score": {"texts": texts, "nll": gen.score(texts)}}
 
 
-def rollout(path: Path, gen: Generator, rows: int = 3) -> dict:
-    """Python's onnxruntime logits over a whole rollout: ``rows`` rows of random tokens fed at every
-    position, each step's present cache fed back."""
+def rollout(path: Path, gen: Generator, rows: int = 128) -> dict:
+    """Python's onnxruntime logits over a whole rollout: ``rows`` rows of random tokens (BOS among
+    them) fed at every position, each step's present cache fed back."""
     info = gen.info
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     tokens = np.random.default_rng(0).integers(0, info.vocab_size, size=(gen.block_size, rows))

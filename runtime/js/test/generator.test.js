@@ -16,6 +16,10 @@ import { assertSamples, jsOptions, modelPath, ortWeb, reference } from './refere
 const MESSAGE_LIMIT = 1000;
 
 const engines = { 'onnxruntime-node': async () => ortNode, 'onnxruntime-web': ortWeb };
+// where the engine's logits are Python's to the bit (README, "What is guaranteed"), so that its samples
+// must be Python's exactly; elsewhere (wasm; names-large, whose larger products onnxruntime-node 1.30
+// rounds unlike Python's 1.32) a near-tie may go the other way: see assertSamples
+const BIT_EXACT = { 'onnxruntime-node': ['names.onnx', 'non_ascii.onnx'] };
 
 for (const [engine, ortOf] of Object.entries(engines)) {
   for (const m of reference.models) {
@@ -29,10 +33,7 @@ for (const [engine, ortOf] of Object.entries(engines)) {
         assert.equal(gen.info.nLayer, m.n_layer);
       });
 
-      // where this engine's logits are Python's to the bit, its samples must be too; elsewhere
-      // (wasm; a model whose larger products onnxruntime-node 1.30 rounds unlike Python's 1.32)
-      // a near-tie may go the other way: see assertSamples
-      const exact = worst === 0;
+      const exact = BIT_EXACT[engine]?.includes(m.file) ?? false;
       for (const batchSize of [1, 7, 4096]) {
         test(`seeded samples equal Python's at batch ${batchSize}`, async () => {
           let compared = 0;
@@ -56,9 +57,16 @@ for (const [engine, ortOf] of Object.entries(engines)) {
         }
       });
 
-      test('logits within 1e-5 of Python onnxruntime\'s over a rollout', () => {
+      test('logits within 1e-5 of Python onnxruntime\'s over a rollout of many rows', () => {
+        assert.ok(m.rollout.tokens[0].length >= 64, `${m.rollout.tokens[0].length} rows`);
         assert.ok(worst < 1e-5, `largest difference ${worst}`);
       });
+
+      if (exact) {
+        test('logits equal Python onnxruntime\'s to the bit, so samples are compared exactly', () => {
+          assert.equal(worst, 0);
+        });
+      }
 
       test('scores equal Python\'s', async () => {
         const nll = await gen.score(m.score.texts);
