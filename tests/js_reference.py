@@ -207,6 +207,16 @@ def non_finite_record_model(path: Path) -> dict:
     return {"file": path.name, "training": Generator(path).info.training}
 
 
+def newer_opset_model(path: Path, opset: int = 27) -> dict:
+    """A model of an opset that Python's onnxruntime 1.32 runs and onnxruntime 1.30's JavaScript
+    packages refuse (they run up to 26): their refusal must reach the app as its reason."""
+    ckpt = path.with_suffix(".npz")
+    save(ckpt, runtime_models.random_checkpoint("abc"))
+    export(ckpt, path, opset=opset)
+    ckpt.unlink()
+    return {"file": path.name, "opset": opset}
+
+
 def write_reference(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(default_model_path(), directory / "names.onnx")
@@ -217,7 +227,8 @@ def write_reference(directory: Path) -> Path:
               model_reference(directory / "names-large.onnx", "ma", SAMPLE_CASES[:1] + SAMPLE_CASES[3:6])]
     reference = {"models": models, "uniforms": uniforms_reference(), "draws": draws_reference(),
                  "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name,
-                 "non_finite_record": non_finite_record_model(directory / "nan_record.onnx")}
+                 "non_finite_record": non_finite_record_model(directory / "nan_record.onnx"),
+                 "newer_opset": newer_opset_model(directory / "opset27.onnx")}
     path = directory / "reference.json"
     path.write_text(json.dumps(reference, ensure_ascii=False))
     return path

@@ -127,12 +127,33 @@ export async function openModel(ort, bytes, name, sessionOptions) {
   return { session, info };
 }
 
-/** onnxruntime's message for `error`, as one line of at most 300 characters: without the C++
- * source location and function signature that its native messages begin with. */
+const REASON_CHARS = 500; // of onnxruntime's message: its opset refusal alone takes ~400
+
+/** onnxruntime's message for `error` reduced to its reason, one line of at most REASON_CHARS:
+ * without what its bindings put first (onnxruntime-web's "Can't create a session. ERROR_CODE: 1,
+ * ERROR_MESSAGE:", onnxruntime-node's "Load model from … failed:") and without the C++ source
+ * location and function signature that native messages begin with, which say nothing to the app's
+ * user and pushed the reason past the limit. */
 export function firstLine(error) {
-  const text = String(error?.message ?? error).replace(/^Load model from .*? failed:/, '')
-    .replace(/^\/onnxruntime_src\/\S+\s+[^(]*\([^)]*\)\s*/, '').trim().split('\n')[0];
-  return text.slice(0, 300) || String(error?.name ?? 'unknown error');
+  let text = String(error?.message ?? error).trim().split('\n')[0]
+    .replace(/^Load model from .*? failed:/, '')
+    .replace(/^.*?ERROR_CODE: \d+, ERROR_MESSAGE: /, '')
+    .replace(/^\[ONNXRuntimeError\] : \d+ : \w+ : /, '')
+    .trim();
+  const location = text.match(/^\S+\.(?:h|hpp|cc|cpp|c):\d+\s+/); // e.g. /onnxruntime_src/…/model_load_utils.h:46
+  if (location) text = withoutSignature(text.slice(location[0].length));
+  return text.slice(0, REASON_CHARS) || String(error?.name ?? 'unknown error');
+}
+
+/** `text` without the C++ function signature it starts with ("void onnxruntime::f(const T&, int)"):
+ * up to the parenthesis that closes the parameter list, which may hold parentheses of its own. */
+function withoutSignature(text) {
+  let depth = 0;
+  for (let i = text.indexOf('('); i >= 0 && i < text.length; i++) {
+    if (text[i] === '(') depth++;
+    else if (text[i] === ')' && --depth === 0) return text.slice(i + 1).replace(/^\s*(?:const\s+)?/, '');
+  }
+  return text;
 }
 
 /** The inputs and outputs a step graph of this shape declares: name -> [type, shape] (null: any). */

@@ -2,6 +2,7 @@
 // Python runtime: the same samples for a seed at any batch size, logits within 1e-5 over a
 // rollout, the same scores, and the documented errors for bad files and bad arguments.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +107,36 @@ async function rolloutDifference(gen, m) {
     }
   }
   return worst;
+}
+
+for (const [engine, ortOf] of Object.entries(engines)) {
+  describe(`onnxruntime's failures on ${engine}`, async () => {
+    const ort = await ortOf();
+
+    test('a newer opset is refused with onnxruntime\'s reason, less its C++ location, and the opset to export', async () => {
+      const { file, opset } = reference.newer_opset;
+      await assert.rejects(Generator.load(modelPath(file), { ort }), (e) => {
+        assert.ok(e instanceof ModelError);
+        assert.match(e.message, new RegExp(`^"[^"]*${file}" is not an ONNX model that onnxruntime can load \\(ONNX Runtime ` +
+          `only \\*guarantees\\* support .* Opset ${opset} is under development .* Current official support for domain ` +
+          'ai\\.onnx is till opset \\d+\\.\\); export it with an opset this onnxruntime runs, e\\.g\\. mgpt-export --opset 17$'));
+        assert.doesNotMatch(e.message, /ERROR_CODE|onnxruntime::|std::|\.h:\d|\/mnt\/|\/onnxruntime_src\//);
+        return true;
+      });
+    });
+
+    test('a step that fails is a ModelError, and nothing is printed', () => {
+      // another process, whose stderr (where onnxruntime-web's wasm writes directly) can be read
+      const script = `import { Generator } from './src/index.js';
+        const ort = await import('${engine}');
+        if (ort.env.wasm) ort.env.wasm.numThreads = 1;
+        await Generator.load(process.argv[1], { ort }).catch((e) => process.stdout.write(e.message));`;
+      const done = spawnSync(process.execPath, ['--input-type=module', '-e', script, modelPath('block_size_9.onnx')],
+        { cwd: new URL('..', import.meta.url), encoding: 'utf8', timeout: 60000 });
+      assert.match(done.stdout, /its step at position 8 fails in onnxruntime \(Non-zero status code returned while running Gather node/);
+      assert.equal(done.stderr, '');
+    });
+  });
 }
 
 describe('bounded memory and laziness', async () => {
