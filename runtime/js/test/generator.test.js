@@ -161,14 +161,19 @@ describe('bounded memory and laziness', async () => {
 
 describe('bad arguments throw at the call, naming the argument', async () => {
   const gen = await Generator.load(modelPath('names.onnx'), { ort: ortNode });
+  // Python's rule: a wrong type (a string, a boolean, a fraction where an integer is due) is a
+  // TypeError, a bad value of the right type a RangeError (Python's ValueError)
   const cases = [
     [{ temperature: -1 }, RangeError, /temperature/],
     [{ temperature: NaN }, RangeError, /temperature/],
-    [{ temperature: '1' }, RangeError, /temperature/],
+    [{ temperature: '1' }, TypeError, /^temperature must be a number, got string "1"$/],
+    [{ temperature: true }, TypeError, /^temperature must be a number, got boolean true$/],
     [{ topK: 0 }, RangeError, /topK/],
-    [{ topK: 2.5 }, RangeError, /topK/],
+    [{ topK: 2.5 }, TypeError, /^topK must be an integer >= 1, got number 2.5$/],
+    [{ topK: '3' }, TypeError, /^topK must be an integer >= 1, got string "3"$/],
     [{ topP: 0 }, RangeError, /topP/],
-    [{ topP: 1.5 }, RangeError, /topP/],
+    [{ topP: 1.5 }, RangeError, /^topP must be in \(0, 1\], got 1.5$/],
+    [{ topP: '0.5' }, TypeError, /topP/],
     [{ seed: 1.5 }, TypeError, /seed/],
     [{ seed: '1' }, TypeError, /seed/],
     [{ seed: 2 ** 60 }, TypeError, /safe integer/],
@@ -178,20 +183,49 @@ describe('bad arguments throw at the call, naming the argument', async () => {
     [{ prefix: 'ab', maxLength: 2 }, RangeError, /shorter than maxLength 2/],
     [{ maxLength: 9 }, RangeError, /exceeds the model's block size 8/],
     [{ maxLength: 0 }, RangeError, /maxLength/],
+    [{ maxLength: 2.5 }, TypeError, /maxLength/],
     [{ numSamples: -1 }, RangeError, /numSamples/],
-    [{ numSamples: 1.5 }, RangeError, /numSamples/],
+    [{ numSamples: 1.5 }, TypeError, /^numSamples must be an integer >= 0, got number 1.5$/],
+    [{ numSamples: 3n }, TypeError, /^numSamples must be an integer >= 0, got bigint 3n$/],
+    [{ numSamples: 2 ** 60 }, RangeError, /^numSamples must be at most 2\^53 - 1/],
     [{ batchSize: 0 }, RangeError, /batchSize/],
+    [{ batchSize: '8' }, TypeError, /batchSize/],
     [{ topk: 3 }, TypeError, /unknown option "topk"/],
   ];
   for (const [options, type, message] of cases) {
-    test(JSON.stringify(options), async () => {
+    test(JSON.stringify(options, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)), async () => {
       assert.throws(() => gen.samples(options), (e) => e instanceof type && message.test(e.message));
       await assert.rejects(gen.generate(options), (e) => e instanceof type && message.test(e.message));
     });
   }
 
+  test('options that are not one object are a TypeError saying what the method takes', async () => {
+    const takes = (method, got) => (e) => e instanceof TypeError &&
+      e.message.startsWith(`${method} takes one options object ({ `) && e.message.endsWith(`, got ${got}`);
+    for (const [value, got] of [[5, 'number 5'], ['x', 'string "x"'], [null, 'null'], [[], 'an array'], [new Map(), 'an object (Map)']]) {
+      await assert.rejects(gen.generate(value), takes('generate', got));
+      assert.throws(() => gen.samples(value), takes('samples', got));
+      assert.throws(() => gen.characters(value), takes('characters', got));
+      await assert.rejects(gen.score('emma', value), takes('score', got));
+      await assert.rejects(Generator.load(modelPath('names.onnx'), value), takes('Generator.load', got));
+    }
+    assert.equal((await gen.generate()).length, 20); // no options at all: the defaults
+    assert.equal((await gen.generate(Object.create(null))).length, 20);
+    await assert.rejects(gen.score('emma', { batch: 2 }), /^TypeError: unknown option "batch"; score's only option is batchSize$/);
+  });
+
+  test('an ort that is not onnxruntime\'s namespace is a TypeError about ort, not about the model', async () => {
+    for (const ort of [{}, { InferenceSession: {} }, 'onnxruntime-node']) {
+      await assert.rejects(Generator.load(modelPath('names.onnx'), { ort }),
+        (e) => e instanceof TypeError && /^ort must be onnxruntime's namespace \(onnxruntime-node or onnxruntime-web/.test(e.message) &&
+          e.message.includes('with InferenceSession and Tensor'));
+    }
+    await assert.rejects(Generator.load(modelPath('names.onnx'), { ort: ortNode, sessionOptions: 4 }), /^TypeError: sessionOptions must be/);
+  });
+
   test('characters and score check theirs', async () => {
     assert.throws(() => gen.characters({ index: -1 }), RangeError);
+    assert.throws(() => gen.characters({ index: 0.5 }), TypeError);
     assert.throws(() => gen.characters({ numSamples: 3 }), /unknown option "numSamples"/);
     await assert.rejects(gen.score([]), /nothing to score/);
     await assert.rejects(gen.score(['Emma']), /cannot score "Emma": characters not in the vocabulary: "E"/);
@@ -200,7 +234,8 @@ describe('bad arguments throw at the call, naming the argument', async () => {
     async function* lines() { yield 'emma'; yield 'olivia'; }
     // batch 1 and batch 2 run different float32 kernels: equal to 1e-6
     assert.ok(Math.abs((await gen.score(lines(), { batchSize: 1 })) - (await gen.score(['emma', 'olivia']))) < 1e-6);
-    await assert.rejects(gen.score(['emma'], { batchSize: 0 }), /batchSize/);
+    await assert.rejects(gen.score(['emma'], { batchSize: 0 }), RangeError);
+    await assert.rejects(gen.score(['emma'], { batchSize: 1.5 }), TypeError);
   });
 });
 
