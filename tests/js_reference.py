@@ -42,6 +42,8 @@ SAMPLE_CASES = [
     ({"temperature": 0.0}, 5, 3),
     ({"temperature": 0.0, "prefix": "PREFIX"}, 5, 2),
 ]
+# the larger shipped model (3 layers, block 16): fewer samples, to keep the tests quick
+LARGE_SAMPLE_CASES = SAMPLE_CASES[:1] + SAMPLE_CASES[3:6]
 
 
 def non_ascii_model(directory: Path) -> Path:
@@ -223,8 +225,7 @@ def write_reference(directory: Path) -> Path:
     shutil.copy(default_model_path().with_name("names-large.onnx"), directory / "names-large.onnx")
     models = [model_reference(directory / "names.onnx", "ma"),
               model_reference(non_ascii_model(directory), "γά😀"),
-              # the larger shipped model (3 layers, block 16): fewer samples, to keep the tests quick
-              model_reference(directory / "names-large.onnx", "ma", SAMPLE_CASES[:1] + SAMPLE_CASES[3:6])]
+              model_reference(directory / "names-large.onnx", "ma", LARGE_SAMPLE_CASES)]
     reference = {"models": models, "uniforms": uniforms_reference(), "draws": draws_reference(),
                  "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name,
                  "non_finite_record": non_finite_record_model(directory / "nan_record.onnx"),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from js_reference import write_reference
+from js_reference import LARGE_SAMPLE_CASES, SAMPLE_CASES, write_reference
 from mgpt.runtime import Generator, ModelError, __version__
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,6 +107,12 @@ def chromium() -> str:
 def test_page_in_chromium(node, chromium, reference, monkeypatch):
     monkeypatch.setenv("MGPT_CHROMIUM", chromium)
     run_node_tests(node, ["test/page.test.js"], reference)
+
+
+def test_readme_counts_the_samples_the_reference_holds():
+    readme = (REPO / "README.md").read_text()
+    per_model, large = (sum(count for _, _, count in cases) for cases in (SAMPLE_CASES, LARGE_SAMPLE_CASES))
+    assert f"{per_model:,} seeded samples per model ({large:,} for `names-large`)" in readme
 
 
 def test_package_version_is_mgpts():
