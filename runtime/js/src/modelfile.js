@@ -16,11 +16,11 @@ const MAX_FILE_BYTES = 2 ** 31 - 1; // protobuf's own limit for one message
 
 /**
  * The bytes of a model and the name its errors use, from a path (in Node), a URL, a Blob or File,
- * or bytes already in memory.
+ * or bytes already in memory. Whatever comes from elsewhere is refused beyond `maxBytes`.
  * @param {string | URL | Blob | ArrayBuffer | ArrayBufferView} source
  * @returns {Promise<{bytes: Uint8Array, name: string}>}
  */
-export async function readSource(source) {
+export async function readSource(source, maxBytes = MAX_FILE_BYTES) {
   if (source instanceof Uint8Array) return { bytes: source, name: 'the model bytes' };
   if (source instanceof ArrayBuffer) return { bytes: new Uint8Array(source), name: 'the model bytes' };
   if (ArrayBuffer.isView(source)) {
@@ -28,23 +28,25 @@ export async function readSource(source) {
   }
   if (typeof Blob !== 'undefined' && source instanceof Blob) {
     const name = JSON.stringify('name' in source && typeof source.name === 'string' ? source.name : 'the model blob');
-    if (source.size > MAX_FILE_BYTES) throw new ModelError(`${name} has ${source.size} bytes, more than a model can have`);
+    if (source.size > maxBytes) throw tooLarge(name, source.size);
     return { bytes: new Uint8Array(await source.arrayBuffer()), name };
   }
   const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-  if (typeof source === 'string' && isNode && !/^[a-z][a-z0-9+.-]+:/i.test(source)) return readPath(source);
+  if (typeof source === 'string' && isNode && !/^[a-z][a-z0-9+.-]+:/i.test(source)) return readPath(source, maxBytes);
   if (typeof source === 'string' || source instanceof URL) {
     const url = new URL(source, globalThis.location?.href);
     if (url.protocol === 'file:' && isNode) {
       const { fileURLToPath } = await import('node:url');
-      return readPath(fileURLToPath(url));
+      return readPath(fileURLToPath(url), maxBytes);
     }
-    return fetchUrl(url);
+    return fetchUrl(url, maxBytes);
   }
   throw new TypeError(`a model is a path, a URL, a Blob or bytes, got ${source === null ? 'null' : typeof source}`);
 }
 
-async function readPath(path) {
+const tooLarge = (name, size) => new ModelError(`${name} has ${size} bytes, more than a model can have`);
+
+async function readPath(path, maxBytes) {
   const fs = await import('node:fs/promises');
   const name = JSON.stringify(path);
   let stat;
@@ -59,7 +61,7 @@ async function readPath(path) {
   if (stat.isDirectory()) throw new ModelError(`model path ${name} is a directory; pass the .onnx file`);
   // a FIFO or a device would block or never end: only regular files are read
   if (!stat.isFile()) throw new ModelError(`model path ${name} is not a regular file; pass the .onnx file`);
-  if (stat.size > MAX_FILE_BYTES) throw new ModelError(`model file ${name} has ${stat.size} bytes, more than a model can have`);
+  if (stat.size > maxBytes) throw tooLarge(`model file ${name}`, stat.size);
   try {
     return { bytes: await fs.readFile(path), name };
   } catch (e) {
@@ -67,7 +69,9 @@ async function readPath(path) {
   }
 }
 
-async function fetchUrl(url) {
+/** A model from a URL, refused beyond `maxBytes` as a file or a Blob is: by its Content-Length when
+ * the server sends one, else (or when that lies) as soon as more has arrived. */
+async function fetchUrl(url, maxBytes) {
   const name = JSON.stringify(url.href);
   let response;
   try {
@@ -76,7 +80,37 @@ async function fetchUrl(url) {
     throw new ModelError(`model ${name} cannot be fetched (${e.message})`);
   }
   if (!response.ok) throw new ModelError(`model ${name} cannot be fetched (HTTP ${response.status})`);
-  return { bytes: new Uint8Array(await response.arrayBuffer()), name };
+  const declared = Number(response.headers.get('content-length') ?? 0);
+  if (declared > maxBytes) {
+    await response.body?.cancel();
+    throw tooLarge(`model ${name}`, declared);
+  }
+  if (!response.body) return { bytes: new Uint8Array(0), name };
+  const reader = response.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      throw new ModelError(`model ${name} cannot be fetched (${e.message})`);
+    }
+    if (chunk.done) break;
+    size += chunk.value.length;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw tooLarge(`model ${name}`, `over ${grouped(maxBytes)}`);
+    }
+    chunks.push(chunk.value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  return { bytes, name };
 }
 
 /**

@@ -3,6 +3,7 @@
 // rollout, the same scores, and the documented errors for bad files and bad arguments.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import * as ortNode from 'onnxruntime-node';
 
 import { Generator, ModelError } from '../src/index.js';
 import { runInLane } from '../src/lane.js';
+import { readSource } from '../src/modelfile.js';
 import { assertSamples, jsOptions, modelPath, ortWeb, reference } from './reference.js';
 
 // the longest a ModelError's message may be, beside the file's name
@@ -273,6 +275,35 @@ describe('bad model files are refused with a ModelError that names the file and 
       await assert.rejects(Generator.load('/dev/zero', { ort: ortNode }), /is not a regular file/);
     } finally {
       rmSync(dir, { recursive: true });
+    }
+  });
+
+  test('a model by http URL loads, and one larger than a model can be is refused as a file is', async () => {
+    const { createServer } = await import('node:http');
+    const { readFileSync } = await import('node:fs');
+    const model = readFileSync(modelPath('names.onnx'));
+    const server = createServer((request, response) => {
+      if (request.url === '/names.onnx') response.end(model);
+      else if (request.url === '/declares-3gb') response.writeHead(200, { 'content-length': '3000000000' }).write('x');
+      else { // chunked: no Content-Length to go by
+        response.write(Buffer.alloc(600));
+        response.end(Buffer.alloc(400));
+      }
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const address = `http://127.0.0.1:${server.address().port}`;
+    try {
+      assert.equal((await Generator.load(`${address}/names.onnx`, { ort: ortNode })).blockSize, 8);
+      await assert.rejects(Generator.load(`${address}/declares-3gb`, { ort: ortNode }),
+        (e) => e instanceof ModelError && e.message === `model "${address}/declares-3gb" has 3000000000 bytes, more than a model can have`);
+      // the cap is 2 GB, too large to send here: the same rule with a smaller cap, for a body without a length
+      await assert.rejects(readSource(`${address}/chunked`, 999),
+        (e) => e instanceof ModelError && e.message === `model "${address}/chunked" has over 999 bytes, more than a model can have`);
+      assert.equal((await readSource(`${address}/chunked`, 1000)).bytes.length, 1000);
+    } finally {
+      server.closeAllConnections();
+      server.close();
     }
   });
 
