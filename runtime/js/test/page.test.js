@@ -1,8 +1,7 @@
 // The page in a real browser: headless Chromium (Debian's chromium, driven by playwright-core)
 // loads it from serve.js, generates with a seed, and the names on the page must equal Python's;
 // a model picked with the file input works too, and stops a generation in progress without an error;
-// bad input shows an error line, and a screenshot
-// is checked to show more than a blank page.
+// bad input shows an error line, and a screenshot is checked to show more than a blank page.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
