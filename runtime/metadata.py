@@ -7,6 +7,7 @@ Every value in ``metadata_props`` is a string; structured values are JSON.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -30,19 +31,48 @@ class MetadataError(ValueError):
     """metadata_props that do not describe an mgpt step graph."""
 
 
+_SHOWN = 60  # characters of a file's text quoted in a message: a hostile file's may be megabytes
+
+
+def shown(text: str) -> str:
+    """``text`` from a file as a message quotes it: its repr, cut to _SHOWN characters."""
+    return repr(text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…")
+
+
 _INTS = ("bos", "vocab_size", "block_size", "n_layer", "n_head", "head_dim", "n_embd")
 _DIGITS = re.compile(r"[0-9]{1,12}")  # plain decimal: int() would also take " 8", "8_0" or Arabic digits
 
 
+# how both runtimes refuse NaN, Infinity or -Infinity in metadata (metadata.js says it too)
+NOT_STANDARD_JSON = "not standard JSON; re-export the model with this mgpt, which writes it as null"
+
+
 def _strict_json(text: str):
-    """json.loads that refuses duplicate keys (which would silently keep the last)."""
+    """json.loads that refuses duplicate keys (which would silently keep the last) and NaN or
+    Infinity, which Python writes by default but standard JSON (and so JavaScript) does not take."""
     def pairs(items):
         keys = [k for k, _ in items]
         if len(set(keys)) != len(keys):
-            raise ValueError(f"a JSON object repeats a key ({sorted(k for k in keys if keys.count(k) > 1)[0]!r})")
+            raise ValueError(f"a JSON object repeats a key ({shown(sorted(k for k in keys if keys.count(k) > 1)[0])})")
         return dict(items)
 
-    return json.loads(text, object_pairs_hook=pairs)
+    def constant(name: str):
+        raise ValueError(f"{name} is {NOT_STANDARD_JSON}")
+
+    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+
+
+
+def _finite(value):
+    """``value`` (a training record) with every float that is not finite replaced by None, so that
+    it can be written as standard JSON: a run of 0 steps has a loss of NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _varint(data: memoryview, i: int) -> tuple[int, int]:
@@ -95,7 +125,7 @@ def read_props(model_bytes: bytes) -> dict[str, str]:
                 except UnicodeDecodeError:
                     raise MetadataError("its metadata holds text that is not UTF-8") from None
         if entry[1] in props:
-            raise MetadataError(f"its metadata repeats the key {entry[1]!r}")
+            raise MetadataError(f"its metadata repeats the key {shown(entry[1])}")
         props[entry[1]] = entry[2]
     return props
 
@@ -132,20 +162,22 @@ class ModelInfo:
         ints = {name: str(getattr(self, name)) for name in _INTS}
         return {"format": FORMAT, "format_version": str(FORMAT_VERSION), **ints,
                 "vocab": json.dumps(list(self.vocab.chars), ensure_ascii=False),
-                "training": json.dumps(self.training, ensure_ascii=False), "producer": self.producer}
+                "training": json.dumps(_finite(self.training), ensure_ascii=False, allow_nan=False),
+                "producer": self.producer}
 
     @classmethod
     def from_props(cls, props: dict[str, str]) -> "ModelInfo":
         if props.get("format") != FORMAT:
             raise MetadataError(f"its metadata has no format {FORMAT!r}, so it was not written by mgpt-export")
-        if props.get("format_version") != str(FORMAT_VERSION):
-            raise MetadataError(f"its format version is {props.get('format_version')!r}; this mgpt reads "
-                                f"version {FORMAT_VERSION}: re-export it with this mgpt")
+        version = props.get("format_version")
+        if version != str(FORMAT_VERSION):
+            raise MetadataError(f"its format version is {'missing' if version is None else shown(version)}; this "
+                                f"mgpt reads version {FORMAT_VERSION}: re-export it with this mgpt")
         try:
             raw = {name: props[name] for name in _INTS}
             bad = [name for name, text in raw.items() if not _DIGITS.fullmatch(text)]
             if bad:
-                raise ValueError(f"{bad[0]} is {raw[bad[0]]!r}, not a plain positive integer")
+                raise ValueError(f"{bad[0]} is {shown(raw[bad[0]])}, not a plain positive integer")
             ints = {name: int(text) for name, text in raw.items()}
             chars = _strict_json(props["vocab"])
             if not isinstance(chars, list):

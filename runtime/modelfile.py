@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .metadata import LOGITS, POSITION, TOKEN, MetadataError, ModelInfo, past_names, present_names, read_props
+from .metadata import LOGITS, POSITION, TOKEN, MetadataError, ModelInfo, past_names, present_names, read_props, shown
 from .paths import PathError, read_input
 
 class ModelError(ValueError):
@@ -120,14 +120,24 @@ def _io_problem(session: ort.InferenceSession, info: ModelInfo) -> str | None:
         have = {arg.name: arg for arg in have}
         missing, extra = [n for n in want if n not in have], [n for n in have if n not in want]
         if missing or extra:
-            return f"its {kind}s should be {list(want)}, it lacks {missing} and has unexpected {extra}"
+            return (f"its {kind}s should be {_listed(list(want))}, it lacks {_listed(missing)} "
+                    f"and has unexpected {_listed(extra)}")
         for n, (dtype, shape) in want.items():
             arg = have[n]
             if arg.type != dtype or len(arg.shape) != len(shape) or any(
                     isinstance(got, int) and w is not None and got != w for got, w in zip(arg.shape, shape)):
-                shown = [w if w is not None else "?" for w in shape]
-                return f"{kind} {n!r} is {arg.type} {arg.shape}, expected {dtype} {shown}"
+                wanted = [w if w is not None else "?" for w in shape]
+                return f"{kind} {n!r} is {arg.type} {_listed(arg.shape)}, expected {dtype} {wanted}"
     return None
+
+
+def _listed(items: list, most: int = 6) -> str:
+    """At most ``most`` names (or dimensions) as a message lists them, then how many more: a hostile
+    graph may have thousands of inputs, with names of any length."""
+    parts = [shown(x) if isinstance(x, str) else repr(x) for x in items[:most]]
+    if len(items) > most:
+        parts.append(f"… {len(items) - most:,} more")
+    return f"[{', '.join(parts)}]"
 
 
 def first_step(info: ModelInfo) -> dict[str, np.ndarray]:

@@ -42,6 +42,8 @@ SAMPLE_CASES = [
     ({"temperature": 0.0}, 5, 3),
     ({"temperature": 0.0, "prefix": "PREFIX"}, 5, 2),
 ]
+# the larger shipped model (3 layers, block 16): fewer samples, to keep the tests quick
+LARGE_SAMPLE_CASES = SAMPLE_CASES[:1] + SAMPLE_CASES[3:6]
 
 
 def non_ascii_model(directory: Path) -> Path:
@@ -68,9 +70,9 @@ def model_reference(path: Path, prefix: str, sample_cases=SAMPLE_CASES) -> dict:
             "cases": cases, "rollout": rollout(path, gen), "score": {"texts": texts, "nll": gen.score(texts)}}
 
 
-def rollout(path: Path, gen: Generator, rows: int = 3) -> dict:
-    """Python's onnxruntime logits over a whole rollout: ``rows`` rows of random tokens fed at every
-    position, each step's present cache fed back."""
+def rollout(path: Path, gen: Generator, rows: int = 128) -> dict:
+    """Python's onnxruntime logits over a whole rollout: ``rows`` rows of random tokens (BOS among
+    them) fed at every position, each step's present cache fed back."""
     info = gen.info
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     tokens = np.random.default_rng(0).integers(0, info.vocab_size, size=(gen.block_size, rows))
@@ -137,26 +139,43 @@ def bad_models(directory: Path) -> dict[str, str]:
             "single character")
     variant("vocab_not_json.onnx", props | {"vocab": "[a, b"}, "malformed")
     variant("bos.onnx", props | {"bos": "25"}, "disagrees")
+    variant("long_key.onnx", props | {"training": '{"%s": 1, "%s": 2}' % ("k" * 100_000, "k" * 100_000)},
+            "repeats a key")
     variant("n_embd.onnx", props | {"n_head": "2", "head_dim": "8"}, "past_key_values.0.key")
     variant("n_layer.onnx", props | {"n_layer": "2"}, "lacks")
     variant("block_size.onnx", props | {"block_size": "1000000000"}, "more than the file's")
     variant("block_size_9.onnx", props | {"block_size": "9"}, "its step at position 8 fails")  # wpe has 8 rows
     variant("training_twice.onnx", props | {"training": '{"steps": 1, "steps": 2}'}, "repeats a key")
+    # Python's json.dumps writes these by default; neither runtime reads them (mgpt-export writes null)
+    variant("training_nan.onnx", props | {"training": '{"steps": 0, "train_loss": NaN}'}, "NaN is not standard JSON")
+    variant("training_infinity.onnx", props | {"training": '{"val_loss": -Infinity}'}, "-Infinity is not standard JSON")
     variant("line_break.onnx", props | {"vocab": json.dumps(["\n"] + list("bcdefghijklmnopqrstuvwxyz"))},
             "line break")
+    # hostile sizes and lengths: the check must refuse them before building anything that large, and
+    # say so in a short message
+    variant("n_layer_100000.onnx", props | {"n_layer": "100000"}, "it has 4 inputs, but n_layer 100,000 needs 200,002")
+    variant("n_layer_12_digits.onnx", props | {"n_layer": "999999999999"},
+            "n_layer 999,999,999,999 needs 2,000,000,000,000")
+    variant("long_value.onnx", props | {"n_head": "4" * 50 + "x" * 100_000}, "not a plain positive integer")
     variant("spaced_int.onnx", props | {"n_head": " 4"}, "not a plain positive integer")
     variant("not_int.onnx", props | {"n_head": "four"}, "n_head")
     duplicated = onnx.ModelProto()
     duplicated.CopyFrom(good)
     duplicated.metadata_props.add(key="vocab", value=props["vocab"])
     onnx.save(duplicated, str(directory / "duplicate.onnx"))
-    bad["duplicate.onnx"] = "twice"
+    bad["duplicate.onnx"] = "repeats the key"
     runtime_models.identity_model(directory / "identity.onnx")
     bad["identity.onnx"] = "no format"
     hollow = onnx.load(str(runtime_models.hollow_model(directory / "hollow.onnx", ckpt)))
     hollow.ir_version = 8  # what mgpt-export writes for opset 17; onnxruntime-node 1.30 reads up to 13
     onnx.save(hollow, str(directory / "hollow.onnx"))
-    bad["hollow.onnx"] = "returns logits of shape [1,3], expected [1,4]"
+    bad["hollow.onnx"] = "returns logits of shape"  # Python shows it (1, 3), JavaScript [1,3]
+    many = onnx.ModelProto()
+    many.CopyFrom(good)  # inputs that nothing reads, each with a long name
+    many.graph.input.extend(onnx.helper.make_tensor_value_info(f"{i:04}" + "x" * 300, onnx.TensorProto.FLOAT, [1])
+                            for i in range(1000))
+    onnx.save(many, str(directory / "many_inputs.onnx"))
+    bad["many_inputs.onnx"] = "has unexpected"
     (directory / "text.onnx").write_text("this is not a model\n")
     bad["text.onnx"] = "not an ONNX model"
     data = default_model_path().read_bytes()
@@ -179,16 +198,38 @@ def non_finite_model(path: Path) -> Path:
     return path
 
 
+def non_finite_record_model(path: Path) -> dict:
+    """A model exported from a checkpoint whose training record has a loss of NaN (a run of 0 steps)
+    and one of infinity: both runtimes must read the record mgpt-export writes (with null for them)."""
+    ckpt = runtime_models.random_checkpoint("abc")
+    record = {"steps": 0, "train_loss": float("nan"), "val_loss": float("inf")}
+    save(path.with_suffix(".npz"), Checkpoint(ckpt.config, ckpt.vocab, ckpt.params, record))
+    export(path.with_suffix(".npz"), path)
+    path.with_suffix(".npz").unlink()
+    return {"file": path.name, "training": Generator(path).info.training}
+
+
+def newer_opset_model(path: Path, opset: int = 27) -> dict:
+    """A model of an opset that Python's onnxruntime 1.32 runs and onnxruntime 1.30's JavaScript
+    packages refuse (they run up to 26): their refusal must reach the app as its reason."""
+    ckpt = path.with_suffix(".npz")
+    save(ckpt, runtime_models.random_checkpoint("abc"))
+    export(ckpt, path, opset=opset)
+    ckpt.unlink()
+    return {"file": path.name, "opset": opset}
+
+
 def write_reference(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(default_model_path(), directory / "names.onnx")
     shutil.copy(default_model_path().with_name("names-large.onnx"), directory / "names-large.onnx")
     models = [model_reference(directory / "names.onnx", "ma"),
               model_reference(non_ascii_model(directory), "γά😀"),
-              # the larger shipped model (3 layers, block 16): fewer samples, to keep the tests quick
-              model_reference(directory / "names-large.onnx", "ma", SAMPLE_CASES[:1] + SAMPLE_CASES[3:6])]
+              model_reference(directory / "names-large.onnx", "ma", LARGE_SAMPLE_CASES)]
     reference = {"models": models, "uniforms": uniforms_reference(), "draws": draws_reference(),
-                 "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name}
+                 "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name,
+                 "non_finite_record": non_finite_record_model(directory / "nan_record.onnx"),
+                 "newer_opset": newer_opset_model(directory / "opset27.onnx")}
     path = directory / "reference.json"
     path.write_text(json.dumps(reference, ensure_ascii=False))
     return path

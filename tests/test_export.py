@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -157,6 +158,23 @@ def test_metadata_round_trips_and_describes_the_model(name):
                               TRAINING, f"mgpt {__version__}").to_props()
     assert (model.producer_name, model.producer_version) == ("mgpt", __version__)
     assert TOKEN in model.doc_string and "past_key_values" in model.doc_string
+
+
+def test_a_record_that_is_not_finite_is_written_as_standard_json():
+    """Python's json writes NaN and Infinity, which JSON.parse (so the JavaScript runtime) refuses:
+    a run of 0 steps has a loss of NaN, and its model must load in both."""
+    nan, inf = float("nan"), float("inf")
+    ckpt = make_checkpoint()
+    record = {"steps": 0, "train_loss": nan, "history": [inf, 1.5, (-inf, 2)], "eval": {"val_loss": nan}}
+    model = build_model(Checkpoint(ckpt.config, ckpt.vocab, ckpt.params, record))
+    text = {p.key: p.value for p in model.metadata_props}["training"]
+    standard = {"steps": 0, "train_loss": None, "history": [None, 1.5, [None, 2]], "eval": {"val_loss": None}}
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} written in {text}")
+
+    assert json.loads(text, parse_constant=refuse) == standard
+    assert ModelInfo.from_props({p.key: p.value for p in model.metadata_props}).training == standard
 
 
 # ----------------------------------------------------------------------------- readability

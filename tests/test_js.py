@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from js_reference import write_reference
-from mgpt.runtime import __version__
+from js_reference import LARGE_SAMPLE_CASES, SAMPLE_CASES, write_reference
+from mgpt.runtime import Generator, ModelError, __version__
 
 REPO = Path(__file__).resolve().parents[1]
 JS = REPO / "runtime" / "js"
 NODE_TESTS = ["sampling", "protobuf", "generator", "types", "serve"]
+MESSAGE_LIMIT = 1000  # the longest a ModelError's message may be, beside the file's name (as in generator.test.js)
 
 
 def unavailable(reason: str):
@@ -65,6 +66,18 @@ def reference(tmp_path_factory) -> Path:
     return directory
 
 
+def test_python_refuses_the_reference_bad_models(reference):
+    """The bad model files that the JavaScript tests must refuse, refused by Python too, with the same
+    fragment in a single short line (however large the sizes or names that the file holds)."""
+    bad = json.loads((reference / "reference.json").read_text())["bad_models"]
+    for file, fragment in bad.items():
+        with pytest.raises(ModelError) as refused:
+            Generator(reference / file)
+        message = str(refused.value)
+        assert fragment in message and "\n" not in message, (file, message)
+        assert len(message) - len(str(reference / file)) < MESSAGE_LIMIT, (file, len(message))
+
+
 def run_node_tests(node: str, files: list[str], reference: Path, timeout: int = 600) -> None:
     # a temporary directory of the run's own: onnxruntime-node 1.30 leaves an empty
     # mat-debug-<pid>.log in TMPDIR for every process that opens a session (its telemetry SDK's
@@ -94,6 +107,12 @@ def chromium() -> str:
 def test_page_in_chromium(node, chromium, reference, monkeypatch):
     monkeypatch.setenv("MGPT_CHROMIUM", chromium)
     run_node_tests(node, ["test/page.test.js"], reference)
+
+
+def test_readme_counts_the_samples_the_reference_holds():
+    readme = (REPO / "README.md").read_text()
+    per_model, large = (sum(count for _, _, count in cases) for cases in (SAMPLE_CASES, LARGE_SAMPLE_CASES))
+    assert f"{per_model:,} seeded samples per model ({large:,} for `names-large`)" in readme
 
 
 def test_package_version_is_mgpts():

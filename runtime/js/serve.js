@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const DEFAULT_MODEL = join(HERE, '..', '..', 'models', 'names.onnx'); // the repository's shipped model
+// the repository's shipped model: there only when serve.js runs from mgpt's repository, not from an
+// installed package
+const DEFAULT_MODEL = join(HERE, '..', '..', 'models', 'names.onnx');
 const ORT_FILES = ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
@@ -29,7 +31,7 @@ function options() {
   try {
     ({ values } = parseArgs({
       options: { port: { type: 'string', default: '8000' }, host: { type: 'string', default: '127.0.0.1' },
-        model: { type: 'string', default: DEFAULT_MODEL }, help: { type: 'boolean', short: 'h' } },
+        model: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     }));
   } catch (e) {
     die(`${e.message.split('\n')[0]}; ${USAGE}`, 2);
@@ -39,14 +41,19 @@ function options() {
     process.exit(0);
   }
   if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) die(`--port must be an integer from 0 to 65535, got ${JSON.stringify(values.port)}`, 2);
+  const model = values.model ?? DEFAULT_MODEL;
   let stat;
   try {
-    stat = statSync(values.model);
+    stat = statSync(model);
   } catch {
-    die(`model file ${JSON.stringify(values.model)} does not exist; pass an .onnx written by mgpt-export with --model`, 1);
+    if (values.model === undefined) {
+      die(`the default model ${JSON.stringify(model)} (mgpt's repository's shipped one) does not exist here; ` +
+        'pass --model FILE with an .onnx written by mgpt-export', 1);
+    }
+    die(`model file ${JSON.stringify(model)} does not exist; pass an .onnx written by mgpt-export with --model`, 1);
   }
-  if (!stat.isFile()) die(`model path ${JSON.stringify(values.model)} is not a regular file; pass the .onnx file with --model`, 1);
-  return { port: Number(values.port), host: values.host, model: resolve(values.model) };
+  if (!stat.isFile()) die(`model path ${JSON.stringify(model)} is not a regular file; pass the .onnx file with --model`, 1);
+  return { port: Number(values.port), host: values.host, model: resolve(model) };
 }
 
 /** The onnxruntime-web dist folder, from the installed package. */
@@ -89,17 +96,22 @@ function serve({ port, host, model }) {
       response.writeHead(302, { location: `/web/${url.search}` }).end();
       return;
     }
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('only GET and HEAD\n');
+      return;
+    }
     const file = path === null ? null : route(path);
     let size = -1;
     try {
-      if (file && request.method === 'GET') size = statSync(file).isFile() ? statSync(file).size : -1;
+      if (file) size = statSync(file).isFile() ? statSync(file).size : -1;
     } catch { /* not found */ }
     if (size < 0) {
-      response.writeHead(request.method === 'GET' ? 404 : 405, { 'content-type': 'text/plain' }).end('not found\n');
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
     response.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': size, 'cache-control': 'no-cache' });
-    createReadStream(file).pipe(response);
+    if (request.method === 'HEAD') response.end(); // a GET's headers, without its body
+    else createReadStream(file).pipe(response);
   });
   server.on('error', (e) => {
     if (e.code === 'EADDRINUSE') die(`port ${port} on ${host} is in use; pass another with --port (0 picks a free one)`, 1);

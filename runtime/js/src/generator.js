@@ -10,7 +10,7 @@ import { runInLane } from './lane.js';
 import { LOGITS, POSITION, TOKEN, pastNames, presentNames } from './metadata.js';
 import { ModelError, firstLine, openModel, readSource } from './modelfile.js';
 import {
-  DrawScratch, checkOptions, drawOne, newSeed, positionSteps, sampleKey, seedBits, show, uniformAt,
+  DrawScratch, checkOptions, drawOne, newSeed, positionSteps, sampleKey, seedBits, show, typed, uniformAt,
 } from './sampling.js';
 import { VocabError } from './vocab.js';
 
@@ -24,6 +24,8 @@ const SESSION_OPTIONS = Object.freeze({
 });
 
 const SAMPLE_OPTIONS = ['temperature', 'topK', 'topP', 'seed', 'prefix', 'maxLength'];
+// what each method's options object holds, for the TypeError of an argument that is none
+const SAMPLES_TAKES = '{ numSamples, temperature, topK, topP, seed, prefix, maxLength, batchSize }';
 
 export class Generator {
   /**
@@ -34,8 +36,16 @@ export class Generator {
    * @param {{ort?: any, sessionOptions?: object}} [options]
    * @returns {Promise<Generator>}
    */
-  static async load(source, { ort, sessionOptions } = {}) {
+  static async load(source, options) {
+    let { ort, sessionOptions } = optionsOf('Generator.load', options, '{ ort, sessionOptions } after the source');
     ort ??= await importOrt();
+    if (typeof ort?.InferenceSession?.create !== 'function' || typeof ort.Tensor !== 'function') {
+      throw new TypeError("ort must be onnxruntime's namespace (onnxruntime-node or onnxruntime-web, e.g. " +
+        `import * as ort from 'onnxruntime-node'), with InferenceSession and Tensor; got ${show(ort)}`);
+    }
+    if (sessionOptions !== undefined && !isPlainObject(sessionOptions)) {
+      throw new TypeError(`sessionOptions must be an object of onnxruntime's session options, got ${typed(sessionOptions)}`);
+    }
     const { bytes, name } = await readSource(source);
     const { session, info } = await openModel(ort, bytes, name, { ...SESSION_OPTIONS, ...sessionOptions });
     return new Generator(ort, session, info, name);
@@ -70,9 +80,9 @@ export class Generator {
   // ------------------------------------------------------------------------- sampling
 
   /** `numSamples` samples as an array (see samples). */
-  async generate(options = {}) {
+  async generate(options) {
     const texts = [];
-    for await (const text of this.samples(options)) texts.push(text);
+    for await (const text of this.samples(optionsOf('generate', options, SAMPLES_TAKES))) texts.push(text);
     return texts;
   }
 
@@ -82,17 +92,19 @@ export class Generator {
    * the block size). With a `seed` (a bigint or a safe integer, any sign, taken mod 2^64) sample i
    * is the same whatever numSamples and batchSize, and the same as Python's. Bad options throw here.
    */
-  samples({ numSamples = 20, batchSize = DEFAULT_BATCH_SIZE, ...options } = {}) {
+  samples(options) {
+    const { numSamples = 20, batchSize = DEFAULT_BATCH_SIZE, ...rest } = optionsOf('samples', options, SAMPLES_TAKES);
     checkCount('numSamples', numSamples, 0);
     checkCount('batchSize', batchSize, 1);
-    return this.#stream(this.#plan(options, SAMPLE_OPTIONS), numSamples, batchSize);
+    return this.#stream(this.#plan(rest, SAMPLE_OPTIONS), numSamples, batchSize);
   }
 
   /** One sample, character by character as each is drawn (the prefix's first): with a `seed`,
    * sample `index` of generate. */
-  characters({ index = 0, ...options } = {}) {
+  characters(options) {
+    const { index = 0, ...rest } = optionsOf('characters', options, '{ index, temperature, topK, topP, seed, prefix, maxLength }');
     checkCount('index', index, 0);
-    return this.#characters(this.#plan(options, SAMPLE_OPTIONS), index);
+    return this.#characters(this.#plan(rest, SAMPLE_OPTIONS), index);
   }
 
   async *#characters(plan, index) {
@@ -122,7 +134,7 @@ export class Generator {
         `${maxLength != null ? 'maxLength' : 'the block size'} ${length} to leave room for a drawn character`);
     }
     if (seed !== null && typeof seed !== 'bigint' && !Number.isSafeInteger(seed)) {
-      throw new TypeError(`seed must be an integer (a bigint, or a number that is a safe integer), got ${show(seed)}`);
+      throw new TypeError(`seed must be an integer (a bigint, or a number that is a safe integer), got ${typed(seed)}`);
     }
     return {
       seed: seed === null ? newSeed() : seedBits(seed), temperature, topK, topP, prefix,
@@ -272,11 +284,14 @@ export class Generator {
    * async iterable of strings, read `batchSize` at a time, so any number streams in bounded memory),
    * each framed as in training: [BOS] + chars + [BOS], predicting at most blockSize tokens.
    */
-  async score(texts, { batchSize = DEFAULT_BATCH_SIZE } = {}) {
+  async score(texts, options) {
+    const { batchSize = DEFAULT_BATCH_SIZE, ...rest } = optionsOf('score', options, '{ batchSize } after the texts');
+    const unknown = Object.keys(rest);
+    if (unknown.length) throw new TypeError(`unknown option ${JSON.stringify(unknown[0])}; score's only option is batchSize`);
     checkCount('batchSize', batchSize, 1);
     if (typeof texts === 'string') texts = [texts];
     if (typeof texts?.[Symbol.iterator] !== 'function' && typeof texts?.[Symbol.asyncIterator] !== 'function') {
-      throw new TypeError(`texts must be a string or an iterable of strings, got ${show(texts)}`);
+      throw new TypeError(`texts must be a string or an iterable of strings, got ${typed(texts)}`);
     }
     let total = 0, count = 0, docs = [];
     const flush = async () => {
@@ -297,7 +312,7 @@ export class Generator {
 
   /** `text` as a document, cut to the block: [BOS, ...ids, BOS], at most blockSize + 1 ids. */
   #document(text) {
-    if (typeof text !== 'string') throw new TypeError(`texts must hold strings, got ${show(text)}`);
+    if (typeof text !== 'string') throw new TypeError(`texts must hold strings, got ${typed(text)}`);
     try {
       return this.vocab.encodeDocument(text).slice(0, this.blockSize + 1);
     } catch (e) {
@@ -336,10 +351,28 @@ export class Generator {
   }
 }
 
+/** Throws unless `value` is a safe integer >= minimum: a TypeError for a wrong type (1.5, "3", 3n,
+ * true), a RangeError for a bad integer, as Python's check_count raises TypeError and ValueError. */
 function checkCount(name, value, minimum) {
-  if (!Number.isSafeInteger(value) || value < minimum) {
-    throw new RangeError(`${name} must be an integer >= ${minimum}, got ${show(value)}`);
-  }
+  if (!Number.isInteger(value)) throw new TypeError(`${name} must be an integer >= ${minimum}, got ${typed(value)}`);
+  if (value < minimum) throw new RangeError(`${name} must be an integer >= ${minimum}, got ${show(value)}`);
+  if (!Number.isSafeInteger(value)) throw new RangeError(`${name} must be at most 2^53 - 1, got ${show(value)}`);
+}
+
+/** A method's options: `options` itself if it is a plain object, {} if undefined; anything else
+ * (a number, a string, null, an array) is a TypeError saying what the method takes, where it would
+ * otherwise be read as no options at all or fail on a property. */
+function optionsOf(method, options, takes) {
+  if (options === undefined) return {};
+  if (!isPlainObject(options)) throw new TypeError(`${method} takes one options object (${takes}), got ${typed(options)}`);
+  return options;
+}
+
+/** Whether `value` is an object literal (or made by Object.create(null)), not an array or an instance. */
+function isPlainObject(value) {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
 /** The onnxruntime the app installed: onnxruntime-node in Node if present, else onnxruntime-web. */

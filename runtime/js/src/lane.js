@@ -6,14 +6,17 @@
 /** @type {WeakMap<object, {busy: boolean, waiting: ((value?: unknown) => void)[]}>} */
 const lanes = new WeakMap();
 
-/** session.run(feeds), after any run of the same engine still in progress. */
+/** session.run(feeds) without log lines, after any run of the same engine still in progress. */
 export async function runInLane(ort, session, feeds) {
   let lane = lanes.get(ort);
   if (!lane) lanes.set(ort, lane = { busy: false, waiting: [] });
   if (lane.busy) await new Promise((resolve) => lane.waiting.push(resolve));
   lane.busy = true;
   try {
-    return await session.run(feeds);
+    // the run's own log threshold: onnxruntime-web prints a failing kernel's error to stderr (or the
+    // console) whatever the session's logSeverityLevel, and failures become ModelErrors anyway; a
+    // fresh object, as onnxruntime-web fills in the options' other fields
+    return await session.run(feeds, { logSeverityLevel: 4 });
   } finally {
     const next = lane.waiting.shift(); // the lane passes straight to the next run, still busy
     if (next) next();

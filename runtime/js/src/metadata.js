@@ -16,14 +16,36 @@ export class MetadataError extends Error {
   name = 'MetadataError';
 }
 
+const SHOWN = 60; // characters of a file's text quoted in a message: a hostile file's may be megabytes
+
+/** `text` from a file as a message quotes it: JSON-quoted, cut to SHOWN characters. */
+export function quoted(text) {
+  return JSON.stringify(text.length <= SHOWN ? text : `${text.slice(0, SHOWN - 1)}…`);
+}
+
+/** An integer with thousands separators, as Python's f"{n:,}" writes it. */
+export const grouped = (n) => n.toLocaleString('en');
+
 const INTS = ['bos', 'vocab_size', 'block_size', 'n_layer', 'n_head', 'head_dim', 'n_embd'];
 const DIGITS = /^[0-9]{1,12}$/; // plain decimal, as mgpt.runtime reads them
 // Characters no line of text holds (Python's str.splitlines breaks at each), so no token can be one.
 const LINE_BREAKS = new Set(['\n', '\r', '\v', '\f', '\x1c', '\x1d', '\x1e', '\x85', '\u2028', '\u2029']);
 
-/** JSON.parse that refuses an object repeating a key (JSON.parse would keep the last silently). */
+// NaN, Infinity or -Infinity standing as a value (after every string is emptied): JSON.parse refuses
+// them with a message about an unexpected token; Python's json writes and reads them by default
+const BARE_CONSTANT = /(?:^|[\s,:[])(-?(?:NaN|Infinity))(?=[\s,\]}]|$)/;
+
+/** JSON.parse that refuses an object repeating a key (JSON.parse would keep the last silently), and
+ * says so, as metadata.py does, when the text holds NaN or Infinity. */
 export function strictJson(text) {
-  const value = JSON.parse(text); // the syntax first: the scan below may then assume valid JSON
+  let value;
+  try {
+    value = JSON.parse(text); // the syntax first: the scan below may then assume valid JSON
+  } catch (e) {
+    const constant = text.replace(/"(?:[^"\\]|\\.)*"/g, '""').match(BARE_CONSTANT);
+    if (constant) throw new SyntaxError(`${constant[1]} is not standard JSON; re-export the model with this mgpt, which writes it as null`);
+    throw e;
+  }
   const open = []; // per open container: its keys for an object, null for an array
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
@@ -38,7 +60,7 @@ export function strictJson(text) {
       const keys = open.at(-1);
       if (keys && text[next] === ':') { // a key, not a value
         const key = JSON.parse(text.slice(i, end + 1));
-        if (keys.has(key)) throw new SyntaxError(`a JSON object repeats a key (${JSON.stringify(key)})`);
+        if (keys.has(key)) throw new SyntaxError(`a JSON object repeats a key (${quoted(key)})`);
         keys.add(key);
       }
       i = end;
@@ -55,14 +77,15 @@ export function strictJson(text) {
 export function modelInfo(pairs) {
   const props = new Map();
   for (const [key, value] of pairs) {
-    if (props.has(key)) throw new MetadataError(`its metadata has the key ${JSON.stringify(key)} twice`);
+    if (props.has(key)) throw new MetadataError(`its metadata repeats the key ${quoted(key)}`);
     props.set(key, value);
   }
   if (props.get('format') !== FORMAT) {
     throw new MetadataError(`its metadata has no format ${JSON.stringify(FORMAT)}, so it was not written by mgpt-export`);
   }
   if (props.get('format_version') !== String(FORMAT_VERSION)) {
-    throw new MetadataError(`its format version is ${JSON.stringify(props.get('format_version') ?? null)}; this ` +
+    const version = props.get('format_version');
+    throw new MetadataError(`its format version is ${version === undefined ? 'missing' : quoted(version)}; this ` +
       `runtime reads version ${FORMAT_VERSION}: re-export it with this mgpt`);
   }
   const ints = {};
@@ -71,7 +94,7 @@ export function modelInfo(pairs) {
     for (const name of INTS) {
       const value = props.get(name);
       if (value === undefined) throw new SyntaxError(`${name} is missing`);
-      if (!DIGITS.test(value)) throw new SyntaxError(`${name} is ${JSON.stringify(value)}, not a plain positive integer`);
+      if (!DIGITS.test(value)) throw new SyntaxError(`${name} is ${quoted(value)}, not a plain positive integer`);
       ints[name] = Number(value);
     }
     if (!props.has('vocab')) throw new SyntaxError('vocab is missing');
@@ -114,7 +137,7 @@ export function checkSizes(info, fileSize) {
   const C = info.nEmbd, V = info.vocabSize;
   const floats = (2 * V + info.blockSize) * C + info.nLayer * 12 * C * C;
   if (4 * floats > fileSize) {
-    const n = (x) => x.toLocaleString('en');
+    const n = grouped;
     throw new MetadataError(`its metadata declares sizes (block_size ${n(info.blockSize)}, n_layer ${n(info.nLayer)}, ` +
       `n_embd ${n(C)}, vocab_size ${n(V)}) whose weights need ${n(4 * floats)} bytes, more than the file's ${n(fileSize)}`);
   }

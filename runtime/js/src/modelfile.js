@@ -2,7 +2,9 @@
 // (mgpt.runtime's modelfile.py). Every problem with the file becomes one ModelError whose message
 // names the file and says what is wrong.
 
-import { LOGITS, POSITION, TOKEN, MetadataError, checkSizes, modelInfo, pastNames, presentNames } from './metadata.js';
+import {
+  LOGITS, POSITION, TOKEN, MetadataError, checkSizes, grouped, modelInfo, pastNames, presentNames, quoted,
+} from './metadata.js';
 import { runInLane } from './lane.js';
 import { ProtobufError, readModel } from './protobuf.js';
 
@@ -14,11 +16,11 @@ const MAX_FILE_BYTES = 2 ** 31 - 1; // protobuf's own limit for one message
 
 /**
  * The bytes of a model and the name its errors use, from a path (in Node), a URL, a Blob or File,
- * or bytes already in memory.
+ * or bytes already in memory. Whatever comes from elsewhere is refused beyond `maxBytes`.
  * @param {string | URL | Blob | ArrayBuffer | ArrayBufferView} source
  * @returns {Promise<{bytes: Uint8Array, name: string}>}
  */
-export async function readSource(source) {
+export async function readSource(source, maxBytes = MAX_FILE_BYTES) {
   if (source instanceof Uint8Array) return { bytes: source, name: 'the model bytes' };
   if (source instanceof ArrayBuffer) return { bytes: new Uint8Array(source), name: 'the model bytes' };
   if (ArrayBuffer.isView(source)) {
@@ -26,23 +28,25 @@ export async function readSource(source) {
   }
   if (typeof Blob !== 'undefined' && source instanceof Blob) {
     const name = JSON.stringify('name' in source && typeof source.name === 'string' ? source.name : 'the model blob');
-    if (source.size > MAX_FILE_BYTES) throw new ModelError(`${name} has ${source.size} bytes, more than a model can have`);
+    if (source.size > maxBytes) throw tooLarge(name, source.size);
     return { bytes: new Uint8Array(await source.arrayBuffer()), name };
   }
   const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-  if (typeof source === 'string' && isNode && !/^[a-z][a-z0-9+.-]+:/i.test(source)) return readPath(source);
+  if (typeof source === 'string' && isNode && !/^[a-z][a-z0-9+.-]+:/i.test(source)) return readPath(source, maxBytes);
   if (typeof source === 'string' || source instanceof URL) {
     const url = new URL(source, globalThis.location?.href);
     if (url.protocol === 'file:' && isNode) {
       const { fileURLToPath } = await import('node:url');
-      return readPath(fileURLToPath(url));
+      return readPath(fileURLToPath(url), maxBytes);
     }
-    return fetchUrl(url);
+    return fetchUrl(url, maxBytes);
   }
   throw new TypeError(`a model is a path, a URL, a Blob or bytes, got ${source === null ? 'null' : typeof source}`);
 }
 
-async function readPath(path) {
+const tooLarge = (name, size) => new ModelError(`${name} has ${size} bytes, more than a model can have`);
+
+async function readPath(path, maxBytes) {
   const fs = await import('node:fs/promises');
   const name = JSON.stringify(path);
   let stat;
@@ -57,7 +61,7 @@ async function readPath(path) {
   if (stat.isDirectory()) throw new ModelError(`model path ${name} is a directory; pass the .onnx file`);
   // a FIFO or a device would block or never end: only regular files are read
   if (!stat.isFile()) throw new ModelError(`model path ${name} is not a regular file; pass the .onnx file`);
-  if (stat.size > MAX_FILE_BYTES) throw new ModelError(`model file ${name} has ${stat.size} bytes, more than a model can have`);
+  if (stat.size > maxBytes) throw tooLarge(`model file ${name}`, stat.size);
   try {
     return { bytes: await fs.readFile(path), name };
   } catch (e) {
@@ -65,7 +69,9 @@ async function readPath(path) {
   }
 }
 
-async function fetchUrl(url) {
+/** A model from a URL, refused beyond `maxBytes` as a file or a Blob is: by its Content-Length when
+ * the server sends one, else (or when that lies) as soon as more has arrived. */
+async function fetchUrl(url, maxBytes) {
   const name = JSON.stringify(url.href);
   let response;
   try {
@@ -74,7 +80,37 @@ async function fetchUrl(url) {
     throw new ModelError(`model ${name} cannot be fetched (${e.message})`);
   }
   if (!response.ok) throw new ModelError(`model ${name} cannot be fetched (HTTP ${response.status})`);
-  return { bytes: new Uint8Array(await response.arrayBuffer()), name };
+  const declared = Number(response.headers.get('content-length') ?? 0);
+  if (declared > maxBytes) {
+    await response.body?.cancel();
+    throw tooLarge(`model ${name}`, declared);
+  }
+  if (!response.body) return { bytes: new Uint8Array(0), name };
+  const reader = response.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      throw new ModelError(`model ${name} cannot be fetched (${e.message})`);
+    }
+    if (chunk.done) break;
+    size += chunk.value.length;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw tooLarge(`model ${name}`, `over ${grouped(maxBytes)}`);
+    }
+    chunks.push(chunk.value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  return { bytes, name };
 }
 
 /**
@@ -125,12 +161,33 @@ export async function openModel(ort, bytes, name, sessionOptions) {
   return { session, info };
 }
 
-/** onnxruntime's message for `error`, as one line of at most 300 characters: without the C++
- * source location and function signature that its native messages begin with. */
+const REASON_CHARS = 500; // of onnxruntime's message: its opset refusal alone takes ~400
+
+/** onnxruntime's message for `error` reduced to its reason, one line of at most REASON_CHARS:
+ * without what its bindings put first (onnxruntime-web's "Can't create a session. ERROR_CODE: 1,
+ * ERROR_MESSAGE:", onnxruntime-node's "Load model from … failed:") and without the C++ source
+ * location and function signature that native messages begin with, which say nothing to the app's
+ * user and pushed the reason past the limit. */
 export function firstLine(error) {
-  const text = String(error?.message ?? error).replace(/^Load model from .*? failed:/, '')
-    .replace(/^\/onnxruntime_src\/\S+\s+[^(]*\([^)]*\)\s*/, '').trim().split('\n')[0];
-  return text.slice(0, 300) || String(error?.name ?? 'unknown error');
+  let text = String(error?.message ?? error).trim().split('\n')[0]
+    .replace(/^Load model from .*? failed:/, '')
+    .replace(/^.*?ERROR_CODE: \d+, ERROR_MESSAGE: /, '')
+    .replace(/^\[ONNXRuntimeError\] : \d+ : \w+ : /, '')
+    .trim();
+  const location = text.match(/^\S+\.(?:h|hpp|cc|cpp|c):\d+\s+/); // e.g. /onnxruntime_src/…/model_load_utils.h:46
+  if (location) text = withoutSignature(text.slice(location[0].length));
+  return text.slice(0, REASON_CHARS) || String(error?.name ?? 'unknown error');
+}
+
+/** `text` without the C++ function signature it starts with ("void onnxruntime::f(const T&, int)"):
+ * up to the parenthesis that closes the parameter list, which may hold parentheses of its own. */
+function withoutSignature(text) {
+  let depth = 0;
+  for (let i = text.indexOf('('); i >= 0 && i < text.length; i++) {
+    if (text[i] === '(') depth++;
+    else if (text[i] === ')' && --depth === 0) return text.slice(i + 1).replace(/^\s*(?:const\s+)?/, '');
+  }
+  return text;
 }
 
 /** The inputs and outputs a step graph of this shape declares: name -> [type, shape] (null: any). */
@@ -148,6 +205,10 @@ function expectedIO(info) {
 /** What is wrong with the session's inputs and outputs for this metadata, or null. Symbolic
  * dimensions (strings) match anything; fixed ones must equal the metadata's. */
 function ioProblem(session, info) {
+  const inputs = session.inputNames.length;
+  if (info.nLayer > inputs) { // before listing the names: n_layer may say 10^12
+    return `it has ${inputs} inputs, but n_layer ${grouped(info.nLayer)} needs ${grouped(2 + 2 * info.nLayer)}`;
+  }
   const want = expectedIO(info);
   for (const [kind, expected, names, metadata] of [
     ['input', want.inputs, session.inputNames, session.inputMetadata],
@@ -155,20 +216,28 @@ function ioProblem(session, info) {
     const missing = [...expected.keys()].filter((n) => !names.includes(n));
     const extra = names.filter((n) => !expected.has(n));
     if (missing.length || extra.length) {
-      return `its ${kind}s should be ${JSON.stringify([...expected.keys()])}, it lacks ${JSON.stringify(missing)} ` +
-        `and has unexpected ${JSON.stringify(extra)}`;
+      return `its ${kind}s should be ${listed([...expected.keys()])}, it lacks ${listed(missing)} ` +
+        `and has unexpected ${listed(extra)}`;
     }
     for (const arg of metadata ?? []) { // onnxruntime-common >= 1.21 describes them
       const [type, shape] = expected.get(arg.name);
       const dims = arg.shape ?? [];
       if (!arg.isTensor || arg.type !== type || dims.length !== shape.length ||
           dims.some((d, i) => typeof d === 'number' && shape[i] !== null && d !== shape[i])) {
-        return `${kind} ${JSON.stringify(arg.name)} is ${arg.type} [${dims}], expected ${type} ` +
+        return `${kind} ${JSON.stringify(arg.name)} is ${arg.type} ${listed(dims)}, expected ${type} ` +
           `[${shape.map((d) => d ?? '?')}]`;
       }
     }
   }
   return null;
+}
+
+/** At most `most` names (or dimensions) as a message lists them, then how many more: a hostile
+ * graph may have thousands of inputs, with names of any length. */
+function listed(items, most = 6) {
+  const shown = items.slice(0, most).map((x) => (typeof x === 'string' ? quoted(x) : String(x)));
+  if (items.length > most) shown.push(`… ${grouped(items.length - most)} more`);
+  return `[${shown.join(', ')}]`;
 }
 
 /** What goes wrong in a whole rollout of one row (BOS, then the most likely token, at every position

@@ -101,16 +101,21 @@ export function newSeed() {
   return globalThis.crypto.getRandomValues(new BigUint64Array(1))[0];
 }
 
-/** Throws a RangeError or TypeError naming the option that is outside its range. */
+/** Throws for a bad sampling option, naming it: a TypeError for a wrong type (a string, a boolean,
+ * a fraction where an integer is due), a RangeError for a bad value of the right type, as Python's
+ * check_options raises TypeError and ValueError. */
 export function checkOptions(temperature, topK, topP) {
-  if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0) {
+  if (typeof temperature !== 'number') throw new TypeError(`temperature must be a number, got ${typed(temperature)}`);
+  if (!Number.isFinite(temperature) || temperature < 0) {
     throw new RangeError(`temperature must be a finite number >= 0 (0 is greedy), got ${show(temperature)}`);
   }
-  if (topK != null && !(Number.isInteger(topK) && topK >= 1)) {
-    throw new RangeError(`topK must be an integer >= 1, got ${show(topK)}`);
+  if (topK != null) {
+    if (!Number.isInteger(topK)) throw new TypeError(`topK must be an integer >= 1, got ${typed(topK)}`);
+    if (topK < 1) throw new RangeError(`topK must be an integer >= 1, got ${show(topK)}`);
   }
-  if (topP != null && !(typeof topP === 'number' && topP > 0 && topP <= 1)) {
-    throw new RangeError(`topP must be in (0, 1], got ${show(topP)}`);
+  if (topP != null) {
+    if (typeof topP !== 'number') throw new TypeError(`topP must be a number in (0, 1], got ${typed(topP)}`);
+    if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${show(topP)}`);
   }
 }
 
@@ -118,7 +123,17 @@ export function checkOptions(temperature, topK, topP) {
 export function show(value) {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}n`;
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'function') return 'a function';
+  if (value !== null && typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`;
   return String(value);
+}
+
+/** A bad argument with its type, for a TypeError's message ("string \"3\"", "boolean true"), as
+ * Python's show type(value).__name__. */
+export function typed(value) {
+  return value === null || value === undefined || typeof value === 'object' || typeof value === 'function'
+    ? show(value) : `${typeof value} ${show(value)}`;
 }
 
 /** Scratch arrays of one vocabulary size, so that drawing allocates nothing. */

@@ -1,7 +1,7 @@
 // The page in a real browser: headless Chromium (Debian's chromium, driven by playwright-core)
 // loads it from serve.js, generates with a seed, and the names on the page must equal Python's;
-// a model picked with the file input works too, bad input shows an error line, and a screenshot
-// is checked to show more than a blank page.
+// a model picked with the file input works too, and stops a generation in progress without an error;
+// bad input shows an error line, and a screenshot is checked to show more than a blank page.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -71,6 +71,35 @@ test('a model picked with the file input is described and sampled', async () => 
   await page.setInputFiles('#model-file', modelPath('non_ascii.onnx'));
   assertSamples(await samplesAfter(3), samples.slice(0, 40), false, 'a picked model');
   assert.match(await page.textContent('#vocab'), /日 本 😀/);
+});
+
+test('a model switch or a new Generate stops the running generation, with no error shown', async () => {
+  // every status line the page shows from here on: a stopped run must not flash an error
+  await page.evaluate(() => {
+    window.statuses = [];
+    new MutationObserver(() => window.statuses.push(document.querySelector('#status').textContent))
+      .observe(document.querySelector('#status'), { childList: true, characterData: true, subtree: true });
+  });
+  const longRun = async () => {
+    await page.fill('#count', '1000000'); // minutes of work: still running when it is replaced
+    await page.click('#generate');
+    await page.waitForSelector('#samples li');
+  };
+  const { seed, samples } = names.cases[0]; // temperature 0.5, as the controls are
+  await longRun();
+  await page.fill('#count', '30');
+  await page.fill('#seed', seed);
+  await page.setInputFiles('#model-file', modelPath('names.onnx'));
+  assertSamples(await samplesAfter(4), samples.slice(0, 30), false, 'after a model switch');
+  await longRun();
+  await page.fill('#count', '25');
+  await page.click('#generate');
+  assertSamples(await samplesAfter(5), samples.slice(0, 25), false, 'after a new Generate');
+  await page.waitForTimeout(500); // a stopped run's late failure would show by now
+  assert.match(await page.textContent('#status'), /^25 samples in \d+ ms\.$/);
+  const shown = await page.evaluate(() => window.statuses);
+  assert.deepEqual(shown.filter((line) => line.startsWith('Error')), []);
+  assert.deepEqual(errors, []);
 });
 
 test('bad input is one error line on the page', async () => {

@@ -1,8 +1,11 @@
-// serve.js: one Error line and the documented exit status for bad options, and only its own files
-// served (no path escapes the served folders).
+// serve.js: one Error line and the documented exit status for bad options or a missing model, only
+// its own files served (no path escapes the served folders), to GET and HEAD.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -37,6 +40,35 @@ test('bad options: one Error line, exit status 2; a missing model or a busy port
     const done = run('--port', String(port));
     assert.equal(done.status, 1);
     assert.equal(done.stderr, `Error: port ${port} on 127.0.0.1 is in use; pass another with --port (0 picks a free one)\n`);
+  });
+});
+
+test('outside mgpt\'s repository, where the default model is missing, it says to pass --model FILE', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mgpt-serve-'));
+  try {
+    const copy = join(dir, 'node_modules', 'mgpt', 'serve.js'); // as installed: no ../../models/names.onnx
+    mkdirSync(dirname(copy), { recursive: true });
+    copyFileSync(SERVE, copy);
+    const done = spawnSync(process.execPath, [copy, '--port', '0'], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(done.status, 1);
+    assert.match(done.stderr, /^Error: the default model ".*names\.onnx" \(.*\) does not exist here; pass --model FILE with an \.onnx written by mgpt-export\n$/);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test('HEAD is answered as GET without the body; other methods are 405 with Allow', async () => {
+  await serving(async (address) => {
+    const model = new URL('/model.onnx', address);
+    const [get, head] = [await fetch(model), await fetch(model, { method: 'HEAD' })];
+    assert.equal(head.status, 200);
+    for (const header of ['content-type', 'content-length']) assert.equal(head.headers.get(header), get.headers.get(header), header);
+    assert.equal(Number(head.headers.get('content-length')), (await get.arrayBuffer()).byteLength);
+    assert.equal((await head.arrayBuffer()).byteLength, 0);
+    assert.equal((await fetch(new URL('/nope', address), { method: 'HEAD' })).status, 404);
+    const post = await fetch(model, { method: 'POST', body: 'x' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET, HEAD');
   });
 });
 

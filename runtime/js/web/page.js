@@ -12,14 +12,28 @@ ort.env.wasm.numThreads = 1; // the graph's kernels are tiny: one thread is the 
 const $ = (id) => document.getElementById(id);
 const PAGE_BATCH = 64; // samples drawn between two paints, so that they appear as they are drawn
 let generator = null;
-let running = null; // the generation in progress, stopped when another starts
+let opening = 0; // picks of a model so far: a load that a later pick overtook is dropped
+// The generation in progress, if any: `stop` asks it to end, `ended` settles once its loop has
+// left the generator (it never rejects: its error, if any, is shown or dropped inside).
+/** @type {{stop: AbortController, ended: Promise<void>} | null} */
+let running = null;
 
 function status(text, error = false) {
   $('status').textContent = text;
   $('status').classList.toggle('error', error);
 }
 
+/** Stops the generation in progress, if any, and waits until it has stopped. */
+async function stopRunning() {
+  const run = running;
+  run?.stop.abort();
+  await run?.ended;
+}
+
+/** Loads a model in place of the current one; false if a later pick took over meanwhile. */
 async function open(source) {
+  const ticket = ++opening;
+  await stopRunning(); // its samples are the old model's
   $('generate').disabled = true;
   status('Loading the model…');
   const started = performance.now();
@@ -29,11 +43,17 @@ async function open(source) {
   } finally { // a file that fails to load leaves the model before it in place
     $('generate').disabled = generator === null;
   }
+  if (ticket !== opening) {
+    await loaded.release();
+    return false;
+  }
+  await stopRunning(); // once more, for a run started while loading: the old generator must be idle to release
   await generator?.release();
   generator = loaded;
   describe(generator);
   $('generate').disabled = false;
   status(`Loaded ${generator.name} in ${Math.round(performance.now() - started)} ms.`);
+  return true;
 }
 
 function describe(gen) {
@@ -67,8 +87,26 @@ function options() {
   };
 }
 
-async function generate() {
-  const run = running = {};
+/** Starts a generation with the controls' options, after stopping the one in progress. */
+function generate() {
+  const previous = running;
+  const stop = new AbortController();
+  const ended = (async () => {
+    previous?.stop.abort();
+    await previous?.ended;
+    await draw(stop.signal);
+  })().catch((error) => {
+    if (!stop.signal.aborted) fail(error); // a stopped run's failure is no one's concern
+  }).finally(() => {
+    if (running?.stop === stop) running = null;
+  });
+  running = { stop, ended };
+  return ended;
+}
+
+/** Draws samples into the list until they are all there or `signal` says stop, which is checked
+ * between samples and between paints, so that a stopped run leaves the generator at once. */
+async function draw(signal) {
   const list = $('samples');
   list.replaceChildren();
   const started = performance.now();
@@ -76,10 +114,11 @@ async function generate() {
   const stream = generator.samples(options()); // bad options throw here, before anything is drawn
   status('Generating…');
   for await (const text of stream) {
-    if (running !== run) return; // a newer generation took over
+    if (signal.aborted) return;
     list.append(element('li', text));
     document.body.dataset.firstSample ??= String(performance.now()); // ms since navigation started
     if (++count % PAGE_BATCH === 0) await new Promise(requestAnimationFrame); // let the page paint
+    if (signal.aborted) return;
   }
   status(`${count} samples in ${Math.round(performance.now() - started)} ms.`);
   document.body.dataset.done = String(Number(document.body.dataset.done ?? 0) + 1); // for tests and scripts
@@ -89,13 +128,18 @@ function fail(error) {
   status(`Error: ${error.message}`, true);
 }
 
+/** Opens a model, then generates with it (unless a later pick took over). */
+function openAndGenerate(source) {
+  open(source).then((current) => current && generate(), fail);
+}
+
 $('controls').addEventListener('submit', (event) => {
   event.preventDefault();
-  generate().catch(fail);
+  if (generator) generate();
 });
 $('model-file').addEventListener('change', () => {
   const file = $('model-file').files[0];
-  if (file) open(file).then(generate).catch(fail);
+  if (file) openAndGenerate(file);
 });
 
 const query = new URLSearchParams(location.search);
@@ -103,4 +147,4 @@ for (const [key, id] of [['count', 'count'], ['temperature', 'temperature'], ['t
   ['prefix', 'prefix'], ['seed', 'seed']]) {
   if (query.has(key)) $(id).value = query.get(key);
 }
-open(new URL('/model.onnx', location.href)).then(generate).catch(fail);
+openAndGenerate(new URL('/model.onnx', location.href));
