@@ -221,7 +221,11 @@ def test_a_time_limit_ends_the_run_and_drives_the_schedule():
                    on_step=records.append)
     # (step counts depend on the machine's load: a stalled machine may fit only one step)
     assert result.stopped == "done" and result.steps_done == len(records) >= 1
-    assert all(r["seconds"] < limit for r in records[:-1]) and records[-1]["seconds"] >= limit  # the first step past it
+    assert [r.get("last", False) for r in records] == [False] * (len(records) - 1) + [True]
+    assert records[-1]["seconds"] >= limit  # the first step past it
+    # a record's time is taken after its evaluation, which may end past the limit: the step after
+    # it is then the last one, so only records without an evaluation must be inside the limit
+    assert all(r["seconds"] < limit for r in records[:-1] if "val_loss" not in r)
     assert "val_loss" in records[-1]  # and evaluates there
     # each step's rate is the peak times the fraction of the time left when the step began: between
     # the end of the step before and the end of this one

@@ -7,6 +7,13 @@ its own environment and BLAS settings.
 """
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ imports them
+    from .checkpoint import Checkpoint, CheckpointError, load, save
+    from .config import ConfigError, GPTConfig
+    from .data import DataError, default_data_path, read_documents
+    from .trainer import TrainOptions, TrainResult, TrainingError, evaluate, mean_nll, train
 
 _HOMES = {  # public name -> the module that defines it
     "Checkpoint": "checkpoint", "CheckpointError": "checkpoint", "load": "checkpoint", "save": "checkpoint",
