@@ -6,6 +6,7 @@ is wrong, so that a command can print it as a single line.
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import onnxruntime as ort
 
 from .metadata import LOGITS, POSITION, TOKEN, MetadataError, ModelInfo, past_names, present_names, read_props, shown
 from .paths import PathError, read_input
+
 
 class ModelError(ValueError):
     """A model file that is missing, unreadable, or not an mgpt step graph."""
@@ -76,7 +78,7 @@ def open_session(path: str | Path, threads: int = 1) -> tuple[ort.InferenceSessi
     try:  # from the bytes read: what is checked is what runs (and external data files are not followed)
         session = ort.InferenceSession(raw, options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
-        raise ModelError(f"{name!r} is not an ONNX model that onnxruntime can load ({_first_line(e)})") from None
+        raise ModelError(f"{name!r} is not an ONNX model that onnxruntime can load ({onnxruntime_reason(e)})") from None
     try:
         info = ModelInfo.from_props(read_props(raw))
     except MetadataError as e:
@@ -96,9 +98,38 @@ def open_session(path: str | Path, threads: int = 1) -> tuple[ort.InferenceSessi
     return session, info
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
+REASON_CHARS = 500  # of onnxruntime's message: its opset refusal alone takes ~400
+
+# the parts of onnxruntime's messages that say where, not what, in any order: what its bindings
+# put first ("Load model from X failed:"; onnxruntime-web's "… ERROR_CODE: 1, ERROR_MESSAGE: "), its
+# "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : " prefix, and a C++ source location
+# ("…/model_load_utils.h:56 "), after which comes the function's signature. The JavaScript
+# runtime's firstLine uses the same.
+_WHERE = re.compile(r"^(?:\s*(?:Load model from .*? failed:|.*?ERROR_CODE: \d+, ERROR_MESSAGE: "
+                    r"|\[ONNXRuntimeError\] : \d+ : \w+ : |(?P<location>\S+\.(?:h|hpp|cc|cpp|c):\d+\s)))+")
+
+
+def onnxruntime_reason(e: BaseException) -> str:
+    """onnxruntime's message reduced to its reason, one line of at most REASON_CHARS."""
+    lines = str(e).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    where = _WHERE.match(text)
+    if where:
+        text = text[where.end():].strip()
+        if where.group("location"):
+            text = _without_signature(text)
+    return text[:REASON_CHARS] or type(e).__name__
+
+
+def _without_signature(text: str) -> str:
+    """``text`` without the C++ signature it starts with ("void onnxruntime::f(const T&, int)"): up
+    to the parenthesis that closes the parameter list, which may hold parentheses of its own."""
+    start, depth = text.find("("), 0
+    for i in range(start, len(text) if start >= 0 else 0):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return re.sub(r"^\s*(?:const\s+)?", "", text[i + 1:])
+    return text
 
 
 def _io_problem(session: ort.InferenceSession, info: ModelInfo) -> str | None:
@@ -168,7 +199,7 @@ def _rollout_problem(session: ort.InferenceSession, info: ModelInfo) -> str | No
             except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
                 if run_options.terminate:
                     return f"its check (a rollout of one row) ran longer than {CHECK_SECONDS:g} s and was stopped"
-                return f"its step at position {p} fails in onnxruntime ({_first_line(e)})"
+                return f"its step at position {p} fails in onnxruntime ({onnxruntime_reason(e)})"
             want = [(1, info.vocab_size)] + [(1, info.n_head, p + 1, info.head_dim)] * (2 * info.n_layer)
             for name, array, shape in zip(names, outputs, want):
                 if not isinstance(array, np.ndarray) or array.dtype != np.float32:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .metadata import LOGITS, POSITION, TOKEN, ModelInfo, past_names, present_names
-from .modelfile import ModelError, first_step
+from .modelfile import ModelError, first_step, onnxruntime_reason
 
 
 class StepRunner:
@@ -37,8 +37,8 @@ class StepRunner:
     def failed(self, position: int, error: Exception) -> ModelError:
         """The error for a step that failed inside onnxruntime (a file that passed its checks at
         load can still fail at a later position)."""
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return ModelError(f"{str(self.path)!r} failed in onnxruntime at position {position} ({reason})")
+        return ModelError(f"{str(self.path)!r} failed in onnxruntime at position {position} "
+                          f"({onnxruntime_reason(error)})")
 
     def not_finite(self, position: int) -> ModelError:
         """The error for logits with a NaN or infinity: nothing can be drawn or scored from them."""

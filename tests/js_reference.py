@@ -46,6 +46,27 @@ SAMPLE_CASES = [
 LARGE_SAMPLE_CASES = SAMPLE_CASES[:1] + SAMPLE_CASES[3:6]
 
 
+# onnxruntime's messages as its Python and JavaScript packages word them, and the reason each runtime
+# keeps of them (mgpt.runtime's onnxruntime_reason, the JavaScript runtime's firstLine); the tests
+# of both hold them to this table
+ONNXRUNTIME_MESSAGES = {
+    "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Non-zero status code returned while running Gather node.":
+        "Non-zero status code returned while running Gather node.",
+    "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from /m/x.onnx failed:Protobuf parsing failed.":
+        "Protobuf parsing failed.",
+    "Can't create a session. ERROR_CODE: 1, ERROR_MESSAGE: /mnt/_work/1/s/onnxruntime/core/graph/"
+    "model_load_utils.h:56 void onnxruntime::model_load_utils::ValidateOpsetForDomain(const "
+    "std::unordered_map<std::basic_string<char>, int>&, const onnxruntime::logging::Logger&, bool, const "
+    "string&, int) ONNX Runtime only *guarantees* support for opsets up to 26\nsecond line":
+        "ONNX Runtime only *guarantees* support for opsets up to 26",
+    "Load model from x.onnx failed:/src/core/graph/model.cc:181 onnxruntime::Model::Model(f(a), b) const "
+    "Unsupported model IR version: 99":
+        "Unsupported model IR version: 99",
+    "a reason with (parentheses) of its own": "a reason with (parentheses) of its own",
+    "x" * 600: "x" * 500,
+}
+
+
 def non_ascii_model(directory: Path) -> Path:
     """A 2-layer model (2 heads of 8, block 12) trained for a few steps on NON_ASCII_DOCS, then
     exported (and verified) by mgpt.export.export."""
@@ -229,7 +250,8 @@ def write_reference(directory: Path) -> Path:
     reference = {"models": models, "uniforms": uniforms_reference(), "draws": draws_reference(),
                  "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name,
                  "non_finite_record": non_finite_record_model(directory / "nan_record.onnx"),
-                 "newer_opset": newer_opset_model(directory / "opset27.onnx")}
+                 "newer_opset": newer_opset_model(directory / "opset27.onnx"),
+                 "onnxruntime_messages": list(ONNXRUNTIME_MESSAGES.items())}
     path = directory / "reference.json"
     path.write_text(json.dumps(reference, ensure_ascii=False))
     return path

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 import pytest
 
+import js_reference
 import runtime_models
 from mgpt.runtime import Generator, ModelError, default_model_path, sampling, scoring, single
 from mgpt.train.data import encode
@@ -540,3 +541,10 @@ def test_numpy_integers_are_thread_counts_too(model_path):
 def test_score_of_non_strings_is_a_type_error_naming_what_it_got(gen, texts, message):
     with pytest.raises(TypeError, match=message):
         gen.score(texts)
+
+
+
+@pytest.mark.parametrize("message", js_reference.ONNXRUNTIME_MESSAGES)
+def test_onnxruntime_messages_are_reduced_to_their_reason(message):
+    from mgpt.runtime.modelfile import onnxruntime_reason
+    assert onnxruntime_reason(RuntimeError(message)) == js_reference.ONNXRUNTIME_MESSAGES[message]

@@ -163,19 +163,22 @@ export async function openModel(ort, bytes, name, sessionOptions) {
 
 const REASON_CHARS = 500; // of onnxruntime's message: its opset refusal alone takes ~400
 
-/** onnxruntime's message for `error` reduced to its reason, one line of at most REASON_CHARS:
- * without what its bindings put first (onnxruntime-web's "Can't create a session. ERROR_CODE: 1,
- * ERROR_MESSAGE:", onnxruntime-node's "Load model from … failed:") and without the C++ source
- * location and function signature that native messages begin with, which say nothing to the app's
- * user and pushed the reason past the limit. */
+/** The parts of onnxruntime's messages that say where, not what, in any order: what its bindings
+ * put first (onnxruntime-web's "Can't create a session. ERROR_CODE: 1, ERROR_MESSAGE:",
+ * onnxruntime-node's "Load model from … failed:"), the "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT :"
+ * prefix, and the C++ source location (e.g. /onnxruntime_src/…/model_load_utils.h:46) that native
+ * messages begin with, a function signature after it. Python's onnxruntime_reason uses the same. */
+const WHERE = /^(?:\s*(?:Load model from .*? failed:|.*?ERROR_CODE: \d+, ERROR_MESSAGE: |\[ONNXRuntimeError\] : \d+ : \w+ : |(\S+\.(?:h|hpp|cc|cpp|c):\d+\s)))+/;
+
+/** onnxruntime's message for `error` reduced to its reason, one line of at most REASON_CHARS: the
+ * parts above say nothing to the app's user and pushed the reason past the limit. */
 export function firstLine(error) {
-  let text = String(error?.message ?? error).trim().split('\n')[0]
-    .replace(/^Load model from .*? failed:/, '')
-    .replace(/^.*?ERROR_CODE: \d+, ERROR_MESSAGE: /, '')
-    .replace(/^\[ONNXRuntimeError\] : \d+ : \w+ : /, '')
-    .trim();
-  const location = text.match(/^\S+\.(?:h|hpp|cc|cpp|c):\d+\s+/); // e.g. /onnxruntime_src/…/model_load_utils.h:46
-  if (location) text = withoutSignature(text.slice(location[0].length));
+  let text = String(error?.message ?? error).trim().split('\n')[0].trim();
+  const where = text.match(WHERE);
+  if (where) {
+    text = text.slice(where[0].length).trim();
+    if (where[1]) text = withoutSignature(text);
+  }
   return text.slice(0, REASON_CHARS) || String(error?.name ?? 'unknown error');
 }
 

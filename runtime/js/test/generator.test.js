@@ -12,7 +12,7 @@ import * as ortNode from 'onnxruntime-node';
 
 import { Generator, ModelError } from '../src/index.js';
 import { runInLane } from '../src/lane.js';
-import { readSource } from '../src/modelfile.js';
+import { firstLine, readSource } from '../src/modelfile.js';
 import { assertSamples, jsOptions, modelPath, ortWeb, reference } from './reference.js';
 
 // the longest a ModelError's message may be, beside the file's name
@@ -110,6 +110,10 @@ async function rolloutDifference(gen, m) {
   }
   return worst;
 }
+
+test('onnxruntime\'s messages are reduced to the reasons Python keeps of them', () => {
+  for (const [message, reason] of reference.onnxruntime_messages) assert.equal(firstLine(new Error(message)), reason);
+});
 
 for (const [engine, ortOf] of Object.entries(engines)) {
   describe(`onnxruntime's failures on ${engine}`, async () => {
