@@ -88,7 +88,7 @@ def model_reference(path: Path, prefix: str, sample_cases=SAMPLE_CASES) -> dict:
     texts = gen.generate(50, seed=11, temperature=1.0) + [prefix, "", prefix * 20]
     return {"file": path.name, "block_size": gen.block_size, "chars": list(gen.vocab.chars),
             "n_layer": gen.info.n_layer, "n_head": gen.info.n_head, "head_dim": gen.info.head_dim,
-            "cases": cases, "rollout": rollout(path, gen), "score": {"texts": texts, "nll": gen.score(texts)}}
+            "training": gen.info.training, "cases": cases, "rollout": rollout(path, gen), "score": {"texts": texts, "nll": gen.score(texts)}}
 
 
 def rollout(path: Path, gen: Generator, rows: int = 128) -> dict:

@@ -48,6 +48,10 @@ test('the page generates with the seed in its address, the same names as Python'
   assertSamples(await samplesAfter(1), samples.slice(0, 100), false, 'the page'); // wasm: see assertSamples
   assert.match(await page.textContent('#status'), /^100 samples in \d+ ms\.$/);
   assert.match(await page.textContent('#shape'), /block size\s*8/);
+  assert.match(await page.textContent('#shape'), /parameters\s*4,064/); // microgpt's count
+  const { val_loss: heldOut, held_out: documents } = names.training; // as Python reads the record
+  assert.ok((await page.textContent('#shape'))
+    .includes(`held-out NLL${heldOut.toFixed(3)} nats per token on ${documents.toLocaleString('en')} documents`));
   assert.match(await page.textContent('#training'), /"steps": \d+/);
 });
 

@@ -58,10 +58,18 @@ async function open(source) {
 
 function describe(gen) {
   const { info } = gen;
+  const { val_loss: heldOut, held_out: documents } = info.training ?? {};
+  // wte and lm_head (V, C), wpe (T, C), and per layer four (C, C) attention and two (4C, C) MLP matrices
+  const parameters = (2 * info.vocabSize + info.blockSize) * info.nEmbd + 12 * info.nLayer * info.nEmbd ** 2;
   const shape = {
+    parameters: parameters.toLocaleString('en'),
     'vocabulary size': `${info.vocabSize} (${info.vocabSize - 1} characters + BOS)`,
     'block size': info.blockSize, layers: info.nLayer, heads: `${info.nHead} × ${info.headDim}`,
-    'embedding width': info.nEmbd, producer: info.producer || '—',
+    'embedding width': info.nEmbd,
+    'held-out NLL': typeof heldOut === 'number'
+      ? `${heldOut.toFixed(3)} nats per token${Number.isInteger(documents) ? ` on ${documents.toLocaleString('en')} documents` : ''}`
+      : '—',
+    producer: info.producer || '—',
   };
   $('shape').replaceChildren(...Object.entries(shape).flatMap(([k, v]) => [element('dt', k), element('dd', String(v))]));
   $('vocab').textContent = gen.vocab.chars.map((c) => JSON.stringify(c).slice(1, -1)).join(' ');
