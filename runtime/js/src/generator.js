@@ -10,7 +10,8 @@ import { runInLane } from './lane.js';
 import { LOGITS, POSITION, TOKEN, pastNames, presentNames } from './metadata.js';
 import { ModelError, firstLine, openModel, readSource } from './modelfile.js';
 import {
-  DrawScratch, checkOptions, drawOne, newSeed, positionSteps, sampleKey, seedBits, show, typed, uniformAt,
+  DrawScratch, checkOptions, cumulativeWeights, drawOne, greedy, newSeed, pick, positionSteps, sampleKey, seedBits, show,
+  typed, uniformAt,
 } from './sampling.js';
 import { VocabError } from './vocab.js';
 
@@ -66,6 +67,7 @@ export class Generator {
     }
     this.positions = Array.from({ length: info.blockSize }, (_, p) => new ort.Tensor('int64', BigInt64Array.of(BigInt(p)), []));
     this.scratch = new DrawScratch(info.vocabSize);
+    this.ids = Array.from({ length: info.vocabSize }, (_, t) => BigInt(t)); // token t as a bigint, made once
   }
 
   get vocab() { return this.info.vocab; }
@@ -214,19 +216,25 @@ export class Generator {
 
   /** Samples first..first+B-1, run together as one batch. */
   async #batch(plan, first, B, { cache, logits }) {
-    const { nHead: H, headDim: D, bos } = this.info;
-    const chars = this.vocab.chars, start = plan.context.length; // as in #tokens
-    const draws = Array.from({ length: B }, (_, r) => this.#drawer(plan, first + r));
+    const { nHead: H, headDim: D, vocabSize: V, bos } = this.info;
+    const { temperature, topK, topP, steps } = plan;
+    const chars = this.vocab.chars, ids = this.ids, scratch = this.scratch, start = plan.context.length; // as in #tokens
+    const keys = new Uint32Array(2 * B); // row r's sample key at 2r (hi) and 2r + 1 (lo); none at temperature 0
+    if (temperature > 0) for (let r = 0; r < B; r++) keys.set(sampleKey(plan.seed, first + r), 2 * r);
     const texts = new Array(B).fill(plan.prefix);
     const alive = new Int32Array(B); // alive[j]: the sample in row j
     const tokens = new BigInt64Array(B);
     let n = 0; // rows alive
-    for (let r = 0; r < B; r++) { // the first draw: every row from the prefill's logits
-      const t = draws[r](logits, 0, start - 1);
+    // the first draw: every row draws from the prefill's logits, so the running sums are summed once
+    // and only each row's uniform differs (the same sums, so the same tokens, as a draw per row)
+    const cdf = temperature > 0 ? cumulativeWeights(logits, 0, V, temperature, topK, topP, scratch) : null;
+    const greedyToken = greedy(logits, 0, V);
+    for (let r = 0; r < B; r++) {
+      const t = cdf ? pick(cdf, V, uniformAt(keys[2 * r], keys[2 * r + 1], steps, start - 1)) : greedyToken;
       if (t === bos) continue;
       texts[r] += chars[t];
       alive[n] = r;
-      tokens[n++] = BigInt(t);
+      tokens[n++] = ids[t];
     }
     let caches = cache.map((c) => { // the prefill's cache, repeated for every row alive: (n, H, P, D)
       const rows = new Float32Array(n * c.length);
@@ -245,12 +253,13 @@ export class Generator {
       const row = H * (p + 1) * D; // floats per row of a present cache
       for (let j = 0; j < n; j++) {
         const r = alive[j];
-        const t = draws[r](stepLogits, j, p);
+        const u = temperature > 0 ? uniformAt(keys[2 * r], keys[2 * r + 1], steps, p) : 0;
+        const t = drawOne(stepLogits, j, V, u, temperature, topK, topP, scratch);
         if (t === bos) continue;
         texts[r] += chars[t];
         if (kept < j) for (const c of caches) c.copyWithin(kept * row, j * row, (j + 1) * row); // compact in place
         alive[kept] = r;
-        tokens[kept++] = BigInt(t);
+        tokens[kept++] = ids[t];
       }
       if (kept < n) caches = caches.map((c) => c.subarray(0, kept * row));
       n = kept;

@@ -162,11 +162,41 @@ export class DrawScratch {
  * @returns {number} the token id
  */
 export function drawOne(logits, row, size, u, temperature, topK, topP, scratch) {
+  if (temperature === 0) return greedy(logits, row, size);
+  return pick(cumulativeWeights(logits, row, size, temperature, topK, topP, scratch), size, u);
+}
+
+/** The first most likely token of row `row` of (B, V) `logits`: the draw at temperature 0. */
+export function greedy(logits, row, size) {
   const base = row * size;
   let top = logits[base], at = 0;
   for (let i = 1; i < size; i++) if (logits[base + i] > top) { top = logits[base + i]; at = i; }
-  if (temperature === 0) return at;
-  const w = scratch.w;
+  return at;
+}
+
+/**
+ * The running sums of row `row`'s weights (temperature > 0), in scratch.w (V float64, returned):
+ * Python's cumulative(weights(...)) for one row. The last sum is the total, added in the same order
+ * as every running sum before it. A batch whose rows share logits shares these: only `pick` differs.
+ * @param {ArrayLike<number>} logits (B, V) row-major
+ * @param {number} row
+ * @param {number} size V
+ * @param {number} temperature > 0
+ * @param {number | null | undefined} topK
+ * @param {number | null | undefined} topP
+ * @param {DrawScratch} scratch
+ * @returns {Float64Array} (V) running sums, their last the total
+ */
+export function cumulativeWeights(logits, row, size, temperature, topK, topP, scratch) {
+  const base = row * size, w = scratch.w;
+  let top = logits[base];
+  for (let i = 1; i < size; i++) if (logits[base + i] > top) top = logits[base + i];
+  const plain = (topK == null || topK >= size) && (topP == null || topP >= 1);
+  if (plain) { // the common case in one pass: each weight is added to the running sum as it is made
+    let sum = 0;
+    for (let i = 0; i < size; i++) w[i] = sum += Math.exp((logits[base + i] - top) / temperature);
+    return w;
+  }
   if (topK != null && topK < size) {
     // keep the tokens whose scaled logit reaches the k-th largest (ties at the edge are all kept)
     const z = scratch.sorted;
@@ -190,12 +220,19 @@ export function drawOne(logits, row, size, u, temperature, topK, topP, scratch) 
     for (let j = 0; j < size - 1; j++) { mass += w[order[j]]; if (mass < bar) kept++; }
     for (let j = kept; j < size; j++) w[order[j]] = 0;
   }
-  let total = 0;
-  for (let i = 0; i < size; i++) total += w[i];
-  // the number of running sums <= u * total: the running sums only rise, so it is the index of the
-  // first one above (they are summed in the same order as the total, so the last is the total)
-  const bar = u * total;
-  let cdf = 0;
-  for (let i = 0; i < size; i++) if ((cdf += w[i]) > bar) return i;
+  let sum = 0;
+  for (let i = 0; i < size; i++) w[i] = sum += w[i];
+  return w;
+}
+
+/** The inverse CDF: the number of running sums `cdf` (V, from cumulativeWeights) <= u * total. They
+ * only rise, so it is the index of the first one above.
+ * @param {Float64Array} cdf
+ * @param {number} size V
+ * @param {number} u in [0, 1)
+ * @returns {number} the token id */
+export function pick(cdf, size, u) {
+  const bar = u * cdf[size - 1];
+  for (let i = 0; i < size; i++) if (cdf[i] > bar) return i;
   return size;
 }
