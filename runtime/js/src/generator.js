@@ -84,7 +84,10 @@ export class Generator {
   /** `numSamples` samples as an array (see samples). */
   async generate(options) {
     const texts = [];
-    for await (const text of this.samples(optionsOf('generate', options, SAMPLES_TAKES))) texts.push(text);
+    // a batch's samples at a time: one turn of an async iterator per sample costs 2-4 ms per 8,192 samples, ~5% at batch 1024
+    for await (const batch of this.#batches(...this.#sampling(optionsOf('generate', options, SAMPLES_TAKES)))) {
+      for (const text of batch) texts.push(text);
+    }
     return texts;
   }
 
@@ -95,10 +98,15 @@ export class Generator {
    * is the same whatever numSamples and batchSize, and the same as Python's. Bad options throw here.
    */
   samples(options) {
-    const { numSamples = 20, batchSize = DEFAULT_BATCH_SIZE, ...rest } = optionsOf('samples', options, SAMPLES_TAKES);
+    return this.#stream(...this.#sampling(optionsOf('samples', options, SAMPLES_TAKES)));
+  }
+
+  /** samples' options, checked: [plan, numSamples, batchSize]. */
+  #sampling(options) {
+    const { numSamples = 20, batchSize = DEFAULT_BATCH_SIZE, ...rest } = options;
     checkCount('numSamples', numSamples, 0);
     checkCount('batchSize', batchSize, 1);
-    return this.#stream(this.#plan(rest, SAMPLE_OPTIONS), numSamples, batchSize);
+    return [this.#plan(rest, SAMPLE_OPTIONS), numSamples, batchSize];
   }
 
   /** One sample, character by character as each is drawn (the prefix's first): with a `seed`,
@@ -166,6 +174,11 @@ export class Generator {
   }
 
   async *#stream(plan, n, batchSize) {
+    for await (const batch of this.#batches(plan, n, batchSize)) yield* batch;
+  }
+
+  /** The samples 0..n-1 of `plan`, `batchSize` at a time: each batch's as an array, as it ends. */
+  async *#batches(plan, n, batchSize) {
     if (n === 0) return;
     const prefilled = await this.#prefill(plan);
     const batch = Math.min(batchSize, n);
@@ -174,9 +187,9 @@ export class Generator {
       if (rows === 1) {
         let text = plan.prefix;
         for await (const t of this.#tokens(plan, first, prefilled)) text += this.vocab.chars[t];
-        yield text;
+        yield [text];
       } else {
-        yield* await this.#batch(plan, first, rows, prefilled);
+        yield await this.#batch(plan, first, rows, prefilled);
       }
     }
   }
