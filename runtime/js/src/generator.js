@@ -237,15 +237,29 @@ export class Generator {
     const texts = new Array(B).fill(plan.prefix);
     const alive = new Int32Array(B); // alive[j]: the sample in row j
     const tokens = new BigInt64Array(B);
+    // Rows with the same token history so far are fed the same inputs, so they normally get the same
+    // logits: a row whose logits are, bit for bit, those of the first row of its history reuses that
+    // row's running sums and draws with its own uniform (the same sums, so the same token, as summing
+    // them again). At temperature 0.5, two draws in three reuse (names, batch 1024).
+    const sums = new Float64Array(B * V); // (B, V): the running sums of row j, or of its history's first row
+    const root = new Int32Array(B); // root[j]: the first row of this step with row j's history
+    // then[q * V + t]: the next step's first row of history q followed by token t, if stamp[...] is the position
+    const then = new Int32Array(B * V), stamp = new Int32Array(B * V).fill(-1);
+    const follow = (q, t, p, j) => {
+      const at = q * V + t;
+      if (stamp[at] !== p) { stamp[at] = p; then[at] = j; }
+      return then[at];
+    };
     let n = 0; // rows alive
-    // the first draw: every row draws from the prefill's logits, so the running sums are summed once
-    // and only each row's uniform differs (the same sums, so the same tokens, as a draw per row)
+    // the first draw: every row draws from the prefill's logits (one history), so their running sums
+    // are summed once and only each row's uniform differs
     const cdf = temperature > 0 ? cumulativeWeights(logits, 0, V, temperature, topK, topP, scratch) : null;
     const greedyToken = greedy(logits, 0, V);
     for (let r = 0; r < B; r++) {
-      const t = cdf ? pick(cdf, V, uniformAt(keys[2 * r], keys[2 * r + 1], steps, start - 1)) : greedyToken;
+      const t = cdf ? pick(cdf, 0, V, uniformAt(keys[2 * r], keys[2 * r + 1], steps, start - 1)) : greedyToken;
       if (t === bos) continue;
       texts[r] += chars[t];
+      root[n] = follow(0, t, start - 1, n);
       alive[n] = r;
       tokens[n++] = ids[t];
     }
@@ -260,17 +274,24 @@ export class Generator {
       feeds[POSITION] = this.positions[p];
       this.past.forEach((name, j) => { feeds[name] = new this.ort.Tensor('float32', caches[j], [n, H, p, D]); });
       const out = await this.#run(feeds, p, n);
-      const stepLogits = out[LOGITS].data;
+      const stepLogits = out[LOGITS].data, bits = new Int32Array(stepLogits.buffer, stepLogits.byteOffset, n * V);
       let kept = 0;
       caches = this.present.map((name) => out[name].data);
       const row = H * (p + 1) * D; // floats per row of a present cache
-      for (let j = 0; j < n; j++) {
-        const r = alive[j];
-        const u = temperature > 0 ? uniformAt(keys[2 * r], keys[2 * r + 1], steps, p) : 0;
-        const t = drawOne(stepLogits, j, V, u, temperature, topK, topP, scratch);
+      for (let j = 0; j < n; j++) { // rows are only moved down, so root[kept] and alive[kept] are read already
+        const r = alive[j], q = root[j];
+        let t;
+        if (temperature > 0) {
+          const from = q < j && sameRow(bits, q, j, V) ? q : j;
+          if (from === j) sums.set(cumulativeWeights(stepLogits, j, V, temperature, topK, topP, scratch), j * V);
+          t = pick(sums, from, V, uniformAt(keys[2 * r], keys[2 * r + 1], steps, p));
+        } else {
+          t = greedy(stepLogits, j, V);
+        }
         if (t === bos) continue;
         texts[r] += chars[t];
         if (kept < j) for (const c of caches) c.copyWithin(kept * row, j * row, (j + 1) * row); // compact in place
+        root[kept] = follow(q, t, p, kept);
         alive[kept] = r;
         tokens[kept++] = ids[t];
       }
@@ -371,6 +392,12 @@ export class Generator {
     }
     return [total, count];
   }
+}
+
+/** Whether rows a and b of (B, V) `bits` (logits' bits as int32) are equal. */
+function sameRow(bits, a, b, size) {
+  for (let i = 0, x = a * size, y = b * size; i < size; i++) if (bits[x + i] !== bits[y + i]) return false;
+  return true;
 }
 
 /** Throws unless `value` is a safe integer >= minimum: a TypeError for a wrong type (1.5, "3", 3n,

@@ -163,7 +163,7 @@ export class DrawScratch {
  */
 export function drawOne(logits, row, size, u, temperature, topK, topP, scratch) {
   if (temperature === 0) return greedy(logits, row, size);
-  return pick(cumulativeWeights(logits, row, size, temperature, topK, topP, scratch), size, u);
+  return pick(cumulativeWeights(logits, row, size, temperature, topK, topP, scratch), 0, size, u);
 }
 
 /** The first most likely token of row `row` of (B, V) `logits`: the draw at temperature 0. */
@@ -225,14 +225,16 @@ export function cumulativeWeights(logits, row, size, temperature, topK, topP, sc
   return w;
 }
 
-/** The inverse CDF: the number of running sums `cdf` (V, from cumulativeWeights) <= u * total. They
- * only rise, so it is the index of the first one above.
- * @param {Float64Array} cdf
+/** The inverse CDF: the number of running sums in row `row` of (B, V) `cdf` (each row as
+ * cumulativeWeights makes them) that are <= u * total. They only rise, so it is the index of the
+ * first one above.
+ * @param {Float64Array} cdf (B, V) row-major
+ * @param {number} row
  * @param {number} size V
  * @param {number} u in [0, 1)
  * @returns {number} the token id */
-export function pick(cdf, size, u) {
-  const bar = u * cdf[size - 1];
-  for (let i = 0; i < size; i++) if (cdf[i] > bar) return i;
+export function pick(cdf, row, size, u) {
+  const base = row * size, bar = u * cdf[base + size - 1];
+  for (let i = 0; i < size; i++) if (cdf[base + i] > bar) return i;
   return size;
 }
