@@ -278,6 +278,7 @@ export class Generator {
       let kept = 0;
       caches = this.present.map((name) => out[name].data);
       const row = H * (p + 1) * D; // floats per row of a present cache
+      let run = 0; // rows run..j-1 are kept: their cache rows move down as one block when a row ends
       for (let j = 0; j < n; j++) { // rows are only moved down, so root[kept] and alive[kept] are read already
         const r = alive[j], q = root[j];
         let t;
@@ -288,13 +289,17 @@ export class Generator {
         } else {
           t = greedy(stepLogits, j, V);
         }
-        if (t === bos) continue;
+        if (t === bos) {
+          moveDown(caches, row, run, j, kept);
+          run = j + 1;
+          continue;
+        }
         texts[r] += chars[t];
-        if (kept < j) for (const c of caches) c.copyWithin(kept * row, j * row, (j + 1) * row); // compact in place
         root[kept] = follow(q, t, p, kept);
         alive[kept] = r;
         tokens[kept++] = ids[t];
       }
+      moveDown(caches, row, run, n, kept);
       if (kept < n) caches = caches.map((c) => c.subarray(0, kept * row));
       n = kept;
     }
@@ -392,6 +397,13 @@ export class Generator {
     }
     return [total, count];
   }
+}
+
+/** Compaction in place: rows from..to-1 of each (B, ...) cache (`row` floats a row), the rows kept
+ * since the last that ended, move down as one block to end before row `end`, the count kept so far. */
+function moveDown(caches, row, from, to, end) {
+  const at = end - (to - from);
+  if (at < from) for (const c of caches) c.copyWithin(at * row, from * row, to * row);
 }
 
 /** Whether rows a and b of (B, V) `bits` (logits' bits as int32) are equal. */
