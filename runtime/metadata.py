@@ -62,16 +62,16 @@ def _strict_json(text: str):
     return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
 
 
-
-def _finite(value):
-    """``value`` (a training record) with every float that is not finite replaced by None, so that
-    it can be written as standard JSON: a run of 0 steps has a loss of NaN."""
+def finite_json(value):
+    """``value`` (JSON-like: dicts, lists, numbers, strings) with every NaN or infinity made None.
+    Python's json writes them as NaN and Infinity, which are not JSON: a JavaScript app reading the
+    record would fail on them (a run of 0 steps has no train loss). The checkpoint's meta uses it too."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [finite_json(v) for v in value]
     return value
 
 
@@ -162,7 +162,7 @@ class ModelInfo:
         ints = {name: str(getattr(self, name)) for name in _INTS}
         return {"format": FORMAT, "format_version": str(FORMAT_VERSION), **ints,
                 "vocab": json.dumps(list(self.vocab.chars), ensure_ascii=False),
-                "training": json.dumps(_finite(self.training), ensure_ascii=False, allow_nan=False),
+                "training": json.dumps(finite_json(self.training), ensure_ascii=False, allow_nan=False),
                 "producer": self.producer}
 
     @classmethod

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
+from mgpt.runtime.metadata import finite_json
 from mgpt.runtime.paths import PathError, read_input
 from mgpt.runtime.vocab import Vocab, VocabError
 
@@ -44,19 +44,6 @@ class Checkpoint:
     def meta(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "config": self.config.to_dict(),
                 "vocab": list(self.vocab.chars), "bos": self.vocab.bos, "training": self.training}
-
-
-def finite_json(value):
-    """``value`` (JSON-like: dicts, lists, numbers, strings) with every NaN or infinity made None.
-    Python's json writes them as NaN and Infinity, which are not JSON: a JavaScript app reading the
-    exported model's training record would fail on them (a run of 0 steps has no train loss)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    return value
 
 
 def _arrays(ckpt: Checkpoint) -> dict[str, np.ndarray]:
