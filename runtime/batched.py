@@ -1,9 +1,14 @@
-"""The batched sampling loop: a set of samples started together, one step of the graph per position.
+"""The batched sampling loop: rows advanced together, one step of the graph per position.
 
-Shapes: B rows in the batch, V vocabulary entries, L positions of a sample.
+Shapes: B rows in the batch, V vocabulary entries, L the block size, H heads, P cached positions,
+D head_dim.
 
-All rows of a batch share the position. Rows that draw BOS end and leave the batch (their cache rows
-too), so later steps cost only the rows still running.
+The graph takes one position per step, so the rows of a step share it. A ``Batch`` holds rows at
+one position: the samples of one plan (``sample_rows``, the Generator's batches) or of several
+(the server's requests, joined into one batch when they reach the same position). ``Batch.step``
+is one position for all of them: feed and run the graph, draw each row's token, drop the rows
+that ended (their cache rows too), so later steps cost only the rows still running. Each row's
+draw depends on its own logits and uniforms only, so a sample is the same in any batch.
 """
 
 from __future__ import annotations
@@ -17,40 +22,194 @@ from .runner import StepRunner
 from .vocab import Vocab
 
 
-def sample_rows(runner: StepRunner, plan: Plan, rows: np.ndarray) -> list[str]:
-    """The samples of ``rows`` (sample indices, at least two), run together as one batch."""
-    start, length, bos = plan.start, plan.length, runner.info.bos
-    B = len(rows)
-    # per position, one entry per row: u[p, r] the uniform, drawn[p, r] the token drawn (BOS after the end)
-    u = sampling.uniforms(plan.seed, rows, length).T.copy() if plan.temperature > 0 else np.zeros((length, B))
-    drawn = np.full((length, B), bos, dtype=np.int64)
-    alive = np.arange(B)  # which of the batch's rows are still running
-    columns = np.repeat(plan.logits[:, None], B, axis=1)  # (V, B): the first draw's, the same for every row
-    feed, cache = {}, plan.cache  # one row (the context's) until the first draw, then one per row alive
-    for p in range(start, length):
-        if p > start:
+class Part:
+    """Samples of one plan that start together (sample ``indices``): a Batch draws their tokens
+    and hands them here once all have ended. This class keeps them for ``texts``; the server's
+    subclass answers its requests (and, with ``streams`` set, hears every step)."""
+
+    streams = False  # True: the batch calls ``drew`` after every step with the part's tokens
+
+    def __init__(self, plan: Plan, indices: np.ndarray, vocab: Vocab):
+        self.plan, self.indices, self.vocab = plan, np.asarray(indices, dtype=np.int64), vocab
+        self.size = len(self.indices)  # its rows still in a batch
+        self.key = (plan.temperature, plan.top_k, plan.top_p)  # parts with equal keys draw in one call
+        self.drawn = None  # (L, n) the samples' tokens by position once they have all ended
+
+    def drew(self, slots: np.ndarray, tokens: np.ndarray, position: int) -> None:
+        """The tokens drawn at ``position`` for the rows still going (``slots``: their samples'
+        places 0..n-1 in the part). BOS ends a row, and so does the plan's last position (after
+        its token). Called only when ``streams`` is set."""
+
+    def finished(self, drawn: np.ndarray) -> None:
+        """All rows ended: (L, n) their tokens by position, BOS from each sample's end on (a view
+        into the batch's arrays: copy what you keep beyond this call)."""
+        self.drawn = drawn[: self.plan.length].copy()
+
+    def texts(self) -> list[str]:
+        """Every sample of the part (once all its rows have ended): the prefix and what was drawn."""
+        plan = self.plan
+        texts = decode(self.vocab, self.drawn[plan.start:].T)
+        return [plan.prefix + text for text in texts] if plan.prefix else texts
+
+
+class Batch:
+    """Rows at one position, the rows of each part together and in order. A new batch holds its
+    part's first draws, from the plan's logits (no graph run: the plan fed the context); each
+    ``step`` draws one position and leaves the rows still going at the next. ``len`` is the rows
+    left; a batch with none is done. Not thread-safe: one thread steps a batch.
+
+    The uniforms and drawn tokens are kept per sample, one column each, (L, N) for all N samples
+    the batch was given; ``alive`` (B,) names the column of each row still going.
+    """
+
+    __slots__ = ("runner", "position", "parts", "columns", "lasts", "streams", "alive", "u", "drawn", "token", "cache",
+                 "logits", "expand", "feed")
+
+    def __init__(self, runner: StepRunner, part: Part):
+        plan, B = part.plan, part.size
+        self.runner, self.parts, self.position = runner, [part], plan.start
+        self.columns = [0]  # each part's first sample column
+        self.lasts = {plan.length - 1}  # the parts' last positions: every row still going there ends
+        self.streams = part.streams
+        self.alive = np.arange(B)
+        self.u = (sampling.uniforms(plan.seed, part.indices, plan.length).T.copy() if plan.temperature > 0
+                  else np.zeros((plan.length, B)))  # (L, N) each sample's uniform at each position
+        self.drawn = np.full((plan.length, B), runner.info.bos, dtype=np.int64)  # (L, N) tokens, BOS after the end
+        self.token = None  # (B,) the next step's input tokens, once the first draws are made
+        # before the first draws: one cache row and one logits row per part (its context's), and
+        # expand (B,) the part of each row; after them, the cache has a row per row
+        self.cache = list(plan.cache)  # per layer keys and values, (parts or B, H, P, D)
+        self.logits = plan.logits[None, :]  # (parts, V), or None once drawn
+        self.expand = np.zeros(B, dtype=np.int64)
+        self.feed = {}
+
+    def __len__(self) -> int:
+        return len(self.alive)
+
+    @property
+    def fresh(self) -> bool:
+        """True until the first draws: such a batch joins only another fresh one at its position."""
+        return self.logits is not None
+
+    def join(self, other: Batch) -> None:
+        """Take ``other``'s rows (at the same position, both fresh or neither) after this batch's."""
+        assert other.position == self.position and other.fresh == self.fresh, "batches at different stages"
+        if self.fresh:
+            self.expand = np.concatenate([self.expand, other.expand + len(self.logits)])
+            self.logits = np.concatenate([self.logits, other.logits])
+        else:
+            self.token = np.concatenate([self.token, other.token])
+        self.cache = [np.concatenate(pair) for pair in zip(self.cache, other.cache)]
+        width = self.u.shape[1]
+        self.alive = np.concatenate([self.alive, other.alive + width])
+        self.u = _side_by_side(self.u, other.u, 0.0)
+        self.drawn = _side_by_side(self.drawn, other.drawn, self.runner.info.bos)
+        self.parts += other.parts
+        self.columns += [c + width for c in other.columns]
+        self.lasts |= other.lasts
+        self.streams |= other.streams
+
+    def step(self) -> None:
+        """One position for every row: run the graph (unless these are the first draws), draw,
+        tell the parts, drop the rows that ended."""
+        runner, p, alive, fresh = self.runner, self.position, self.alive, self.logits is not None
+        if fresh:
+            columns = self.logits.T.take(self.expand, axis=1)  # (V, B) each row's plan's logits
+        else:
+            feed = self.feed
             feed[POSITION] = runner.positions[p]
-            logits, *cache = runner.run(feed)
+            feed[TOKEN] = self.token
+            feed.update(zip(runner.past, self.cache))
+            logits, *self.cache = runner.run(feed)
             columns = logits.T
         try:
-            token = sampling.draw(columns, u[p, alive], plan.temperature, plan.top_k, plan.top_p)
+            token = self._draw(columns, p)
         except sampling.LogitsError:
             raise runner.not_finite(p) from None
-        drawn[p, alive] = token
-        going = token != bos
-        if not going.all():  # drop ended rows from the batch and its cache
+        self.drawn[p, alive] = token
+        going = token != runner.info.bos
+        if p in self.lasts:  # the parts whose last position this is end all their rows
+            for part, lo, hi in self._ranges():
+                if part.plan.length - 1 == p:
+                    going[lo:hi] = False
+        if self.streams:
+            for (part, lo, hi), first in zip(self._ranges(), self.columns):
+                if part.streams:
+                    part.drew(alive[lo:hi] - first, token[lo:hi], p)
+        keep = None
+        if not going.all():
             keep = np.flatnonzero(going)  # take() with indices copies 2.4x faster than a boolean mask
-            if not keep.size:
-                break
-            alive, token = alive.take(keep), token.take(keep)
-            if p > start:
-                cache = [c.take(keep, axis=0) for c in cache]
-        if p == start:  # the context's cache, repeated for the rows that did not end at once
-            cache = [np.repeat(c, len(alive), axis=0) for c in cache]
-        feed[TOKEN] = token
-        feed.update(zip(runner.past, cache))
-    texts = decode(runner.info.vocab, drawn[start:].T)
-    return [plan.prefix + text for text in texts] if plan.prefix else texts
+            self._end(going, len(going) - len(keep))
+            self.alive, token = alive.take(keep), token.take(keep)
+        if fresh:  # the context's cache, repeated for the rows that go on
+            rows = self.expand if keep is None else self.expand.take(keep)
+            self.cache = [c.take(rows, axis=0) for c in self.cache]
+            self.logits = self.expand = None
+        elif keep is not None:
+            self.cache = [c.take(keep, axis=0) for c in self.cache]
+        self.token, self.position = token, p + 1
+
+    def _ranges(self):
+        """(part, lo, hi) for each part: its rows are lo..hi-1."""
+        lo = 0
+        for part in self.parts:
+            yield part, lo, lo + part.size
+            lo += part.size
+
+    def _draw(self, columns: np.ndarray, p: int) -> np.ndarray:
+        """(B,) tokens for (V, B) logits at position ``p``: one draw per distinct set of options."""
+        parts, u = self.parts, self.u[p].take(self.alive)
+        key = parts[0].key
+        if len(parts) == 1 or all(part.key == key for part in parts):
+            return sampling.draw(columns, u, *key)
+        groups: dict[tuple, list[np.ndarray]] = {}
+        for part, lo, hi in self._ranges():
+            groups.setdefault(part.key, []).append(np.arange(lo, hi))
+        token = np.empty(len(self), dtype=np.int64)
+        for key, ranges in groups.items():
+            rows = np.concatenate(ranges)
+            token[rows] = sampling.draw(columns.take(rows, axis=1), u.take(rows), *key)
+        return token
+
+    def _end(self, going: np.ndarray, count: int) -> None:
+        """Count the rows that end (``going`` (B,) False, ``count`` of them), hand each part whose
+        rows have all ended its samples, and forget it."""
+        parts = self.parts
+        if len(parts) == 1:
+            part = parts[0]
+            part.size -= count
+            if not part.size:
+                first = self.columns[0]
+                part.finished(self.drawn[:, first:first + len(part.indices)])
+                self.parts, self.columns = [], []
+            return
+        starts = np.cumsum([0] + [part.size for part in parts[:-1]])
+        ended = [part.size for part in parts] - np.add.reduceat(going, starts, dtype=np.int64)
+        for part, count, first in zip(parts, ended, self.columns):
+            part.size -= int(count)
+            if not part.size:
+                part.finished(self.drawn[:, first:first + len(part.indices)])
+        if not all(part.size for part in parts):
+            self.columns = [first for part, first in zip(parts, self.columns) if part.size]
+            self.parts = [part for part in parts if part.size]
+
+
+def _side_by_side(a: np.ndarray, b: np.ndarray, fill) -> np.ndarray:
+    """(L, N) and (L', M) as one (max(L, L'), N + M) array, the shorter padded with ``fill``."""
+    rows = max(len(a), len(b))
+    out = np.full((rows, a.shape[1] + b.shape[1]), fill, dtype=a.dtype)
+    out[: len(a), : a.shape[1]] = a
+    out[: len(b), a.shape[1]:] = b
+    return out
+
+
+def sample_rows(runner: StepRunner, plan: Plan, rows: np.ndarray) -> list[str]:
+    """The samples of ``rows`` (sample indices, at least two), run together as one batch."""
+    part = Part(plan, rows, runner.info.vocab)
+    batch = Batch(runner, part)
+    while len(batch):
+        batch.step()
+    return part.texts()
 
 
 def decode(vocab: Vocab, ids: np.ndarray) -> list[str]:

@@ -89,6 +89,13 @@ class Generator:
         index = check_count("index", index, 0)
         return single.characters(self._spare, self._plan(temperature, top_k, top_p, seed, prefix, max_length), index)
 
+    def plan(self, temperature: float = 0.5, top_k: int | None = None, top_p: float | None = None,
+             seed: int | None = None, prefix: str = "", max_length: int | None = None) -> Plan:
+        """A sampling call's options checked (TypeError, ValueError as ``generate`` raises them),
+        with a fresh seed when none is given and the context already fed: for callers that run
+        ``batched.Batch`` themselves (the server, which joins many calls' rows in one batch)."""
+        return self._plan(temperature, top_k, top_p, seed, prefix, max_length)
+
     def _plan(self, temperature, top_k, top_p, seed, prefix, max_length) -> Plan:
         sampling.check_options(temperature, top_k, top_p)
         if not isinstance(prefix, str):
