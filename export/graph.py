@@ -162,12 +162,12 @@ def build_model(checkpoint: Checkpoint, opset: int = DEFAULT_OPSET, *, general: 
                     for n in present_names(i)]
 
     if small.is_small(config) and not general:  # the same step, faster in onnxruntime (see small.py)
-        length = small.cache_length(g, config)
-        x, *qkv = small.first_layer(g, config, length)
+        x, *qkv = small.first_layer(g, config)
+        cut = None  # made by layer 0 from its cache, shared by the others
         for i in range(config.n_layer):
             if i:
-                qkv = small.projections(g, i, x, config, length)
-            x = small.attention(g, i, x, qkv, config, length)
+                qkv = small.projections(g, i, x, config)
+            x, cut = small.attention(g, i, x, qkv, config, cut)
             x = mlp(g, i, x, config)
     else:
         x = rmsnorm(g, "/embed/norm", embedding(g, TOKEN, POSITION), config.n_embd)

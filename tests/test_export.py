@@ -224,7 +224,8 @@ def test_default_model_is_small_and_runs_few_kernels(tmp_path):
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node)
-    assert sum(ops.values()) <= 25, ops  # the general graph's: 24
+    # the general graph's: 24; the cut to the cache's length, read from its shape, takes two
+    assert sum(ops.values()) <= 26, ops
     assert ops["Transpose"] == ops["Expand"] == 0, ops  # no weight is reshaped at run time
 
 
