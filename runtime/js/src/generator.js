@@ -6,8 +6,9 @@
 // All rows of a batch share the position; rows that end leave the batch and its cache, so they stop
 // costing work, and at most `batchSize` samples are in memory whatever the count.
 
+import { PatternError, Shape, checkText } from './constraints.js';
 import { runInLane } from './lane.js';
-import { LOGITS, POSITION, TOKEN, pastNames, presentNames } from './metadata.js';
+import { LOGITS, POSITION, TOKEN, grouped, pastNames, presentNames } from './metadata.js';
 import { ModelError, firstLine, openModel, readSource } from './modelfile.js';
 import {
   DrawScratch, checkOptions, cumulativeWeights, drawOne, greedy, newSeed, pick, positionSteps, sampleKey, seedBits, show,
@@ -24,9 +25,31 @@ const SESSION_OPTIONS = Object.freeze({
   logSeverityLevel: 4,
 });
 
-const SAMPLE_OPTIONS = ['temperature', 'topK', 'topP', 'seed', 'prefix', 'maxLength'];
+// the options of one sample's shape (characters takes these), then the set controls, which judge whole samples
+const SHAPE_OPTIONS = ['temperature', 'topK', 'topP', 'seed', 'prefix', 'maxLength', 'minLength', 'suffix', 'contains', 'pattern'];
+const SET_OPTIONS = ['novel', 'unique', 'exclude', 'maxAttempts'];
+const SAMPLE_OPTIONS = [...SHAPE_OPTIONS, ...SET_OPTIONS];
 // what each method's options object holds, for the TypeError of an argument that is none
-const SAMPLES_TAKES = '{ numSamples, temperature, topK, topP, seed, prefix, maxLength, batchSize }';
+const SAMPLES_TAKES = `{ numSamples, ${SAMPLE_OPTIONS.join(', ')}, batchSize }`;
+const CHARACTERS_TAKES = `{ index, ${SHAPE_OPTIONS.join(', ')} }`;
+const TRACE_TAKES = `{ index, ${SAMPLE_OPTIONS.join(', ')}, batchSize }`;
+
+/** The cap on attempts of a call with set controls when maxAttempts is not given. */
+export const defaultMaxAttempts = (numSamples) => Math.max(1000, 50 * numSamples);
+
+/** Set controls that rejected attempt after attempt until maxAttempts: a RangeError (a bad value:
+ * controls too tight for the model) carrying the samples found, in order. */
+export class SamplingError extends RangeError {
+  name = 'SamplingError';
+
+  constructor(samples, wanted, attempts) {
+    super(`found ${grouped(samples.length)} of ${grouped(wanted)} samples in ${grouped(attempts)} attempts (maxAttempts); ` +
+      'loosen the controls (novel, unique, exclude, the shape) or raise maxAttempts');
+    /** The samples accepted before the cap, in order. */
+    this.samples = samples;
+    this.attempts = attempts;
+  }
+}
 
 export class Generator {
   /**
@@ -96,6 +119,8 @@ export class Generator {
    * memory. Each starts with `prefix` and has at most `maxLength` characters (default and limit:
    * the block size). With a `seed` (a bigint or a safe integer, any sign, taken mod 2^64) sample i
    * is the same whatever numSamples and batchSize, and the same as Python's. Bad options throw here.
+   * The shape controls (minLength, suffix, contains, pattern) mask each step; the set controls
+   * (novel, unique, exclude) reject attempts, at most maxAttempts of them (docs/sampling-controls.md).
    */
   samples(options) {
     return this.#stream(...this.#sampling(optionsOf('samples', options, SAMPLES_TAKES)));
@@ -106,15 +131,16 @@ export class Generator {
     const { numSamples = 20, batchSize = DEFAULT_BATCH_SIZE, ...rest } = options;
     checkCount('numSamples', numSamples, 0);
     checkCount('batchSize', batchSize, 1);
-    return [this.#plan(rest, SAMPLE_OPTIONS), numSamples, batchSize];
+    return [this.#plan(rest, SAMPLE_OPTIONS, numSamples), numSamples, batchSize];
   }
 
   /** One sample, character by character as each is drawn (the prefix's first): with a `seed`,
-   * sample `index` of generate. */
+   * sample `index` of generate. The shape controls apply; the set controls, which judge a whole
+   * sample, do not (trace gives sample `index` of a call with them, step by step). */
   characters(options) {
-    const { index = 0, ...rest } = optionsOf('characters', options, '{ index, temperature, topK, topP, seed, prefix, maxLength }');
+    const { index = 0, ...rest } = optionsOf('characters', options, CHARACTERS_TAKES);
     checkCount('index', index, 0);
-    return this.#characters(this.#plan(rest, SAMPLE_OPTIONS), index);
+    return this.#characters(this.#plan(rest, SHAPE_OPTIONS), index);
   }
 
   async *#characters(plan, index) {
@@ -122,13 +148,55 @@ export class Generator {
     for await (const t of this.#tokens(plan, index, await this.#prefill(plan))) yield this.vocab.chars[t];
   }
 
-  #plan(options, known) {
-    for (const key of Object.keys(options)) {
-      if (!known.includes(key)) throw new TypeError(`unknown option ${JSON.stringify(key)}; the options are ${known.join(', ')}`);
+  /**
+   * Sample `index` of generate with the same options, step by step, as data: which attempt it was,
+   * and for each draw its input, the five most likely tokens of the distribution drawn from (after
+   * the mask, temperature, top-k and top-p; ties by token id) with their probabilities, the uniform
+   * and the token picked. docs/sampling-controls.md describes the fields.
+   */
+  async trace(options) {
+    const { index = 0, batchSize = DEFAULT_BATCH_SIZE, ...rest } = optionsOf('trace', options, TRACE_TAKES);
+    checkCount('index', index, 0);
+    checkCount('batchSize', batchSize, 1);
+    const plan = this.#plan(rest, SAMPLE_OPTIONS, index + 1);
+    const prefilled = await this.#prefill(plan);
+    let attempt = index;
+    if (plan.judge) { // the attempt that became sample `index`: found as generate finds it
+      const attempts = [];
+      for await (const _ of this.#accepted(plan, index + 1, batchSize, prefilled, attempts));
+      attempt = attempts[index];
     }
-    const { temperature = 0.5, topK = null, topP = null, seed = null, prefix = '', maxLength = null } = options;
+    const { chars, bos } = this.vocab;
+    const token = (t) => ({ token: t, char: t === bos ? null : chars[t] });
+    const steps = [];
+    let text = plan.prefix, input = plan.context.at(-1), stopped = false;
+    const record = (logits, row, u, t, p) => {
+      const top = topTokens(plan, logits, row, this.info.vocabSize, this.scratch).map(([i, q]) => ({ ...token(i), p: q }));
+      if (t !== bos) text += chars[t];
+      steps.push({ step: steps.length + 1, position: p, input: token(input), top, uniform: plan.temperature > 0 ? u : null,
+        pick: token(t), sample: text });
+      input = t;
+    };
+    for await (const t of this.#tokens(plan, attempt, prefilled, record)) void t;
+    stopped = steps.length > 0 && steps.at(-1).pick.token === bos;
+    return { text, index, attempt, steps, stopped };
+  }
+
+  /** The options of a call, checked, as the loops read them. `known`: the options the method
+   * takes; `numSamples`: how many it asks for (the default cap on attempts depends on it). */
+  #plan(options, known, numSamples = 1) {
+    for (const key of Object.keys(options)) {
+      if (!known.includes(key)) {
+        const hint = SET_OPTIONS.includes(key) && !known.includes(key) ? ' (set controls judge whole samples: use generate, samples or trace)' : '';
+        throw new TypeError(`unknown option ${JSON.stringify(key)}; the options are ${known.join(', ')}${hint}`);
+      }
+    }
+    const {
+      temperature = 0.5, topK = null, topP = null, seed = null, prefix = '', maxLength = null,
+      minLength = 0, suffix = '', contains = '', pattern = null, novel = false, unique = false, exclude = [], maxAttempts = null,
+    } = options;
     checkOptions(temperature, topK, topP);
-    if (typeof prefix !== 'string') throw new TypeError(`prefix must be a string, got ${typeof prefix}`);
+    if (typeof prefix !== 'string') throw new TypeError(`prefix must be a string, got ${typed(prefix)}`);
     let ids;
     try {
       ids = this.vocab.encode(prefix);
@@ -146,11 +214,55 @@ export class Generator {
     if (seed !== null && typeof seed !== 'bigint' && !Number.isSafeInteger(seed)) {
       throw new TypeError(`seed must be an integer (a bigint, or a number that is a safe integer), got ${typed(seed)}`);
     }
+    const shape = this.#shape({ minLength, suffix, contains, pattern, length, prefix });
+    const judge = this.#judge({ novel, unique, exclude });
+    if (maxAttempts !== null) checkCount('maxAttempts', maxAttempts, 1);
     return {
       seed: seed === null ? newSeed() : seedBits(seed), temperature, topK, topP, prefix,
       context: [this.vocab.bos, ...ids], // fed at positions 0.. before the first draw
       length, // positions at most, so also the most characters of a sample (prefix included)
       steps: positionSteps(length), // the random stream's counters
+      shape, // the shape controls' automaton, or null: then no mask code runs
+      judge, // the set controls' judge of an attempt (a function of its text), or null: then sample k is attempt k
+      maxAttempts: maxAttempts ?? defaultMaxAttempts(numSamples),
+    };
+  }
+
+  /** The shape controls, checked and compiled (null when there are none). */
+  #shape({ minLength, suffix, contains, pattern, length, prefix }) {
+    checkCount('minLength', minLength, 0);
+    checkText('suffix', suffix);
+    checkText('contains', contains);
+    checkText('pattern', pattern, true);
+    if (minLength === 0 && suffix === '' && contains === '' && pattern === null) return null;
+    if (minLength > length) {
+      throw new RangeError(`minLength ${minLength} exceeds the longest sample, ${length} characters ` +
+        `(${length === this.blockSize ? "the model's block size" : 'maxLength'}); lower minLength`);
+    }
+    const shape = new Shape(this.vocab.chars, { pattern, suffix, contains, minLength, maxLength: length, prefix });
+    if (!shape.satisfiable) throw new PatternError(unsatisfiable({ minLength, suffix, contains, pattern, length, prefix }, this.vocab));
+    return shape;
+  }
+
+  /** The set controls, checked: a judge of attempts in order (true: accepted), or null. */
+  #judge({ novel, unique, exclude }) {
+    if (typeof novel !== 'boolean') throw new TypeError(`novel must be a boolean, got ${typed(novel)}`);
+    if (typeof unique !== 'boolean') throw new TypeError(`unique must be a boolean, got ${typed(unique)}`);
+    if (!Array.isArray(exclude) || exclude.some((s) => typeof s !== 'string')) {
+      throw new TypeError(`exclude must be an array of strings, got ${Array.isArray(exclude) ? 'an array holding ' + typed(exclude.find((s) => typeof s !== 'string')) : typed(exclude)}`);
+    }
+    const filter = this.info.novelty;
+    if (novel && !filter) {
+      throw new RangeError(`novel needs the training data's novelty filter, which ${this.name} does not carry; ` +
+        'export the model again with this mgpt from a checkpoint trained with it');
+    }
+    if (!novel && !unique && exclude.length === 0) return null;
+    const excluded = new Set(exclude), seen = new Set(), ids = this.vocab.ids;
+    return (text) => {
+      if (excluded.has(text) || (unique && seen.has(text))) return false;
+      if (novel && filter.has(Array.from(text, (c) => ids.get(c)))) return false;
+      if (unique) seen.add(text);
+      return true;
     };
   }
 
@@ -181,47 +293,87 @@ export class Generator {
   async *#batches(plan, n, batchSize) {
     if (n === 0) return;
     const prefilled = await this.#prefill(plan);
+    if (plan.judge) {
+      yield* this.#accepted(plan, n, batchSize, prefilled);
+      return;
+    }
     const batch = Math.min(batchSize, n);
-    for (let first = 0; first < n; first += batch) {
-      const rows = Math.min(batch, n - first);
-      if (rows === 1) {
-        let text = plan.prefix;
-        for await (const t of this.#tokens(plan, first, prefilled)) text += this.vocab.chars[t];
-        yield [text];
-      } else {
-        yield await this.#batch(plan, first, rows, prefilled);
+    for (let first = 0; first < n; first += batch) yield await this.#attempts(plan, first, Math.min(batch, n - first), prefilled);
+  }
+
+  /** Attempts first..first+rows-1: their texts. */
+  async #attempts(plan, first, rows, prefilled) {
+    if (rows > 1) return this.#batch(plan, first, rows, prefilled);
+    let text = plan.prefix;
+    for await (const t of this.#tokens(plan, first, prefilled)) text += this.vocab.chars[t];
+    return [text];
+  }
+
+  /** With set controls: attempts 0, 1, 2, ... judged in order, the accepted ones' texts as each
+   * batch of attempts ends, until n are accepted; past maxAttempts, a SamplingError with those
+   * found. The attempt of each accepted sample goes into `attempts` if given. */
+  async *#accepted(plan, n, batchSize, prefilled, attempts = null) {
+    const found = [];
+    let made = 0;
+    while (found.length < n) {
+      if (made >= plan.maxAttempts) throw new SamplingError(found, n, made);
+      // attempts past the last needed are discarded, so a batch may be any size: at least what is still needed
+      const rows = Math.min(batchSize, plan.maxAttempts - made, Math.max(n - found.length, 64));
+      const texts = await this.#attempts(plan, made, rows, prefilled);
+      const accepted = [];
+      for (let i = 0; i < rows && found.length < n; i++) {
+        if (!plan.judge(texts[i])) continue;
+        found.push(texts[i]);
+        accepted.push(texts[i]);
+        attempts?.push(made + i);
       }
+      made += rows;
+      if (accepted.length) yield accepted;
     }
   }
 
-  /** The draw of sample `index` at position p from row `row` of `logits`: the sample's uniform at p
-   * (none at temperature 0) and the sampling rule. Returns a function of (logits, row, p). */
-  #drawer(plan, index) {
-    const { temperature, topK, topP, steps } = plan;
+  /** The draw of sample `index` at position p from row `row` of `logits`, its row in automaton
+   * state s (with shape controls): the mask, the sample's uniform at p (none at temperature 0) and
+   * the sampling rule. Returns a function of (logits, row, p, s); `record`, if given, is called
+   * with what was drawn from (logits and row, masked), the uniform and the token. */
+  #drawer(plan, index, record = null) {
+    const { temperature, topK, topP, steps, shape } = plan;
     const V = this.info.vocabSize, scratch = this.scratch;
-    if (!(temperature > 0)) return (logits, row) => drawOne(logits, row, V, 0, 0, topK, topP, scratch);
-    const [keyHi, keyLo] = sampleKey(plan.seed, index);
-    return (logits, row, p) => drawOne(logits, row, V, uniformAt(keyHi, keyLo, steps, p), temperature, topK, topP, scratch);
+    const [keyHi, keyLo] = temperature > 0 ? sampleKey(plan.seed, index) : [0, 0];
+    return (logits, row, p, s) => {
+      if (shape) {
+        const mask = shape.allowed(s, p);
+        if (!mask.all) [logits, row] = [masked(logits, row, V, mask.flags, scratch.masked), 0];
+      }
+      const u = temperature > 0 ? uniformAt(keyHi, keyLo, steps, p) : 0;
+      const t = drawOne(logits, row, V, u, temperature, topK, topP, scratch);
+      record?.(logits, row, u, t, p);
+      return t;
+    };
   }
 
   /** One sample's drawn token ids, as they are drawn: the batch-1 loop, which reuses its token
    * tensor and feeds each step's present cache back as it is. */
-  async *#tokens(plan, index, { cache, logits }) {
+  async *#tokens(plan, index, { cache, logits }, record = null) {
     const { nHead: H, headDim: D, bos } = this.info;
     const start = plan.context.length; // the first position run here; the draw before it is the prefill's
-    const draw = this.#drawer(plan, index);
-    let t = draw(logits, 0, start - 1);
+    const draw = this.#drawer(plan, index, record);
+    const shape = plan.shape;
+    let s = shape?.start ?? 0; // the automaton's state after the sample so far
+    let t = draw(logits, 0, start - 1, s);
     if (t === bos) return;
     yield t;
+    if (shape) s = shape.next(s, t);
     const token = BigInt64Array.of(BigInt(t));
     const feeds = { [TOKEN]: new this.ort.Tensor('int64', token, [1]) };
     this.past.forEach((name, j) => { feeds[name] = new this.ort.Tensor('float32', cache[j], [1, H, start, D]); });
     for (let p = start; p < plan.length; p++) {
       feeds[POSITION] = this.positions[p];
       const out = await this.#run(feeds, p, 1);
-      t = draw(out[LOGITS].data, 0, p);
+      t = draw(out[LOGITS].data, 0, p, s);
       if (t === bos) return;
       yield t;
+      if (shape) s = shape.next(s, t);
       token[0] = BigInt(t);
       this.past.forEach((name, j) => { feeds[name] = out[this.present[j]]; });
     }
@@ -230,17 +382,19 @@ export class Generator {
   /** Samples first..first+B-1, run together as one batch. */
   async #batch(plan, first, B, { cache, logits }) {
     const { nHead: H, headDim: D, vocabSize: V, bos } = this.info;
-    const { temperature, topK, topP, steps } = plan;
+    const { temperature, topK, topP, steps, shape } = plan;
     const chars = this.vocab.chars, ids = this.ids, scratch = this.scratch, start = plan.context.length; // as in #tokens
     const keys = new Uint32Array(2 * B); // row r's sample key at 2r (hi) and 2r + 1 (lo); none at temperature 0
     if (temperature > 0) for (let r = 0; r < B; r++) keys.set(sampleKey(plan.seed, first + r), 2 * r);
     const texts = new Array(B).fill(plan.prefix);
     const alive = new Int32Array(B); // alive[j]: the sample in row j
+    const state = new Int32Array(B); // state[j]: row j's automaton state (shape controls only)
     const tokens = new BigInt64Array(B);
     // Rows with the same token history so far are fed the same inputs, so they normally get the same
     // logits: a row whose logits are, bit for bit, those of the first row of its history reuses that
     // row's running sums and draws with its own uniform (the same sums, so the same token, as summing
-    // them again). At temperature 0.5, two draws in three reuse (names, batch 1024).
+    // them again). At temperature 0.5, two draws in three reuse (names, batch 1024). With shape
+    // controls the mask is shared too: the same history is the same automaton state, so the same mask.
     const sums = new Float64Array(B * V); // (B, V): the running sums of row j, or of its history's first row
     const root = new Int32Array(B); // root[j]: the first row of this step with row j's history
     // then[q * V + t]: the next step's first row of history q followed by token t, if stamp[...] is the position
@@ -250,16 +404,25 @@ export class Generator {
       if (stamp[at] !== p) { stamp[at] = p; then[at] = j; }
       return then[at];
     };
+    // the row of logits a row draws from: its own, or a copy with the tokens its mask removes at -inf
+    const source = (from, row, s, p) => {
+      if (!shape) return [from, row];
+      const mask = shape.allowed(s, p);
+      return mask.all ? [from, row] : [masked(from, row, V, mask.flags, scratch.masked), 0];
+    };
     let n = 0; // rows alive
     // the first draw: every row draws from the prefill's logits (one history), so their running sums
     // are summed once and only each row's uniform differs
-    const cdf = temperature > 0 ? cumulativeWeights(logits, 0, V, temperature, topK, topP, scratch) : null;
-    const greedyToken = greedy(logits, 0, V);
+    const s0 = shape?.start ?? 0;
+    const [first0, row0] = source(logits, 0, s0, start - 1);
+    const cdf = temperature > 0 ? cumulativeWeights(first0, row0, V, temperature, topK, topP, scratch) : null;
+    const greedyToken = greedy(first0, row0, V);
     for (let r = 0; r < B; r++) {
       const t = cdf ? pick(cdf, 0, V, uniformAt(keys[2 * r], keys[2 * r + 1], steps, start - 1)) : greedyToken;
       if (t === bos) continue;
       texts[r] += chars[t];
       root[n] = follow(0, t, start - 1, n);
+      if (shape) state[n] = shape.next(s0, t);
       alive[n] = r;
       tokens[n++] = ids[t];
     }
@@ -279,15 +442,19 @@ export class Generator {
       caches = this.present.map((name) => out[name].data);
       const row = H * (p + 1) * D; // floats per row of a present cache
       let run = 0; // rows run..j-1 are kept: their cache rows move down as one block when a row ends
-      for (let j = 0; j < n; j++) { // rows are only moved down, so root[kept] and alive[kept] are read already
-        const r = alive[j], q = root[j];
+      for (let j = 0; j < n; j++) { // rows are only moved down, so root[kept], alive[kept] and state[kept] are read already
+        const r = alive[j], q = root[j], s = state[j];
         let t;
         if (temperature > 0) {
           const from = q < j && sameRow(bits, q, j, V) ? q : j;
-          if (from === j) sums.set(cumulativeWeights(stepLogits, j, V, temperature, topK, topP, scratch), j * V);
+          if (from === j) {
+            const [l, at] = source(stepLogits, j, s, p);
+            sums.set(cumulativeWeights(l, at, V, temperature, topK, topP, scratch), j * V);
+          }
           t = pick(sums, from, V, uniformAt(keys[2 * r], keys[2 * r + 1], steps, p));
         } else {
-          t = greedy(stepLogits, j, V);
+          const [l, at] = source(stepLogits, j, s, p);
+          t = greedy(l, at, V);
         }
         if (t === bos) {
           moveDown(caches, row, run, j, kept);
@@ -296,6 +463,7 @@ export class Generator {
         }
         texts[r] += chars[t];
         root[kept] = follow(q, t, p, kept);
+        if (shape) state[kept] = shape.next(s, t);
         alive[kept] = r;
         tokens[kept++] = ids[t];
       }
@@ -305,7 +473,6 @@ export class Generator {
     }
     return texts;
   }
-
   /** One step through onnxruntime; its failures and non-finite logits become ModelErrors that name
    * the file and the position. */
   async #run(feeds, p, rows) {
@@ -404,6 +571,34 @@ export class Generator {
 function moveDown(caches, row, from, to, end) {
   const at = end - (to - from);
   if (at < from) for (const c of caches) c.copyWithin(at * row, from * row, to * row);
+}
+
+/** Row `row` of (B, V) `logits` with the tokens `flags` does not allow at -inf, into `out` (V
+ * float32, so the allowed logits keep their bits): the mask goes in before the sampling rule. */
+function masked(logits, row, size, flags, out) {
+  for (let i = 0, base = row * size; i < size; i++) out[i] = flags[i] ? logits[base + i] : -Infinity;
+  return out;
+}
+
+/** The five most likely tokens of the distribution `plan`'s rule draws from row `row` of `logits`
+ * (already masked), as [token, probability] pairs, ties by token id; those of probability 0 are
+ * left out. At temperature 0 the rule puts all the mass on the greedy token. */
+function topTokens(plan, logits, row, size, scratch) {
+  const { temperature, topK, topP } = plan;
+  if (!(temperature > 0)) return [[greedy(logits, row, size), 1]];
+  const cdf = cumulativeWeights(logits, row, size, temperature, topK, topP, scratch), total = cdf[size - 1];
+  const p = Array.from({ length: size }, (_, i) => [i, (cdf[i] - (i ? cdf[i - 1] : 0)) / total]);
+  return p.filter(([, q]) => q > 0).sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 5);
+}
+
+/** The one line for shape controls that no sample within the length limit can meet. */
+function unsatisfiable({ minLength, suffix, contains, pattern, length, prefix }, vocab) {
+  const given = [['prefix', prefix], ['suffix', suffix], ['contains', contains], ['pattern', pattern]]
+    .filter(([, v]) => v !== '' && v !== null).map(([k, v]) => `${k} ${show(v)}`);
+  if (minLength > 0) given.push(`minLength ${minLength}`);
+  const missing = vocab.missing(`${suffix}${contains}`);
+  const why = missing.length ? `: ${show(missing.join(''))} ${missing.length === 1 ? 'is' : 'are'} not in the model's vocabulary` : '';
+  return `no sample of at most ${length} characters over the model's vocabulary meets ${given.join(', ')}${why}; loosen them`;
 }
 
 /** Whether rows a and b of (B, V) `bits` (logits' bits as int32) are equal. */

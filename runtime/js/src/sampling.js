@@ -4,13 +4,13 @@
 // 64-bit integers are carried as two uint32 halves (hi, lo): splitmix64 then costs a handful of
 // Math.imul calls per draw instead of several BigInt allocations, and gives the same bits.
 
-const GAMMA_HI = 0x9e3779b9, GAMMA_LO = 0x7f4a7c15; // splitmix64's Weyl increment
+export const GAMMA_HI = 0x9e3779b9, GAMMA_LO = 0x7f4a7c15; // splitmix64's Weyl increment
 const MIX1_HI = 0xbf58476d, MIX1_LO = 0x1ce4e5b9;
 const MIX2_HI = 0x94d049bb, MIX2_LO = 0x133111eb;
 const TWO_POW_32 = 4294967296;
 
-/** Scratch for the 64-bit helpers' results: [hi, lo]. */
-const out64 = new Uint32Array(2);
+/** Scratch for the 64-bit helpers' results: [hi, lo] (novelty.js's hash reads it too). */
+export const out64 = new Uint32Array(2);
 
 /** (aH, aL) * (bH, bL) mod 2^64 into out64: the low 64 bits of the product from 16-bit pieces
  * (each partial product is exact in a double), plus the cross terms mod 2^32. */
@@ -24,14 +24,14 @@ function mul64(aH, aL, bH, bL) {
 }
 
 /** (aH, aL) + (bH, bL) mod 2^64 into out64. */
-function add64(aH, aL, bH, bL) {
+export function add64(aH, aL, bH, bL) {
   const lo = aL + bL;
   out64[0] = aH + bH + (lo >= TWO_POW_32 ? 1 : 0);
   out64[1] = lo;
 }
 
 /** splitmix64's finalizer of (hi, lo) into out64. */
-function mix(hi, lo) {
+export function mix(hi, lo) {
   let h = hi ^ (hi >>> 30), l = lo ^ ((lo >>> 30) | (hi << 2));
   mul64(h >>> 0, l >>> 0, MIX1_HI, MIX1_LO);
   hi = out64[0]; lo = out64[1];
@@ -143,6 +143,7 @@ export class DrawScratch {
     this.w = new Float64Array(size);
     this.sorted = new Float64Array(size);
     this.order = Array.from({ length: size }, (_, i) => i);
+    this.masked = new Float32Array(size); // a row of logits with a shape mask applied
   }
 }
 
