@@ -33,9 +33,32 @@ export interface SampleOptions {
   prefix?: string;
   /** The longest sample in characters, the prefix included (default and limit: the block size). */
   maxLength?: number | null;
+  /** Shape controls (docs/sampling-controls.md): each is a mask on every step, so the samples are
+   * the model's distribution renormalized step by step over the continuations that can still meet
+   * them (not the distribution conditioned on meeting them). The shortest sample, prefix included. */
+  minLength?: number;
+  /** Every sample ends with this. */
+  suffix?: string;
+  /** Every sample holds this. */
+  contains?: string;
+  /** A regular expression (a documented subset) that the whole sample, prefix included, matches. */
+  pattern?: string | null;
 }
 
-export interface GenerateOptions extends SampleOptions {
+/** Set controls: attempts are drawn as the samples of a call without them and judged in order;
+ * sample k is the k-th accepted attempt (the model's distribution conditioned on being new). */
+export interface SetOptions {
+  /** Never a document of the model's training data (needs the file's novelty filter). */
+  novel?: boolean;
+  /** No two samples of the call are equal. */
+  unique?: boolean;
+  /** Strings never to return. */
+  exclude?: string[];
+  /** The most attempts of the call (default max(1000, 50 * numSamples)); past it, a SamplingError. */
+  maxAttempts?: number | null;
+}
+
+export interface GenerateOptions extends SampleOptions, SetOptions {
   /** How many samples (default 20). */
   numSamples?: number;
   /** Samples in flight at once (default 4096): memory stays bounded for any numSamples. */
@@ -45,6 +68,47 @@ export interface GenerateOptions extends SampleOptions {
 export interface CharacterOptions extends SampleOptions {
   /** With a seed, the sample drawn is sample `index` of generate (default 0). */
   index?: number;
+}
+
+export interface TraceOptions extends SampleOptions, SetOptions {
+  /** Which sample of generate with these options to trace (default 0). */
+  index?: number;
+  /** Attempts run together while finding it (default 4096). */
+  batchSize?: number;
+}
+
+/** A token in a trace: its id, and its character (null for BOS). */
+export interface TraceToken {
+  token: number;
+  char: string | null;
+}
+
+/** One draw of a traced sample. */
+export interface TraceStep {
+  /** 1, 2, ... */
+  step: number;
+  /** The position whose logits were drawn from. */
+  position: number;
+  /** The token fed there (BOS, or the character before). */
+  input: TraceToken;
+  /** The five most likely tokens of the distribution drawn from (after the mask, temperature,
+   * top-k and top-p), most likely first, ties by token id; tokens of probability 0 left out. */
+  top: (TraceToken & { p: number })[];
+  /** The uniform drawn with (null at temperature 0). */
+  uniform: number | null;
+  pick: TraceToken;
+  /** The sample so far, after this draw. */
+  sample: string;
+}
+
+export interface Trace {
+  text: string;
+  index: number;
+  /** The attempt that became sample `index` (index itself without set controls). */
+  attempt: number;
+  steps: TraceStep[];
+  /** Whether BOS ended it (false: it reached its longest length). */
+  stopped: boolean;
 }
 
 export class Vocab {
@@ -73,6 +137,8 @@ export interface ModelInfo {
   readonly vocabSize: number;
   /** The checkpoint's training record. */
   readonly training: Record<string, unknown>;
+  /** The Bloom filter of the training data's documents that `novel` needs; null if the file has none. */
+  readonly novelty: { readonly documents: number; readonly bits: number; readonly hashes: number; has(ids: ArrayLike<number>): boolean } | null;
   /** e.g. "mgpt 0.1.0". */
   readonly producer: string;
 }
@@ -89,8 +155,10 @@ export class Generator {
   generate(options?: GenerateOptions): Promise<string[]>;
   /** Samples in order, each batch's as it ends; bad options throw at the call. */
   samples(options?: GenerateOptions): AsyncGenerator<string, void, undefined>;
-  /** One sample, character by character as each is drawn (the prefix's first). */
+  /** One sample, character by character as each is drawn (the prefix's first); shape controls only. */
   characters(options?: CharacterOptions): AsyncGenerator<string, void, undefined>;
+  /** Sample `index` of generate with the same options, step by step. */
+  trace(options?: TraceOptions): Promise<Trace>;
   /** Mean negative log-likelihood (nats) per predicted token, framed as in training. */
   score(texts: string | Iterable<string> | AsyncIterable<string>, options?: { batchSize?: number }): Promise<number>;
   /** Frees onnxruntime's session. */
@@ -104,6 +172,17 @@ export const FORMAT_VERSION: number;
 /** A model file that is missing, unreadable, or not an mgpt step graph; or a failure while running it. */
 export class ModelError extends Error {}
 export class VocabError extends Error {}
+/** A pattern outside the subset or malformed, too complex, or shape controls no sample can meet. */
+export class PatternError extends RangeError {}
+/** Set controls that rejected attempts until maxAttempts: the samples found are in `samples`. */
+export class SamplingError extends RangeError {
+  readonly samples: string[];
+  readonly attempts: number;
+}
+/** The cap on attempts when maxAttempts is not given. */
+export function defaultMaxAttempts(numSamples: number): number;
+/** Whether `text` fully matches `pattern` as the runtime reads the subset; a bad pattern throws a PatternError. */
+export function fullmatch(pattern: string, text: string): boolean;
 
 /** The ModelProto's metadata_props (in file order), read from its bytes. */
 export function readModel(bytes: Uint8Array): { irVersion: number; props: [string, string][] };

@@ -57,7 +57,8 @@ export function parsePattern(pattern) {
     const items = [];
     while (at < chars.length && chars[at] !== '|' && chars[at] !== ')') {
       let item = atom();
-      while (at < chars.length && '*+?{'.includes(chars[at])) item = quantified(item);
+      if (at < chars.length && '*+?{'.includes(chars[at])) item = quantified(item);
+      if (at < chars.length && '*+?{'.includes(chars[at])) fail('a quantifier after a quantifier (nothing to repeat; group it first)');
       items.push(item);
     }
     return items.length === 1 ? items[0] : { type: 'cat', items };
@@ -66,7 +67,6 @@ export function parsePattern(pattern) {
   function quantified(item) {
     const from = at;
     let min, max;
-    if (item.type === 'repeat') fail('a quantifier after a quantifier (nothing to repeat; group it first)');
     const c = chars[at++];
     if (c === '*') [min, max] = [0, Infinity];
     else if (c === '+') [min, max] = [1, Infinity];
