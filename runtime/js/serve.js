@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 // Serves the page (web/), the runtime (src/), onnxruntime-web's three wasm files and a model on
 // 127.0.0.1, and prints the address:  node runtime/js/serve.js [--port N] [--model FILE]
-// Only those files are served; everything runs in the browser.
+// The page's picker lists the model (as /model.onnx) and, in mgpt's repository, the shipped ones
+// (models/*.onnx as /models/NAME.onnx), from /models.json. Only those files are served; everything
+// runs in the browser.
 
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { dirname, extname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 // the repository's shipped model: there only when serve.js runs from mgpt's repository, not from an
 // installed package
-const DEFAULT_MODEL = join(HERE, '..', '..', 'models', 'names.onnx');
+const SHIPPED = join(HERE, '..', '..', 'models');
+const DEFAULT_MODEL = join(SHIPPED, 'names.onnx');
 const ORT_FILES = ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
@@ -65,10 +68,23 @@ function ortDist() {
   }
 }
 
-/** URL path -> file, only inside the served folders (no `..` escapes) or among the named files. */
-function router(model, dist) {
+/** The models the page's picker offers, as [{name, url, file}]: the served one first (named after its
+ * file), then the repository's shipped ones (none outside mgpt's repository) other than it. */
+function pickable(model) {
+  let shipped = [];
+  try {
+    shipped = readdirSync(SHIPPED).filter((f) => f.endsWith('.onnx')).sort().map((f) => join(SHIPPED, f));
+  } catch { /* an installed package: no shipped models */ }
+  const name = (file) => basename(file, '.onnx');
+  return [{ name: name(model), url: '/model.onnx', file: model },
+    ...shipped.filter((f) => resolve(f) !== model).map((f) => ({ name: name(f), url: `/models/${basename(f)}`, file: f }))];
+}
+
+/** URL path -> file, only inside the served folders (no `..` escapes) or among the named files;
+ * /models.json is `listing`, served from memory. */
+function router(models, dist) {
   const folders = { '/web/': join(HERE, 'web'), '/src/': join(HERE, 'src') };
-  const files = new Map([['/web/', join(HERE, 'web', 'index.html')], ['/model.onnx', model],
+  const files = new Map([['/web/', join(HERE, 'web', 'index.html')], ...models.map((m) => [m.url, m.file]),
     ...ORT_FILES.map((name) => [`/ort/${name}`, join(dist, name)])]);
   return (path) => {
     if (files.has(path)) return files.get(path);
@@ -83,7 +99,9 @@ function router(model, dist) {
 }
 
 function serve({ port, host, model }) {
-  const route = router(model, ortDist());
+  const models = pickable(model);
+  const listing = JSON.stringify(models.map(({ name, url }) => ({ name, url })));
+  const route = router(models, ortDist());
   const server = createServer((request, response) => {
     let url, path;
     try {
@@ -98,6 +116,11 @@ function serve({ port, host, model }) {
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('only GET and HEAD\n');
+      return;
+    }
+    if (path === '/models.json') {
+      const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(listing), 'cache-control': 'no-cache' };
+      response.writeHead(200, headers).end(request.method === 'HEAD' ? undefined : listing);
       return;
     }
     const file = path === null ? null : route(path);

@@ -5,12 +5,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 import { decodePng } from './png.js';
-import { assertSamples, modelPath, reference } from './reference.js';
+import { assertSamples, modelPath, ortWeb, reference } from './reference.js';
 
 const CHROMIUM = process.env.MGPT_CHROMIUM ?? '/usr/bin/chromium';
 // as root in a container, with this machine's closed network: no sandbox, no background requests
@@ -136,4 +139,120 @@ test('a screenshot of the page is not blank', async () => {
   assert.ok(width >= 800 && height >= 600, `${width}x${height}`);
   assert.ok(colors.size > 50, `${colors.size} distinct colors`); // text is anti-aliased: hundreds of shades
   assert.ok(variance > 100, `gray-level variance ${variance}`);
+});
+
+// ----------------------------------------------------------------------------- issue 14: controls, picker, traces
+
+/** The page, fresh, with `query`; resolves once its first generation is done. */
+async function fresh(query) {
+  await page.goto(`${address}?${query}`);
+  return samplesAfter(1);
+}
+
+test('the picker offers the shipped models by name, and one picked by name is sampled', async () => {
+  await fresh('seed=1&count=5');
+  const offered = await page.$$eval('#model-name option', (options) => options.map((o) => o.textContent));
+  assert.deepEqual(offered, ['names', 'names-large']);
+  const large = reference.models.find((m) => m.file === 'names-large.onnx');
+  const { seed, samples } = large.cases[0]; // temperature 0.5
+  await page.fill('#count', '50');
+  await page.fill('#seed', seed);
+  await page.selectOption('#model-name', { label: 'names-large' });
+  assertSamples(await samplesAfter(2), samples.slice(0, 50), false, 'names-large picked by name');
+  assert.match(await page.textContent('#shape'), /block size\s*16/);
+  assert.deepEqual(await fresh(`model=names-large&seed=${seed}&count=20`), await page.$$eval('#samples li', (li) => li.map((x) => x.textContent)));
+  assertSamples(await page.$$eval('#samples li', (li) => li.map((x) => x.textContent)), samples.slice(0, 20), false, '?model=names-large');
+});
+
+test('every control on the page gives the runtime\'s samples for the same options', async () => {
+  const { Generator } = await import('../src/index.js');
+  const gen = await Generator.load(modelPath('names.onnx'), { ort: await ortWeb() }); // the page's engine, in Node
+  const cases = [
+    ['minLength=6&suffix=a&contains=l', { minLength: 6, suffix: 'a', contains: 'l' }],
+    [`pattern=${encodeURIComponent('[a-z]{4,6}(a|ie)')}&unique=1`, { pattern: '[a-z]{4,6}(a|ie)', unique: true }],
+    ['exclude=anna&exclude=emma&unique=true&prefix=ma', { exclude: ['anna', 'emma'], unique: true, prefix: 'ma' }],
+  ];
+  for (const [query, options] of cases) {
+    const got = await fresh(`seed=9&count=60&temperature=0.5&${query}`);
+    const want = await gen.generate({ numSamples: 60, seed: 9n, temperature: 0.5, ...options });
+    assertSamples(got, want, false, query);
+  }
+  // typed into the controls: exclude as lines of a text box
+  await page.fill('#exclude', 'anna\r\nmaria\n\n');
+  await page.fill('#pattern', '');
+  await page.click('#generate');
+  const got = await samplesAfter(2);
+  assertSamples(got, await gen.generate({ numSamples: 60, seed: 9n, temperature: 0.5, exclude: ['anna', 'maria'], unique: true, prefix: 'ma' }), false, 'typed');
+  assert.deepEqual(errors, []);
+});
+
+test('a bad or unsatisfiable control is one error line in the status', async () => {
+  await fresh('seed=1&count=5');
+  for (const [id, value, message] of [
+    ['#pattern', '\\d+', /^Error: pattern "\\\\d\+": the escape "\\d" .* at position 0$/],
+    ['#pattern', 'q{9}', /^Error: no sample of at most 8 characters over the model's vocabulary meets pattern "q\{9\}"; loosen them$/],
+    ['#suffix', 'Z', /"Z" is not in the model's vocabulary/],
+  ]) {
+    await page.fill('#pattern', '');
+    await page.fill('#suffix', '');
+    await page.fill(id, value);
+    await page.click('#generate');
+    await page.waitForSelector('#status.error');
+    const line = await page.textContent('#status');
+    assert.match(line, message);
+    assert.ok(!line.includes('\n'));
+    await page.fill(id, '');
+    await page.click('#generate');
+    await page.waitForSelector('#status:not(.error)');
+  }
+});
+
+test('clicking a sample draws its trace as probability bars: a picture of the right size and colours', async () => {
+  const { Generator } = await import('../src/index.js');
+  const { CELL, COLUMNS, BAR, COLORS } = await import('../web/trace.js');
+  const gen = await Generator.load(modelPath('names.onnx'), { ort: await ortWeb() });
+  const samples = await fresh('seed=4&count=12&temperature=0.8&unique=1');
+  await page.click('#samples li:nth-child(6)');
+  await page.waitForSelector('body[data-traced="1"]');
+  const want = await gen.trace({ seed: 4n, temperature: 0.8, unique: true, index: 5 });
+  assert.equal(await page.textContent('#trace-text'), samples[5]);
+  assert.equal(want.text, samples[5]);
+  const picture = await page.$('#trace-picture svg');
+  assert.equal(await picture.getAttribute('data-steps'), String(want.steps.length));
+  const pngDir = mkdtempSync(join(tmpdir(), 'mgpt-trace-'));
+  const png = await picture.screenshot({ path: join(pngDir, 'trace.png') });
+  assert.ok(statSync(join(pngDir, 'trace.png')).size === png.length);
+  const { width, height, channels, pixels } = decodePng(png);
+  const rows = Math.ceil((want.steps.length + 1) / COLUMNS);
+  // the element's box, to a pixel (it may start at a fraction of one)
+  assert.ok(Math.abs(width - COLUMNS * CELL.width) <= 1 && Math.abs(height - rows * CELL.height) <= 1, `${width}x${height}`);
+  // the bars' pixels, counted by colour, against the areas the trace's probabilities give them
+  const rgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+  const count = (hex) => {
+    const [r, g, b] = rgb(hex);
+    let n = 0;
+    for (let i = 0; i < width * height * channels; i += channels) if (pixels[i] === r && pixels[i + 1] === g && pixels[i + 2] === b) n++;
+    return n;
+  };
+  let barArea = 0, pickArea = 0;
+  for (const step of want.steps) {
+    for (const t of step.top) {
+      const area = Math.max(1, Math.round(t.p * BAR.longest)) * BAR.height;
+      if (t.token === step.pick.token) pickArea += area;
+      else barArea += area;
+    }
+  }
+  const [bars, picks] = [count(COLORS.bar), count(COLORS.pick)];
+  assert.ok(Math.abs(bars - barArea) <= 0.05 * barArea, `${bars} pixels of bars, ${barArea} expected`);
+  // the pick's colour also writes "→ 'x'" when a pick is outside the top five: at most a few hundred pixels more
+  assert.ok(picks >= 0.95 * pickArea && picks <= 1.05 * pickArea + 400, `${picks} pixels of picks, ${pickArea} expected`);
+  assert.ok(pickArea > 0);
+  const labels = await page.$$eval('#trace-picture text', (ts) => ts.map((t) => t.textContent));
+  assert.ok(labels.includes(`Step 1: input BOS`));
+  assert.ok(labels.includes(`Output: "${want.text}"`));
+  assert.ok(labels.includes(want.stopped ? 'STOP!' : 'The block ended.'));
+  assert.ok(labels.some((l) => /^\d+%$|^<1%$/.test(l)));
+  process.stdout.write(`# the trace's screenshot: ${join(pngDir, 'trace.png')}\n`);
+  if (!process.env.MGPT_KEEP_SCREENSHOT) rmSync(pngDir, { recursive: true });
+  assert.deepEqual(errors, []);
 });

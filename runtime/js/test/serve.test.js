@@ -76,15 +76,30 @@ test('serves the page, the runtime, onnxruntime-web\'s three files and the model
   await serving(async (address) => {
     const get = async (path) => (await fetch(new URL(path, address), { redirect: 'manual' })).status;
     for (const path of ['/web/', '/web/page.js', '/web/page.css', '/src/index.js', '/src/generator.js', '/model.onnx',
+      '/models.json', '/models/names-large.onnx',
       '/ort/ort.wasm.min.mjs', '/ort/ort-wasm-simd-threaded.mjs', '/ort/ort-wasm-simd-threaded.wasm']) {
       assert.equal(await get(path), 200, path);
     }
     assert.equal(await get('/?seed=1'), 302);
-    for (const path of ['/serve.js', '/package.json', '/ort/ort.min.mjs', '/src/', '/src/%2e%2e/serve.js', '/src/..%2fserve.js',
+    for (const path of ['/serve.js', '/package.json', '/ort/ort.min.mjs', '/src/', '/models/', '/models/names.npz',
+      '/models/names.onnx', '/models/%2e%2e/README.md', '/src/%2e%2e/serve.js', '/src/..%2fserve.js',
       '/web/%2e%2e/%2e%2e/%2e%2e/README.md', '/etc/passwd', '/web/%00', '/web/%zz']) {
       assert.equal(await get(path), 404, path);
     }
     const wasm = await fetch(new URL('/ort/ort-wasm-simd-threaded.wasm', address));
     assert.equal(wasm.headers.get('content-type'), 'application/wasm');
   });
+});
+
+test('the picker\'s list: the served model first, then the repository\'s shipped ones other than it', async () => {
+  const models = async (address) => (await fetch(new URL('/models.json', address))).json();
+  await serving(async (address) => {
+    assert.deepEqual(await models(address), [{ name: 'names', url: '/model.onnx' }, { name: 'names-large', url: '/models/names-large.onnx' }]);
+  });
+  const large = fileURLToPath(new URL('../../../models/names-large.onnx', import.meta.url));
+  await serving(async (address) => {
+    assert.deepEqual(await models(address), [{ name: 'names-large', url: '/model.onnx' }, { name: 'names', url: '/models/names.onnx' }]);
+    const [a, b] = await Promise.all(['/model.onnx', '/models/names.onnx'].map(async (p) => (await fetch(new URL(p, address))).arrayBuffer()));
+    assert.ok(a.byteLength > b.byteLength); // the large model is served as the model, the small one by name
+  }, '--model', large);
 });

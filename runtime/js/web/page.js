@@ -1,10 +1,13 @@
-// The page: loads the shipped names model (or a .onnx the user picks), shows what its metadata says,
-// and generates with the controls' options, each sample appearing as it is drawn. Everything runs
-// here, with onnxruntime-web's wasm files served by serve.js. The URL's query string can preset
-// the controls (?seed=1&count=5&temperature=0.8&topK=10&topP=0.9&prefix=ma).
+// The page: loads a model picked by name (serve.js lists the served and the shipped ones) or a .onnx
+// the user picks, shows what its metadata says, and generates with the controls' options, each
+// sample appearing as it is drawn; clicking a sample draws its trace as probability bars. Everything
+// runs here, with onnxruntime-web's wasm files served by serve.js. The URL's query string can preset
+// the controls (?model=names-large&seed=1&count=5&temperature=0.8&topK=10&topP=0.9&prefix=ma&minLength=4
+// &suffix=a&contains=l&pattern=...&novel=1&unique=1&exclude=anna&exclude=emma).
 
 import * as ort from '/ort/ort.wasm.min.mjs';
 import { Generator } from '/src/index.js';
+import { tracePicture } from './trace.js';
 
 ort.env.wasm.wasmPaths = '/ort/';
 ort.env.wasm.numThreads = 1; // the graph's kernels are tiny: one thread is the fastest
@@ -83,7 +86,8 @@ function element(tag, text) {
   return e;
 }
 
-/** The controls' values as the Generator's options (empty fields: the defaults). */
+/** The controls' values as the Generator's options (empty fields: the defaults). Without a seed the
+ * page draws one, so that a sample's trace can be drawn again. */
 function options() {
   const number = (id) => ($(id).value.trim() === '' ? undefined : Number($(id).value));
   const seed = $('seed').value.trim();
@@ -91,7 +95,11 @@ function options() {
   return {
     numSamples: number('count') ?? 20, temperature: number('temperature') ?? 0.5,
     topK: number('top-k'), topP: number('top-p'), prefix: $('prefix').value,
-    seed: seed === '' ? undefined : BigInt(seed), batchSize: PAGE_BATCH,
+    seed: seed === '' ? crypto.getRandomValues(new BigUint64Array(1))[0] : BigInt(seed), batchSize: PAGE_BATCH,
+    minLength: number('min-length'), suffix: $('suffix').value, contains: $('contains').value,
+    pattern: $('pattern').value === '' ? undefined : $('pattern').value,
+    novel: $('novel').checked, unique: $('unique').checked,
+    exclude: $('exclude').value.split('\n').map((line) => line.replace(/\r$/, '')).filter((line) => line !== ''),
   };
 }
 
@@ -117,9 +125,12 @@ function generate() {
 async function draw(signal) {
   const list = $('samples');
   list.replaceChildren();
+  $('trace').hidden = true;
   const started = performance.now();
   let count = 0;
-  const stream = generator.samples(options()); // bad options throw here, before anything is drawn
+  const chosen = options();
+  const stream = generator.samples(chosen); // bad options throw here, before anything is drawn
+  shown = { generator, options: chosen };
   status('Generating…');
   for await (const text of stream) {
     if (signal.aborted) return;
@@ -136,6 +147,24 @@ function fail(error) {
   status(`Error: ${error.message}`, true);
 }
 
+// The samples on the page: the generator and options that drew them, for their traces.
+/** @type {{generator: Generator, options: object} | null} */
+let shown = null;
+let tracing = 0; // clicks so far: a trace that a later click overtook is dropped
+
+/** Draws the trace of sample `index` of the list (the same options, so the same sample). */
+async function showTrace(index) {
+  const ticket = ++tracing;
+  const { generator: gen, options: { numSamples, ...chosen } } = shown;
+  const trace = await gen.trace({ ...chosen, index });
+  if (ticket !== tracing || gen !== generator) return;
+  $('trace-text').textContent = trace.text;
+  $('trace-picture').replaceChildren(tracePicture(trace));
+  $('trace').hidden = false;
+  for (const [i, li] of [...$('samples').children].entries()) li.classList.toggle('traced', i === index);
+  document.body.dataset.traced = String(Number(document.body.dataset.traced ?? 0) + 1); // for tests
+}
+
 /** Opens a model, then generates with it (unless a later pick took over). */
 function openAndGenerate(source) {
   open(source).then((current) => current && generate(), fail);
@@ -149,10 +178,28 @@ $('model-file').addEventListener('change', () => {
   const file = $('model-file').files[0];
   if (file) openAndGenerate(file);
 });
+$('model-name').addEventListener('change', () => openAndGenerate(new URL($('model-name').value, location.href)));
+$('samples').addEventListener('click', (event) => {
+  const li = event.target.closest('li');
+  if (li && shown) showTrace([...$('samples').children].indexOf(li)).catch(fail);
+});
 
 const query = new URLSearchParams(location.search);
 for (const [key, id] of [['count', 'count'], ['temperature', 'temperature'], ['topK', 'top-k'], ['topP', 'top-p'],
-  ['prefix', 'prefix'], ['seed', 'seed']]) {
+  ['prefix', 'prefix'], ['seed', 'seed'], ['minLength', 'min-length'], ['suffix', 'suffix'], ['contains', 'contains'],
+  ['pattern', 'pattern']]) {
   if (query.has(key)) $(id).value = query.get(key);
 }
-openAndGenerate(new URL('/model.onnx', location.href));
+for (const key of ['novel', 'unique']) $(key).checked = ['1', 'true'].includes(query.get(key) ?? '');
+$('exclude').value = query.getAll('exclude').join('\n');
+
+/** The picker's models (the served one first, then the shipped ones), then the one the address names. */
+async function start() {
+  const models = await (await fetch('/models.json')).json();
+  $('model-name').replaceChildren(...models.map(({ name, url }) => Object.assign(element('option', name), { value: url })));
+  const named = models.find((m) => m.name === query.get('model'));
+  if (query.has('model') && !named) throw new RangeError(`no model named ${JSON.stringify(query.get('model'))}; the page has ${models.map((m) => m.name).join(', ')}`);
+  $('model-name').value = (named ?? models[0]).url;
+  openAndGenerate(new URL($('model-name').value, location.href));
+}
+start().catch(fail);
