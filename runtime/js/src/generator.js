@@ -6,15 +6,16 @@
 // All rows of a batch share the position; rows that end leave the batch and its cache, so they stop
 // costing work, and at most `batchSize` samples are in memory whatever the count.
 
-import { PatternError, Shape, checkText } from './constraints.js';
+import { PatternError, Shape, checkText, parsePattern } from './constraints.js';
 import { runInLane } from './lane.js';
-import { LOGITS, POSITION, TOKEN, grouped, pastNames, presentNames } from './metadata.js';
+import { LOGITS, POSITION, TOKEN, grouped, pastNames, presentNames, strictJson } from './metadata.js';
+import { noveltyFrom } from './novelty.js';
 import { ModelError, firstLine, openModel, readSource } from './modelfile.js';
 import {
   DrawScratch, checkOptions, cumulativeWeights, drawOne, greedy, newSeed, pick, positionSteps, sampleKey, seedBits, show,
   typed, uniformAt,
 } from './sampling.js';
-import { VocabError } from './vocab.js';
+import { VocabError, codePoints } from './vocab.js';
 
 export const DEFAULT_BATCH_SIZE = 4096;
 
@@ -44,9 +45,11 @@ export class SamplingError extends RangeError {
 
   constructor(samples, wanted, attempts) {
     super(`found ${grouped(samples.length)} of ${grouped(wanted)} samples in ${grouped(attempts)} attempts (maxAttempts); ` +
-      'loosen the controls (novel, unique, exclude, the shape) or raise maxAttempts');
+      'the controls reject almost every sample: loosen them or raise maxAttempts');
     /** The samples accepted before the cap, in order. */
     this.samples = samples;
+    /** Their number. */
+    this.found = samples.length;
     this.attempts = attempts;
   }
 }
@@ -179,7 +182,7 @@ export class Generator {
     };
     for await (const t of this.#tokens(plan, attempt, prefilled, record)) void t;
     stopped = steps.length > 0 && steps.at(-1).pick.token === bos;
-    return { text, index, attempt, steps, stopped };
+    return { text, index, attempt, prefix: plan.prefix, stopped, steps };
   }
 
   /** The options of a call, checked, as the loops read them. `known`: the options the method
@@ -228,19 +231,34 @@ export class Generator {
     };
   }
 
-  /** The shape controls, checked and compiled (null when there are none). */
+  /** The shape controls, checked and compiled: null when they constrain nothing beyond the prefix
+   * and the length limit (then no mask code runs). Refusals in constraints.py's order and words. */
   #shape({ minLength, suffix, contains, pattern, length, prefix }) {
     checkCount('minLength', minLength, 0);
     checkText('suffix', suffix);
     checkText('contains', contains);
     checkText('pattern', pattern, true);
-    if (minLength === 0 && suffix === '' && contains === '' && pattern === null) return null;
-    if (minLength > length) {
-      throw new RangeError(`minLength ${minLength} exceeds the longest sample, ${length} characters ` +
-        `(${length === this.blockSize ? "the model's block size" : 'maxLength'}); lower minLength`);
+    if (pattern === null && suffix === '' && contains === '' && minLength <= codePoints(prefix)) return null;
+    if (pattern !== null) parsePattern(pattern); // a pattern outside the subset: its own error first
+    const knows = `the model knows ${show(this.vocab.chars.join(''))}`;
+    for (const [name, text] of [['suffix', suffix], ['contains', contains]]) {
+      const missing = this.vocab.missing(text);
+      if (missing.length) {
+        throw new PatternError(`${name} ${show(text)} has characters the model cannot produce (${show(missing.slice(0, 10).join(''))}); ${knows}`);
+      }
     }
+    if (minLength > length) throw new PatternError(`minLength ${minLength} exceeds the longest sample, ${length} characters`);
     const shape = new Shape(this.vocab.chars, { pattern, suffix, contains, minLength, maxLength: length, prefix });
-    if (!shape.satisfiable) throw new PatternError(unsatisfiable({ minLength, suffix, contains, pattern, length, prefix }, this.vocab));
+    if (!shape.satisfiable) {
+      const parts = [];
+      if (prefix) parts.push(`start with ${show(prefix)}`);
+      if (suffix) parts.push(`end with ${show(suffix)}`);
+      if (contains) parts.push(`contain ${show(contains)}`);
+      if (pattern !== null) parts.push(`match pattern ${show(pattern)}`);
+      const lengths = minLength ? `${minLength} to ${length}` : `at most ${length}`;
+      throw new PatternError(`no sample of ${lengths} characters over the model's vocabulary can ${parts.join(', ') || 'exist'}; ` +
+        `loosen the controls (${knows})`);
+    }
     return shape;
   }
 
@@ -251,11 +269,7 @@ export class Generator {
     if (!Array.isArray(exclude) || exclude.some((s) => typeof s !== 'string')) {
       throw new TypeError(`exclude must be an array of strings, got ${Array.isArray(exclude) ? 'an array holding ' + typed(exclude.find((s) => typeof s !== 'string')) : typed(exclude)}`);
     }
-    const filter = this.info.novelty;
-    if (novel && !filter) {
-      throw new RangeError(`novel needs the training data's novelty filter, which ${this.name} does not carry; ` +
-        'export the model again with this mgpt from a checkpoint trained with it');
-    }
+    const filter = novel ? this.#novelty() : null;
     if (!novel && !unique && exclude.length === 0) return null;
     const excluded = new Set(exclude), seen = new Set(), ids = this.vocab.ids;
     return (text) => {
@@ -264,6 +278,25 @@ export class Generator {
       if (unique) seen.add(text);
       return true;
     };
+  }
+
+  /** The model's novelty filter, read from its metadata on first use (a file without one, or with
+   * a malformed one, loads as before: only `novel` needs it, and is then a ModelError). */
+  #novelty() {
+    if (this.noveltyFilter === undefined) {
+      const text = this.info.noveltyText;
+      if (text === null) {
+        throw new ModelError(`${this.name} has no novelty filter, which novel needs: train with this mgpt (without ` +
+          '--no-novelty) and export again');
+      }
+      try {
+        this.noveltyFilter = noveltyFrom(strictJson(text));
+      } catch (e) {
+        if (!(e instanceof SyntaxError)) throw e;
+        throw new ModelError(`${this.name} has a malformed novelty filter (${e.message}); export it again with this mgpt`);
+      }
+    }
+    return this.noveltyFilter;
   }
 
   /** Feeds the context (BOS, then the prefix's ids) at positions 0, 1, ... to a batch of one: the

@@ -1,7 +1,6 @@
 // What an mgpt .onnx file says about itself: its input/output names and metadata_props, checked as
 // mgpt.runtime's metadata.py checks them (every value a string; structured values are JSON).
 
-import { noveltyFrom } from './novelty.js';
 import { Vocab, VocabError } from './vocab.js';
 
 export const FORMAT = 'mgpt-step';
@@ -90,7 +89,7 @@ export function modelInfo(pairs) {
       `runtime reads version ${FORMAT_VERSION}: re-export it with this mgpt`);
   }
   const ints = {};
-  let vocab, training, novelty = null;
+  let vocab, training;
   try {
     for (const name of INTS) {
       const value = props.get(name);
@@ -103,8 +102,6 @@ export function modelInfo(pairs) {
     if (!Array.isArray(chars)) throw new SyntaxError('vocab is not a JSON list');
     vocab = new Vocab(chars);
     training = strictJson(props.get('training') || '{}');
-    // the novelty filter (issue 14): files exported before it have none, and load as before
-    if (props.has('novelty')) novelty = noveltyFrom(strictJson(props.get('novelty')));
   } catch (e) {
     if (!(e instanceof SyntaxError || e instanceof VocabError)) throw e;
     throw new MetadataError(`its metadata is incomplete or malformed (${e.name}: ${e.message})`);
@@ -123,8 +120,9 @@ export function modelInfo(pairs) {
     vocabSize: vocab.size,
     training: training !== null && typeof training === 'object' && !Array.isArray(training) ? training : {},
     producer: props.get('producer') ?? '',
-    /** The Bloom filter of the training data's documents, for `novel`; null if the file has none. */
-    novelty,
+    /** The novelty filter's JSON (the training data's documents, for `novel`), read only when `novel`
+     * asks for it (novelty.js); null if the file has none, as files from before it. */
+    noveltyText: props.get('novelty') ?? null,
   });
   if (ints.bos !== info.bos || ints.vocab_size !== info.vocabSize || ints.n_embd !== info.nEmbd) {
     throw new MetadataError('its metadata disagrees with itself (bos, vocab_size or n_embd vs the vocabulary and heads)');

@@ -47,22 +47,26 @@ export class NoveltyFilter {
   }
 }
 
-/** The filter from the metadata's JSON value (already parsed), or a SyntaxError saying what is wrong
- * (metadata.js turns it into the ModelError every malformed metadata value gives). */
+const MAX_BITS = 2 ** 32 - 1, MAX_HASHES = 32; // novelty.py's limits
+
+/** The filter of the metadata's `novelty` object (already parsed), or a SyntaxError saying what is
+ * wrong with it, in novelty.py's words (the Generator makes it the file's ModelError). */
 export function noveltyFrom(value) {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new SyntaxError('novelty is not a JSON object');
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new SyntaxError('the novelty entry is not a JSON object');
   const { kind, documents, bits, hashes, data } = value;
-  if (kind !== NOVELTY_KIND) throw new SyntaxError(`novelty's kind is ${JSON.stringify(kind)}, not ${JSON.stringify(NOVELTY_KIND)}: re-export it with this mgpt`);
-  if (!Number.isSafeInteger(documents) || documents < 0) throw new SyntaxError('novelty\'s documents is not an integer >= 0');
-  if (!Number.isSafeInteger(bits) || bits < 1 || bits >= 2 ** 32) throw new SyntaxError('novelty\'s bits is not an integer in [1, 2^32)');
-  if (!Number.isSafeInteger(hashes) || hashes < 1 || hashes > 64) throw new SyntaxError('novelty\'s hashes is not an integer in [1, 64]');
+  if (kind !== NOVELTY_KIND) throw new SyntaxError(`the novelty entry's kind is ${JSON.stringify(kind ?? null)}; this mgpt reads ${JSON.stringify(NOVELTY_KIND)}`);
+  if (![documents, bits, hashes].every(Number.isInteger)) throw new SyntaxError('the novelty entry\'s documents, bits and hashes must be integers');
+  if (!(documents >= 0 && bits >= 8 && bits <= MAX_BITS && hashes >= 1 && hashes <= MAX_HASHES)) {
+    throw new SyntaxError(`the novelty entry has sizes out of range (documents ${documents}, bits ${bits}, hashes ${hashes})`);
+  }
   if (typeof data !== 'string' || data.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(data)) {
-    throw new SyntaxError('novelty\'s data is not base64');
+    throw new SyntaxError('the novelty entry\'s data is not base64');
   }
   const binary = atob(data), bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   if (bytes.length !== Math.ceil(bits / 8)) {
-    throw new SyntaxError(`novelty's data has ${bytes.length} bytes; ${bits} bits need ${Math.ceil(bits / 8)}`);
+    const n = (x) => x.toLocaleString('en');
+    throw new SyntaxError(`the novelty entry's data holds ${n(bytes.length)} bytes; ${n(bits)} bits need ${n(Math.ceil(bits / 8))}`);
   }
   return new NoveltyFilter({ documents, bits, hashes, data: bytes });
 }

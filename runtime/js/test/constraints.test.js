@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import * as ortNode from 'onnxruntime-node';
 
-import { Generator, PatternError, SamplingError, fullmatch, modelInfo, readModel } from '../src/index.js';
+import { Generator, ModelError, PatternError, SamplingError, fullmatch, modelInfo, readModel } from '../src/index.js';
 import { Shape, parsePattern } from '../src/constraints.js';
-import { NoveltyFilter, hashTokens } from '../src/novelty.js';
+import { NoveltyFilter, hashTokens, noveltyFrom } from '../src/novelty.js';
 import { DrawScratch, drawOne } from '../src/sampling.js';
 import { modelPath, ortWeb } from './reference.js';
 
@@ -36,16 +36,12 @@ const ACCEPTED = [
   ['((a|b){2}c)*', ['', 'abc', 'aacbbc'], ['ac', 'abca']],
   ['x{0}y', ['y'], ['xy']],
 ];
-// refused patterns: a fragment of each one's message
-const REFUSED = [
-  ['^a', '"^"'], ['a$', '"$"'], ['\\d', 'escape "\\d"'], ['\\w', 'escape "\\w"'], ['\\s', '[0-9]'], ['\\b', 'escape'],
-  ['a*?', 'lazy'], ['a+?', 'lazy'], ['a{2}?', 'lazy'], ['a*+', 'possessive'], ['(a)\\1', 'backreference'],
-  ['(?=a)', '"(?"'], ['(?!a)', '"(?"'], ['(?<=a)b', '"(?"'], ['(?P<x>a)', '"(?"'], ['(?i)a', '"(?"'],
-  ['a(', 'unclosed group'], ['a)', 'unmatched ")"'], ['[ab', 'unclosed class'], ['[]', 'empty class'],
-  ['*a', 'nothing to repeat'], ['a**', 'after a quantifier'], ['a{,2}', 'not a quantifier'], ['a{2', 'not a quantifier'],
-  ['a{x}', 'not a quantifier'], ['a{3,2}', 'maximum below its minimum'], ['[z-a]', 'backwards'], ['a]', 'unescaped "]"'],
-  ['a}', 'unescaped "}"'], ['\\', 'trailing backslash'], ['[\\d]', 'escape "\\d"'], ['[[a]', 'unescaped "["'], ['\\n', 'escape'],
-];
+// refused patterns, beyond the shared table's
+const REFUSED = ['^a', 'a$', '\\d', '\\s', '[\\d]', 'a*?', 'a{2}?', '(a)\\1', '(?=a)', '(?P<x>a)', '(?i)a', 'a(', 'a)', '[ab',
+  '[]', '*a', 'a**', 'a{,2}', 'a{2', 'a{x}', 'a{3,2}', '[z-a]', 'a]', 'a}', '\\', '[[a]', '\\n', 'a{4294967295}', 'a{1,4294967295}',
+  'x'.repeat(1001)];
+const TABLE = JSON.parse(readFileSync(new URL('../../../tests/sampling_patterns.json', import.meta.url), 'utf8'));
+const TABLE_CHARS = [...new Set(TABLE.vocab)].sort((a, b) => a.codePointAt(0) - b.codePointAt(0));
 
 describe('the pattern subset', () => {
   for (const [pattern, yes, no] of ACCEPTED) {
@@ -55,11 +51,37 @@ describe('the pattern subset', () => {
     });
   }
 
-  test('refused patterns: a PatternError (a RangeError) in one line naming the construct and its position', () => {
-    for (const [pattern, fragment] of REFUSED) {
+  test('refused patterns: a PatternError (a RangeError) in one line', () => {
+    for (const pattern of REFUSED) {
       assert.throws(() => parsePattern(pattern), (e) => e instanceof PatternError && e instanceof RangeError &&
-        e.message.includes(fragment) && /at position \d+$/.test(e.message) && !e.message.includes('\n'), pattern);
+        e.message.startsWith('pattern ') && !e.message.includes('\n'), pattern);
     }
+    assert.throws(() => parsePattern('\\d'), /^PatternError: pattern "\\\\d" has \\d: character classes, .* \(write \[0-9\] and the like\)/);
+    assert.throws(() => parsePattern('a*?'), /lazy quantifier/);
+  });
+
+  test('the shared table (tests/sampling_patterns.json): the same matches and refusals as Python', () => {
+    const L = TABLE.max_length;
+    for (const { pattern, match, nomatch } of TABLE.accepted) {
+      for (const text of match) assert.ok(fullmatch(pattern, text, TABLE_CHARS, L), `${pattern} must match ${JSON.stringify(text)}`);
+      for (const text of nomatch) assert.ok(!fullmatch(pattern, text, TABLE_CHARS, L), `${pattern} must not match ${JSON.stringify(text)}`);
+      // and what JavaScript's own RegExp means by it, where every character is the vocabulary's
+      const re = new RegExp(`^(?:${pattern})$`, 'u');
+      for (const text of match) assert.ok(re.test(text), `RegExp: ${pattern} on ${JSON.stringify(text)}`);
+    }
+    for (const pattern of TABLE.refused) {
+      assert.throws(() => new Shape(TABLE_CHARS, { pattern, maxLength: L }),
+        (e) => e instanceof PatternError && e.message.startsWith('pattern ') && !e.message.includes('\n'), pattern);
+    }
+    for (const { pattern = null, suffix = '', contains = '', prefix = '', min_length: minLength = 0 } of TABLE.unsatisfiable) {
+      const refused = (() => {
+        if (minLength > L) return true;
+        if ([...suffix, ...contains, ...prefix].some((c) => !TABLE_CHARS.includes(c))) return true;
+        return !new Shape(TABLE_CHARS, { pattern, suffix, contains, prefix, minLength, maxLength: L }).satisfiable;
+      })();
+      assert.ok(refused, JSON.stringify({ pattern, suffix, contains, prefix, minLength }));
+    }
+    assert.ok(TABLE.accepted.length >= 20 && TABLE.refused.length >= 40 && TABLE.unsatisfiable.length >= 8);
   });
 
   test('on 600 random patterns of the subset and 40 strings each, fullmatch agrees with RegExp', () => {
@@ -90,10 +112,9 @@ describe('the pattern subset', () => {
 
   test('a repeat bound far above the block is the same language within it, and an expansion too large is refused', () => {
     const chars = [...'ab'];
-    const clipped = new Shape(chars, { pattern: 'a{1000000}|b{2,1000000}', maxLength: 8 });
-    assert.ok(!clipped.satisfiable || clipped.ok[clipped.start * clipped.L1] === 1);
-    const ids = new Map([['a', 0], ['b', 1]]);
-    assert.ok(!clipped.accepts('aaaaaaaa', ids) && clipped.accepts('bb', ids) && clipped.accepts('bbbbbbbb', ids));
+    const clipped = new Shape(chars, { pattern: 'a{1000000}|b{2,1000000}|(a?){100}b', maxLength: 8 });
+    assert.ok(clipped.satisfiable);
+    assert.ok(!clipped.accepts('aaaaaaaa') && clipped.accepts('bb') && clipped.accepts('bbbbbbbb') && clipped.accepts('aaaaaaab'));
     assert.throws(() => new Shape(chars, { pattern: '(((((a{9}){9}){9}){9}){9}){9}', maxLength: 8 }), /pattern too complex/);
   });
 });
@@ -116,15 +137,16 @@ describe('the mask', () => {
   test('ok and the masks: exactly the tokens from which an accepted string is reachable', () => {
     const chars = [...'abc'], ids = new Map(chars.map((c, i) => [c, i]));
     const shape = new Shape(chars, { pattern: 'a[bc]*', suffix: 'cb', contains: 'bb', minLength: 5, maxLength: 7 });
+    assert.equal(shape.startLength, 0);
     // brute force: every string over abc of length <= 7, which the mask must be about
     const accepted = [];
     const all = (s) => {
-      if (shape.accepts(s, ids)) accepted.push(s);
+      if (shape.accepts(s)) accepted.push(s);
       if (s.length < 7) for (const c of chars) all(s + c);
     };
     all('');
     assert.ok(accepted.length > 5 && accepted.every((s) => /^a[bc]*$/.test(s) && s.endsWith('cb') && s.includes('bb') && s.length >= 5));
-    const walk = (s) => { let q = shape.initial; for (const c of s) q = shape.next(q, ids.get(c)); return q; };
+    const walk = (s) => { let q = shape.start; for (const c of s) q = shape.next(q, ids.get(c)); return q; };
     for (const prefix of ['', 'a', 'ab', 'abb', 'abbc', 'abbcb', 'ac', 'acc', 'b']) {
       const { flags } = shape.allowed(walk(prefix), prefix.length);
       chars.forEach((c, i) => assert.equal(flags[i] === 1, accepted.some((s) => s.startsWith(prefix + c)), `${prefix}+${c}`));
@@ -239,15 +261,28 @@ describe('the novelty filter', () => {
     assert.ok(positives < 10000 * 0.02, `${positives} false positives in 10,000`); // ~0.8% expected at 10 bits and k 7
   });
 
-  test('malformed novelty metadata is refused with the metadata\'s error', () => {
+  test('the documented hash vectors and filter (docs/sampling-controls.md)', () => {
+    const hex = ([hi, lo]) => `0x${hi.toString(16).padStart(8, '0')}${lo.toString(16).padStart(8, '0')}`.toUpperCase().replace('0X', '0x');
+    for (const [tokens, h] of [[[], '0x000000006D677074'], [[0], '0x1767891959ABF75F'], [[1, 2, 3], '0x5354B76FEA712D66'],
+      [[25, 0, 24, 0], '0x0943C2C18D12D869'], [[10, 0, 24, 0], '0xB15002E437A0C048']]) {
+      assert.equal(hex(hashTokens(tokens)), h, JSON.stringify(tokens));
+    }
+    const filter = noveltyFrom({ kind: 'bloom-splitmix64-v1', documents: 2, bits: 20, hashes: 7, data: 'uU4H' });
+    assert.ok(filter.has([1, 2, 3]) && filter.has([25, 0, 24, 0]));
+    const [hi, lo] = hashTokens([1, 2, 3]);
+    assert.deepEqual(Array.from({ length: 7 }, (_, i) => (lo + i * ((hi | 1) >>> 0)) % 20), [14, 5, 16, 7, 18, 9, 0]);
+  });
+
+  test('the metadata key is kept as text, and malformed filters are refused in novelty.py\'s words', () => {
     const good = { kind: 'bloom-splitmix64-v1', documents: 1, bits: 16, hashes: 2, data: 'AAA=' };
-    assert.equal(modelInfo([...pairs, ['novelty', JSON.stringify(good)]]).novelty.bits, 16);
-    assert.equal(modelInfo(pairs).novelty, null);
-    for (const [bad, fragment] of [[{ ...good, kind: 'x' }, 'kind'], [{ ...good, bits: 0 }, 'bits'], [{ ...good, bits: 2 ** 32 }, 'bits'],
-      [{ ...good, data: 'AAAA' }, 'bytes'], [{ ...good, data: 'A*==' }, 'base64'], [{ ...good, hashes: 0 }, 'hashes'],
-      [[1], 'not a JSON object'], [{ ...good, documents: -1 }, 'documents']]) {
-      assert.throws(() => modelInfo([...pairs, ['novelty', JSON.stringify(bad)]]),
-        (e) => e.name === 'MetadataError' && e.message.includes('malformed') && e.message.includes(fragment), JSON.stringify(bad));
+    assert.equal(modelInfo([...pairs, ['novelty', JSON.stringify(good)]]).noveltyText, JSON.stringify(good));
+    assert.equal(modelInfo(pairs).noveltyText, null);
+    assert.equal(noveltyFrom(good).bits, 16);
+    for (const [bad, fragment] of [[{ ...good, kind: 'x' }, 'kind is "x"'], [{ ...good, bits: 7 }, 'out of range'],
+      [{ ...good, bits: 2 ** 32 }, 'out of range'], [{ ...good, data: 'AAAA' }, 'holds 3 bytes; 16 bits need 2'],
+      [{ ...good, data: 'A*==' }, 'not base64'], [{ ...good, hashes: 33 }, 'out of range'], [[1], 'not a JSON object'],
+      [{ ...good, documents: -1 }, 'out of range'], [{ ...good, bits: '16' }, 'must be integers']]) {
+      assert.throws(() => noveltyFrom(bad), (e) => e instanceof SyntaxError && e.message.includes(fragment), JSON.stringify(bad));
     }
   });
 });
@@ -257,23 +292,22 @@ describe('bad controls: one line, the right class, before any sampling', async (
   const cases = [
     [{ minLength: -1 }, RangeError, /^minLength must be an integer >= 0/],
     [{ minLength: 1.5 }, TypeError, /^minLength must be an integer/],
-    [{ minLength: 9 }, RangeError, /minLength 9 exceeds the longest sample, 8 characters/],
+    [{ minLength: 9 }, PatternError, /^minLength 9 exceeds the longest sample, 8 characters$/],
     [{ suffix: 3 }, TypeError, /^suffix must be a string, got number 3$/],
     [{ contains: null }, TypeError, /^contains must be a string/],
     [{ pattern: 5 }, TypeError, /^pattern must be a string or null/],
-    [{ pattern: '\\d+' }, PatternError, /escape "\\d"/],
-    [{ pattern: '[0-9]+' }, PatternError, /^no sample of at most 8 characters over the model's vocabulary meets pattern/],
-    [{ suffix: 'abcdefghi' }, PatternError, /no sample of at most 8 characters/],
-    [{ contains: 'Z' }, PatternError, /"Z" is not in the model's vocabulary/],
-    [{ prefix: 'ma', pattern: 'b.*' }, PatternError, /meets prefix "ma", pattern "b\.\*"/],
-    [{ minLength: 5, maxLength: 4 }, RangeError, /minLength 5 exceeds the longest sample, 4 characters \(maxLength\)/],
+    [{ pattern: '\\d+' }, PatternError, /^pattern "\\\\d\+" has \\d: character classes/],
+    [{ pattern: '[0-9]+' }, PatternError, /^no sample of at most 8 characters over the model's vocabulary can match pattern "\[0-9\]\+"; loosen the controls \(the model knows "abc.*z"\)$/],
+    [{ suffix: 'abcdefghi' }, PatternError, /^no sample of at most 8 characters over the model's vocabulary can end with "abcdefghi"/],
+    [{ contains: 'Z' }, PatternError, /^contains "Z" has characters the model cannot produce \("Z"\); the model knows "abc/],
+    [{ prefix: 'ma', pattern: 'b.*', minLength: 3 }, PatternError, /^no sample of 3 to 8 characters .* can start with "ma", match pattern "b\.\*"; loosen/],
+    [{ minLength: 5, maxLength: 4 }, PatternError, /^minLength 5 exceeds the longest sample, 4 characters$/],
     [{ novel: 'yes' }, TypeError, /^novel must be a boolean/],
     [{ unique: 1 }, TypeError, /^unique must be a boolean/],
     [{ exclude: 'anna' }, TypeError, /^exclude must be an array of strings, got string "anna"$/],
     [{ exclude: ['anna', 3] }, TypeError, /^exclude must be an array of strings, got an array holding number 3$/],
     [{ maxAttempts: 0 }, RangeError, /^maxAttempts must be an integer >= 1/],
     [{ maxAttempts: '9' }, TypeError, /^maxAttempts/],
-    [{ novel: true }, RangeError, /^novel needs the training data's novelty filter, which ".*names\.onnx" does not carry/],
   ];
   for (const [options, type, message] of cases) {
     test(JSON.stringify(options), async () => {
@@ -283,6 +317,14 @@ describe('bad controls: one line, the right class, before any sampling', async (
       await assert.rejects(gen.trace(options), check);
     });
   }
+
+  test('novel with a model that has no novelty filter: a ModelError naming the file', async () => {
+    const bare = await Generator.load(modelPath('nan_record.onnx'), { ort: ortNode }); // from a checkpoint without one
+    const check = (e) => e instanceof ModelError && /^".*nan_record\.onnx" has no novelty filter, which novel needs/.test(e.message);
+    assert.throws(() => bare.samples({ novel: true }), check);
+    await assert.rejects(bare.generate({ novel: true, numSamples: 1 }), check);
+    assert.equal((await bare.generate({ numSamples: 2, novel: false })).length, 2);
+  });
 
   test('characters takes the shape controls, not the set controls', () => {
     assert.throws(() => gen.characters({ unique: true }), /^TypeError: unknown option "unique".*use generate, samples or trace\)$/);
