@@ -106,6 +106,8 @@ export interface Trace {
   index: number;
   /** The attempt that became sample `index` (index itself without set controls). */
   attempt: number;
+  /** The prefix: fed before step 1, part of `text` and of every step's `sample`. */
+  prefix: string;
   steps: TraceStep[];
   /** Whether BOS ended it (false: it reached its longest length). */
   stopped: boolean;
@@ -137,8 +139,9 @@ export interface ModelInfo {
   readonly vocabSize: number;
   /** The checkpoint's training record. */
   readonly training: Record<string, unknown>;
-  /** The Bloom filter of the training data's documents that `novel` needs; null if the file has none. */
-  readonly novelty: { readonly documents: number; readonly bits: number; readonly hashes: number; has(ids: ArrayLike<number>): boolean } | null;
+  /** The metadata's `novelty` JSON (a Bloom filter of the training data's documents), read only when
+   * `novel` asks for it; null if the file has none. */
+  readonly noveltyText: string | null;
   /** e.g. "mgpt 0.1.0". */
   readonly producer: string;
 }
@@ -177,6 +180,8 @@ export class PatternError extends RangeError {}
 /** Set controls that rejected attempts until maxAttempts: the samples found are in `samples`. */
 export class SamplingError extends RangeError {
   readonly samples: string[];
+  /** samples.length. */
+  readonly found: number;
   readonly attempts: number;
 }
 /** The cap on attempts when maxAttempts is not given. */

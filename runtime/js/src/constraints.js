@@ -353,19 +353,23 @@ export class Shape {
       while (stack.length) for (const t of eps[stack.pop()]) if (!seen.has(t)) { seen.add(t); stack.push(t); }
       return [...seen].filter((x) => moves[x].length || x === accept).sort((a, b) => a - b);
     };
-    // a product state: [NFA nodes, suffix state, contains state]; null is dead
+    /** @typedef {[number[], number, number]} Key a product state: NFA nodes, suffix state, contains state */
+    /** @type {(key: Key, c: number) => Key | null} the product state after character c; null is dead */
     const step = ([nodes, a, b], c) => {
       const targets = [];
       for (const x of nodes) for (const [set, target] of moves[x]) if (set.includes(c)) targets.push(target);
       return targets.length ? [closure(targets), suf[a * C + c], con[b * C + c]] : null;
     };
+    /** @type {Key | null} */
     let key = [closure([nfa.start]), 0, 0];
     for (const c of prefixIds) { // the prefix's path: only its own transitions are needed
       key = step(key, c);
       if (key === null) break;
     }
-    const name = ([nodes, a, b]) => `${nodes.join(',')}|${a}|${b}`;
-    const keys = [null], depth = [0], number = new Map();
+    const name = (/** @type {Key} */ [nodes, a, b]) => `${nodes.join(',')}|${a}|${b}`;
+    /** @type {(Key | null)[]} */
+    const keys = [null];
+    const depth = [0], number = new Map();
     if (key !== null) {
       number.set(name(key), 1);
       keys.push(key);
@@ -376,7 +380,7 @@ export class Shape {
     for (let i = 1; i < keys.length; i++) {
       const row = new Int32Array(C);
       if (depth[i] < this.maxLength) {
-        const [nodes, a, b] = keys[i];
+        const [nodes, a, b] = /** @type {Key} */ (keys[i]);
         for (const bucket of buckets) bucket.length = 0;
         for (const x of nodes) for (const [set, target] of moves[x]) for (const c of set) buckets[c].push(target);
         const closed = new Map(); // the same targets, the same closure
@@ -385,7 +389,9 @@ export class Shape {
           const signature = buckets[c].join(',');
           let nodes2 = closed.get(signature);
           if (nodes2 === undefined) closed.set(signature, nodes2 = closure(buckets[c]));
-          const next = [nodes2, suf[a * C + c], con[b * C + c]], n = name(next);
+          /** @type {Key} */
+          const next = [nodes2, suf[a * C + c], con[b * C + c]];
+          const n = name(next);
           let j = number.get(n);
           if (j === undefined) {
             j = keys.length;

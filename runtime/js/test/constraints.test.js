@@ -115,7 +115,11 @@ describe('the pattern subset', () => {
     const clipped = new Shape(chars, { pattern: 'a{1000000}|b{2,1000000}|(a?){100}b', maxLength: 8 });
     assert.ok(clipped.satisfiable);
     assert.ok(!clipped.accepts('aaaaaaaa') && clipped.accepts('bb') && clipped.accepts('bbbbbbbb') && clipped.accepts('aaaaaaab'));
-    assert.throws(() => new Shape(chars, { pattern: '(((((a{9}){9}){9}){9}){9}){9}', maxLength: 8 }), /pattern too complex/);
+    // an expansion past 200,000 NFA states, and a DFA past 100,000 states: (a|b)*a(a|b){k} needs 2^(k+1)
+    assert.throws(() => new Shape(chars, { pattern: '(((((a?){16}){16}){16}){16}){16}', maxLength: 16 }),
+      /^PatternError: pattern ".*" is too complex: its automaton needs more than 100,000 states \(200,000 before determinizing, 10,000,000 transitions\); simplify it$/);
+    assert.ok(new Shape(chars, { pattern: '(a|b)*a(a|b){12}', maxLength: 16 }).size > 8192);
+    assert.throws(() => new Shape(chars, { pattern: '(a|b)*a(a|b){16}', maxLength: 40 }), /is too complex/);
   });
 });
 

@@ -9,9 +9,10 @@ export const COLUMNS = 4;
 export const BAR = { x: 44, height: 17, gap: 5, top: 28, longest: 112 }; // a probability of 1 is `longest` wide
 export const COLORS = { bar: '#8fa3e8', pick: '#e8590c', cell: '#ffffff', line: '#d6dbe6', text: '#1d2330', muted: '#4a5468' };
 
-/** A probability as the trace prints it: a whole percentage, "<1%" below 0.5%. */
+/** A probability as mgpt-generate --trace prints it (docs/sampling-controls.md): floor(100 p + 0.5)
+ * followed by %, or <1% when 100 p < 0.5. */
 export function percent(p) {
-  return p < 0.005 ? '<1%' : `${Math.round(p * 100)}%`;
+  return 100 * p < 0.5 ? '<1%' : `${Math.floor(100 * p + 0.5)}%`;
 }
 
 /** How a token is shown: its character quoted, BOS for the end. */
