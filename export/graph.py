@@ -127,7 +127,7 @@ def check_opset(opset: int) -> None:
         raise ExportError(f"opset {opset!r} is not supported; choose one from {MIN_OPSET} to {newest}")
 
 
-def doc_string(config: GPTConfig) -> str:
+def doc_string(config: GPTConfig, labels: tuple[tuple[str, ...], ...] = ()) -> str:
     past_key, past_value = past_names("i")  # the names' pattern, for every layer i
     present_key, present_value = present_names("i")
     return (
@@ -139,6 +139,9 @@ def doc_string(config: GPTConfig) -> str:
         f"row with the BOS id at position 0, pick the next token from softmax(logits / temperature), stop "
         f"at BOS or after block_size positions. metadata_props hold the vocabulary (JSON list; id i is "
         f"vocab[i], BOS is len(vocab)), bos, block_size, n_layer, n_head, head_dim and n_embd."
+        + (f" Labeled model: metadata `labels` lists {len(labels)} label groups, whose tokens follow BOS "
+           f"(ids bos+1.., group by group); feed one label of each group, in the groups' order, at positions "
+           f"1..{len(labels)} after BOS, and never draw a label token (drop logits past bos)." if labels else "")
     )
 
 
@@ -181,7 +184,7 @@ def build_model(checkpoint: Checkpoint, opset: int = DEFAULT_OPSET, *, general: 
     # runtimes load the file too.
     model = helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", opset)],
                                           producer_name="mgpt", producer_version=__version__,
-                                          doc_string=doc_string(config))
+                                          doc_string=doc_string(config, checkpoint.vocab.labels))
     info = ModelInfo(checkpoint.vocab, config.block_size, config.n_layer, H, D, checkpoint.training,
                      f"mgpt {__version__}")
     helper.set_model_props(model, info.to_props())

@@ -45,6 +45,9 @@ CHUNK = 4096  # samples per write
 @click.option("--prefix", default="", help="Begin every sample with these characters.")
 @click.option("--max-length", type=click.IntRange(min=1), default=None,
               help="Longest sample in characters, the prefix included. [default: the model's block size]")
+@click.option("--label", "labels", multiple=True, metavar="LABEL",
+              help="A labeled model's label, one from each of its groups: --label F --label 1950s "
+                   "(docs/labels.md).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
               help="Samples in flight at once: bounds memory; any -n streams out in batches.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="lines", show_default=True,
@@ -52,12 +55,13 @@ CHUNK = 4096  # samples per write
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads that share large batches (256 rows each at least). [default: the usable CPUs]")
 @click.version_option(package_name="mgpt", prog_name="mgpt")
-def generate_command(model_path, num_samples, temperature, top_k, top_p, seed, prefix, max_length, batch_size,
-                     fmt, threads):
+def generate_command(model_path, num_samples, temperature, top_k, top_p, seed, prefix, max_length, labels,
+                     batch_size, fmt, threads):
     """Sample names (or whatever the model learned) from an mgpt ONNX model."""
     try:
         generator = Generator(model_path, threads=threads)
-        samples = generator.samples(num_samples, temperature, top_k, top_p, seed, prefix, max_length, batch_size)
+        samples = generator.samples(num_samples, temperature, top_k, top_p, seed, prefix, max_length, batch_size,
+                                    labels=list(labels))
     except ModelError as e:
         raise click.ClickException(str(e)) from e
     except ValueError as e:  # an option the model cannot take: a prefix outside its vocabulary or block
@@ -77,6 +81,8 @@ def generate_command(model_path, num_samples, temperature, top_k, top_p, seed, p
 def _hint(message: str) -> str | None:
     """The option a Generator's ValueError is about: its messages start with the argument's name."""
     first = message.split(" ", 1)[0]
+    if first in {"labels", "unknown", "this"}:  # Vocab.label_ids's messages
+        return "--label"
     return f"--{first.replace('_', '-')}" if first in {"prefix", "max_length", "temperature", "top_k", "top_p"} else None
 
 

@@ -65,49 +65,59 @@ class Generator:
 
     def generate(self, num_samples: int = 20, temperature: float = 0.5, top_k: int | None = None,
                  top_p: float | None = None, seed: int | None = None, prefix: str = "",
-                 max_length: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> list[str]:
+                 max_length: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, *,
+                 labels: list[str] | None = None) -> list[str]:
         """``num_samples`` samples, each starting with ``prefix`` and at most ``max_length``
-        characters long (default and limit: the block size). With a ``seed``, sample i is the same
-        whatever ``num_samples`` and ``batch_size``; without one every call differs."""
-        return list(self.samples(num_samples, temperature, top_k, top_p, seed, prefix, max_length, batch_size))
+        characters long (default and limit: the block size, less a labeled model's label tokens).
+        With a ``seed``, sample i is the same whatever ``num_samples`` and ``batch_size``; without
+        one every call differs. A labeled model takes ``labels``, one from each of its groups
+        (``vocab.labels``; docs/labels.md)."""
+        return list(self.samples(num_samples, temperature, top_k, top_p, seed, prefix, max_length, batch_size,
+                                 labels=labels))
 
     def samples(self, num_samples: int = 20, temperature: float = 0.5, top_k: int | None = None,
                 top_p: float | None = None, seed: int | None = None, prefix: str = "",
-                max_length: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[str]:
+                max_length: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, *,
+                labels: list[str] | None = None) -> Iterator[str]:
         """``generate`` as an iterator: samples in order, each batch's as soon as it ends, with at most
         ``batch_size`` samples in memory (so any number of samples streams in bounded memory)."""
         num_samples = check_count("num_samples", num_samples, 0)
         batch_size = check_count("batch_size", batch_size, 1)
-        plan = self._plan(temperature, top_k, top_p, seed, prefix, max_length)  # raises now, not at first next()
+        plan = self._plan(temperature, top_k, top_p, seed, prefix, max_length, labels)  # raises now, not at first next()
         return self._stream(plan, num_samples, batch_size)
 
     def characters(self, temperature: float = 0.5, top_k: int | None = None, top_p: float | None = None,
                    seed: int | None = None, prefix: str = "", max_length: int | None = None,
-                   index: int = 0) -> Iterator[str]:
+                   index: int = 0, *, labels: list[str] | None = None) -> Iterator[str]:
         """One sample, character by character as each is drawn (the prefix's first). With a
         ``seed`` it is sample ``index`` of ``generate`` with that seed."""
         index = check_count("index", index, 0)
-        return single.characters(self._spare, self._plan(temperature, top_k, top_p, seed, prefix, max_length), index)
+        plan = self._plan(temperature, top_k, top_p, seed, prefix, max_length, labels)
+        return single.characters(self._spare, plan, index)
 
     def plan(self, temperature: float = 0.5, top_k: int | None = None, top_p: float | None = None,
-             seed: int | None = None, prefix: str = "", max_length: int | None = None) -> Plan:
+             seed: int | None = None, prefix: str = "", max_length: int | None = None, *,
+             labels: list[str] | None = None) -> Plan:
         """A sampling call's options checked (TypeError, ValueError as ``generate`` raises them),
         with a fresh seed when none is given and the context already fed: for callers that run
         ``batched.Batch`` themselves (the server, which joins many calls' rows in one batch)."""
-        return self._plan(temperature, top_k, top_p, seed, prefix, max_length)
+        return self._plan(temperature, top_k, top_p, seed, prefix, max_length, labels)
 
-    def _plan(self, temperature, top_k, top_p, seed, prefix, max_length) -> Plan:
+    def _plan(self, temperature, top_k, top_p, seed, prefix, max_length, labels=None) -> Plan:
         sampling.check_options(temperature, top_k, top_p)
+        label_ids = self.vocab.label_ids(labels)  # () for a model without labels
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a string, got {type(prefix).__name__} {prefix!r}")
         try:
             ids = self.vocab.encode(prefix)
         except VocabError as e:
             raise ValueError(f"prefix {prefix!r} has {e}; the model knows {''.join(self.vocab.chars)!r}") from None
-        limit = self.block_size if max_length is None else max_length
+        longest = self.block_size - len(label_ids)  # the label tokens take positions of the block
+        limit = longest if max_length is None else max_length
         limit = check_count("max_length", limit, 1)
-        if limit > self.block_size:
-            raise ValueError(f"max_length {limit} exceeds the model's block size {self.block_size}")
+        if limit > longest:
+            raise ValueError(f"max_length {limit} exceeds the model's block size {self.block_size}"
+                             + (f" less its {len(label_ids)} label tokens" if label_ids else ""))
         if len(ids) >= limit:
             raise ValueError(f"prefix {prefix!r} has {len(ids)} characters; it must be shorter than "
                              f"{'max_length' if max_length is not None else 'the block size'} {limit} "
@@ -116,9 +126,9 @@ class Generator:
             seed = sampling.new_seed()
         elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an integer, got {type(seed).__name__} {seed!r}")
-        context = (self.vocab.bos, *ids)
+        context = (self.vocab.bos, *label_ids, *ids)
         return Plan(int(seed), float(temperature), None if top_k is None else int(top_k),
-                    None if top_p is None else float(top_p), prefix, context, limit,
+                    None if top_p is None else float(top_p), prefix, context, limit + len(label_ids),
                     *self._runner.prefill(context))
 
     def _stream(self, plan: Plan, n: int, batch_size: int) -> Iterator[str]:

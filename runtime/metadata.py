@@ -15,6 +15,7 @@ from .vocab import Vocab, VocabError
 
 FORMAT = "mgpt-step"  # the "format" property of every mgpt step graph
 FORMAT_VERSION = 1
+LABELED_VERSION = 2  # a model with label tokens (docs/labels.md): key "labels"; older runtimes refuse it
 
 TOKEN, POSITION, LOGITS = "token", "position", "logits"
 
@@ -160,8 +161,9 @@ class ModelInfo:
 
     def to_props(self) -> dict[str, str]:
         ints = {name: str(getattr(self, name)) for name in _INTS}
-        return {"format": FORMAT, "format_version": str(FORMAT_VERSION), **ints,
-                "vocab": json.dumps(list(self.vocab.chars), ensure_ascii=False),
+        labeled = {"labels": json.dumps([list(g) for g in self.vocab.labels], ensure_ascii=False)} if self.vocab.labels else {}
+        return {"format": FORMAT, "format_version": str(LABELED_VERSION if labeled else FORMAT_VERSION), **ints,
+                "vocab": json.dumps(list(self.vocab.chars), ensure_ascii=False), **labeled,
                 "training": json.dumps(finite_json(self.training), ensure_ascii=False, allow_nan=False),
                 "producer": self.producer}
 
@@ -170,9 +172,12 @@ class ModelInfo:
         if props.get("format") != FORMAT:
             raise MetadataError(f"its metadata has no format {FORMAT!r}, so it was not written by mgpt-export")
         version = props.get("format_version")
-        if version != str(FORMAT_VERSION):
+        if version not in (str(FORMAT_VERSION), str(LABELED_VERSION)):
             raise MetadataError(f"its format version is {'missing' if version is None else shown(version)}; this "
-                                f"mgpt reads version {FORMAT_VERSION}: re-export it with this mgpt")
+                                f"mgpt reads versions {FORMAT_VERSION} and {LABELED_VERSION}: re-export it with this mgpt")
+        if (version == str(LABELED_VERSION)) != ("labels" in props):
+            raise MetadataError(f"its metadata is malformed: format version {version} "
+                                f"{'needs' if version == str(LABELED_VERSION) else 'cannot have'} a labels entry")
         try:
             raw = {name: props[name] for name in _INTS}
             bad = [name for name, text in raw.items() if not _DIGITS.fullmatch(text)]
@@ -182,7 +187,11 @@ class ModelInfo:
             chars = _strict_json(props["vocab"])
             if not isinstance(chars, list):
                 raise ValueError("vocab is not a JSON list")
-            vocab = Vocab(tuple(chars))
+            groups = _strict_json(props.get("labels", "[]"))
+            if not isinstance(groups, list) or not all(isinstance(g, list) for g in groups) \
+                    or version == str(LABELED_VERSION) and not groups:
+                raise ValueError("labels is not a non-empty JSON list of lists")
+            vocab = Vocab(tuple(chars), tuple(tuple(g) for g in groups))
             training = _strict_json(props.get("training") or "{}")
         except (KeyError, ValueError, TypeError, VocabError, RecursionError) as e:
             raise MetadataError(f"its metadata is incomplete or malformed ({type(e).__name__}: {e})") from None

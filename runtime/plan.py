@@ -16,8 +16,8 @@ class Plan(NamedTuple):
     top_k: int | None
     top_p: float | None
     prefix: str
-    context: tuple[int, ...]  # BOS and the prefix's ids: fed at positions 0.. before the first draw
-    length: int  # positions at most, so also the most characters of a sample (prefix included)
+    context: tuple[int, ...]  # BOS, the label tokens (if any) and the prefix's ids: fed at positions 0..
+    length: int  # positions at most: the most characters of a sample (prefix included) and its label tokens
     cache: tuple[np.ndarray, ...]  # keys and values per layer after feeding the context, (1, H, P, D)
     logits: np.ndarray  # (V,) float32 at the context's last position: every sample's first draw
 

@@ -18,7 +18,9 @@ PREFILLS = 64  # contexts whose prefill results a runner keeps
 
 class StepRunner:
     """``run(feed)`` is one step: ``[logits, present.0.key, present.0.value, ...]`` for a feed of
-    ``token``, ``position`` and the ``past_key_values`` named in ``past``."""
+    ``token``, ``position`` and the ``past_key_values`` named in ``past``. The logits are the
+    drawable tokens' (characters and BOS): a labeled model's label columns are cut off here, so no
+    loop ever draws or scores a label token (docs/labels.md)."""
 
     def __init__(self, path: Path, session, info: ModelInfo):
         self.path, self.session, self.info = path, session, info
@@ -29,6 +31,8 @@ class StepRunner:
             self.past += past_names(i)
         self.positions = [np.array(p, dtype=np.int64) for p in range(info.block_size)]
         self._run = _fast_run(session, first_step(info), self.outputs)
+        if info.vocab.labels:
+            self._run = _drawable_only(self._run, info.vocab.drawable)
         self._prefilled: dict[tuple[int, ...], tuple] = {}  # prefill's results by context, the newest last
 
     def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -74,6 +78,15 @@ class StepRunner:
             except (KeyError, RuntimeError, StopIteration):  # another thread changed it meanwhile
                 break
         return result
+
+
+def _drawable_only(run, drawable: int):
+    """``run`` whose logits (B, V) are cut to their first ``drawable`` columns (a view)."""
+    def cut(names, inputs):
+        logits, *rest = run(names, inputs)
+        return [logits[:, :drawable], *rest]
+
+    return cut
 
 
 def _fast_run(session, feed: dict, outputs: list[str]):

@@ -37,8 +37,9 @@ class Steps:
         first, length = plan.start + 1, plan.length  # the first position run here
         self.token = np.zeros(1, dtype=np.int64)
         self.logits = np.empty((1, info.vocab_size), dtype=np.float32)
-        # memoryviews of both: tolist() and item assignment through them take half NumPy's time
-        self.row, self.next_token = memoryview(self.logits[0]), memoryview(self.token)
+        # memoryviews of both: tolist() and item assignment through them take half NumPy's time;
+        # the row holds the drawable tokens' logits only (a labeled model's label columns cut off)
+        self.row, self.next_token = memoryview(self.logits[0, :info.vocab.drawable]), memoryview(self.token)
         # caches[j][p]: cache array j (each layer's keys, then values) holding p positions; those
         # below the context's end are never read, and the context's own come from the plan
         self.caches = [[None] * first + [np.empty((1, H, p, D), np.float32) for p in range(first, length + 1)]

@@ -2,6 +2,8 @@
 
 meta = {"format": "mgpt-checkpoint", "version": 1, "config": {...GPTConfig...},
         "vocab": [characters], "bos": int, "training": {...record...}}
+A labeled model's (docs/labels.md) is version 2 and adds "labels": [[group 0's labels], ...]; a
+model without labels is written as version 1, exactly as before.
 Anyone can build one by hand; ``load`` checks every part so later steps can trust it.
 """
 
@@ -27,6 +29,7 @@ from .memory import available_memory
 
 FORMAT = "mgpt-checkpoint"
 VERSION = 1
+LABELED_VERSION = 2  # a checkpoint with label tokens: older mgpt refuses it by its version
 DEFAULT_PATH = "mgpt-checkpoint.npz"  # where mgpt-train writes and mgpt-export reads by default
 
 
@@ -42,8 +45,12 @@ class Checkpoint:
     training: dict = field(default_factory=dict)  # data, seed, steps, batch_size, losses, ...
 
     def meta(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "config": self.config.to_dict(),
-                "vocab": list(self.vocab.chars), "bos": self.vocab.bos, "training": self.training}
+        meta = {"format": FORMAT, "version": LABELED_VERSION if self.vocab.labels else VERSION,
+                "config": self.config.to_dict(), "vocab": list(self.vocab.chars), "bos": self.vocab.bos,
+                "training": self.training}
+        if self.vocab.labels:
+            meta["labels"] = [list(group) for group in self.vocab.labels]
+        return meta
 
 
 def _arrays(ckpt: Checkpoint) -> dict[str, np.ndarray]:
@@ -144,16 +151,26 @@ def load(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"checkpoint {name!r} has a 'meta' entry that is not JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{name!r} is not an mgpt checkpoint (meta format is not {FORMAT!r})")
-    if meta.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint {name!r} has format version {meta.get('version')!r}; this mgpt reads version {VERSION}")
+    version = meta.get("version")
+    if version not in (VERSION, LABELED_VERSION) or isinstance(version, bool):
+        raise CheckpointError(f"checkpoint {name!r} has format version {version!r}; this mgpt reads versions "
+                              f"{VERSION} and {LABELED_VERSION}")
+    if (version == LABELED_VERSION) != ("labels" in meta):
+        raise CheckpointError(f"checkpoint {name!r} has a bad meta entry: version {version} "
+                              f"{'needs' if version == LABELED_VERSION else 'cannot have'} a 'labels' list")
     try:
         config = GPTConfig.from_dict(meta.get("config"))
-        vocab = Vocab(tuple(meta.get("vocab") or ()))
+        groups = meta.get("labels", [])
+        if not isinstance(groups, list) or not groups and version == LABELED_VERSION \
+                or not all(isinstance(group, list) for group in groups):
+            raise VocabError("'labels' must be a non-empty list of lists of labels")
+        vocab = Vocab(tuple(meta.get("vocab") or ()), tuple(tuple(group) for group in groups))
     except (ConfigError, VocabError, TypeError) as e:
         raise CheckpointError(f"checkpoint {name!r} has a bad meta entry: {e}") from None
     if meta.get("bos") != vocab.bos or config.vocab_size != vocab.size:
         raise CheckpointError(
-            f"checkpoint {name!r} disagrees with itself: {len(vocab.chars)} characters need bos "
+            f"checkpoint {name!r} disagrees with itself: {len(vocab.chars)} characters"
+            f"{f' and {vocab.size - vocab.drawable} labels' if vocab.labels else ''} need bos "
             f"{vocab.bos} and vocab_size {vocab.size}, meta says bos {meta.get('bos')!r} and "
             f"vocab_size {config.vocab_size}"
         )

@@ -1,0 +1,159 @@
+"""Labels (docs/labels.md): the vocabulary layout, the files that list them, and sampling given them.
+
+A labeled model here has random weights whose label rows of lm_head are made large, so that its
+logits favour label tokens: every runtime must still draw characters and BOS only.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+import runtime_models
+from mgpt.runtime import Generator
+from mgpt.runtime.metadata import MetadataError, ModelInfo
+from mgpt.runtime.vocab import Vocab, VocabError
+from mgpt.train.checkpoint import Checkpoint, CheckpointError, load, save
+from mgpt.train.config import GPTConfig
+from mgpt.train.model import init_params, views
+
+GROUPS = (("F", "M"), ("1950s", "2010s", "x y"))
+
+
+def labeled_checkpoint(seed: int = 0) -> Checkpoint:
+    vocab = Vocab(tuple("aeilnos"), GROUPS)
+    config = GPTConfig(vocab.size, n_layer=1, n_embd=16, n_head=4, block_size=8)
+    params = views(init_params(config, seed), config)
+    params["wte"] *= 20  # sharp distributions, so that the label tokens change what is drawn
+    params["lm_head"] *= 20
+    params["lm_head"][vocab.drawable:] = 50 * np.abs(params["lm_head"][vocab.drawable:])  # label logits large
+    return Checkpoint(config, vocab, params, {"data": "test"})
+
+
+@pytest.fixture(scope="module")
+def labeled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("labels")
+    ckpt = labeled_checkpoint()
+    save(folder / "labeled.npz", ckpt)
+    return ckpt, runtime_models.export_to(ckpt, folder / "labeled.onnx")
+
+
+def test_label_ids_follow_bos_group_by_group_in_any_order_given():
+    vocab = Vocab(tuple("abc"), GROUPS)
+    assert (vocab.bos, vocab.drawable, vocab.size) == (3, 4, 9)
+    assert vocab.label_ids(["x y", "M"]) == vocab.label_ids(("M", "x y")) == (5, 8)
+    assert Vocab(tuple("abc")).size == 4 and Vocab(tuple("abc")).label_ids(None) == ()
+
+
+@pytest.mark.parametrize("labels, error, words", [
+    (["F"], ValueError, "none given from 1950s | 2010s | x y"),
+    (None, ValueError, "needs one label from each group"),
+    (["F", "M"], ValueError, "'F' and 'M' are of one group"),
+    (["F", "1990s"], ValueError, "unknown label '1990s'; this model's labels are F | M; 1950s | 2010s | x y"),
+    ("F", TypeError, "labels must be a list of strings"),
+    (["F", 3], TypeError, "labels must be strings"),
+])
+def test_wrong_labels_are_one_error_listing_the_labels(labels, error, words):
+    with pytest.raises(error, match=words):
+        Vocab(tuple("abc"), GROUPS).label_ids(labels)
+
+
+@pytest.mark.parametrize("groups", [(("b", "a"),), (("a",), ("a",)), ((),), (("a,b",),), (("",),), ((" a",),),
+                                    (("a\tb",),), (("a\nb",),)])
+def test_a_bad_label_set_is_refused(groups):
+    with pytest.raises(VocabError):
+        Vocab(tuple("abc"), groups)
+
+
+def test_labels_given_to_a_model_without_labels_are_refused():
+    with pytest.raises(ValueError, match="this model has no labels"):
+        Vocab(tuple("abc")).label_ids(["F"])
+
+
+def test_the_checkpoint_lists_the_labels_and_an_unlabeled_one_stays_version_1(tmp_path):
+    ckpt = labeled_checkpoint()
+    save(tmp_path / "l.npz", ckpt)
+    back = load(tmp_path / "l.npz")
+    assert back.vocab == ckpt.vocab and back.vocab.labels == GROUPS
+    assert back.meta()["version"] == 2 and back.meta()["labels"] == [list(g) for g in GROUPS]
+    plain = runtime_models.random_checkpoint("abc")
+    assert plain.meta()["version"] == 1 and "labels" not in plain.meta()
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda m: m.pop("labels"), "version 2 needs a 'labels' list"),
+    (lambda m: m.update(version=1), "version 1 cannot have a 'labels' list"),
+    (lambda m: m.update(labels=[]), "'labels' must be a non-empty list"),
+    (lambda m: m.update(labels=[["M", "F"]]), "sorted"),
+    (lambda m: m.update(version=3), "this mgpt reads versions 1 and 2"),
+])
+def test_a_checkpoint_with_bad_labels_is_refused(tmp_path, change, words):
+    ckpt = labeled_checkpoint()
+    save(tmp_path / "l.npz", ckpt)
+    with np.load(tmp_path / "l.npz") as f:
+        arrays = dict(f)
+    meta = json.loads(str(arrays["meta"]))
+    change(meta)
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(CheckpointError, match=words):
+        load(tmp_path / "bad.npz")
+
+
+def test_the_onnx_file_lists_the_labels_at_format_version_2(labeled):
+    ckpt, path = labeled
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert props["format_version"] == "2" and json.loads(props["labels"]) == [list(g) for g in GROUPS]
+    assert props["vocab_size"] == str(len("aeilnos") + 1 + 5) and props["bos"] == "7"
+    plain = {p.key: p.value for p in onnx.load(str(runtime_models.export_to(
+        runtime_models.random_checkpoint("abc"), path.parent / "plain.onnx"))).metadata_props}
+    assert plain["format_version"] == "1" and "labels" not in plain
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda p: p.pop("labels"), "format version 2 needs a labels entry"),
+    (lambda p: p.update(format_version="1"), "format version 1 cannot have a labels entry"),
+    (lambda p: p.update(labels='[["M", "F"]]'), "sorted"),
+    (lambda p: p.update(labels='["F"]'), "labels is not a non-empty JSON list of lists"),
+    (lambda p: p.update(format_version="3"), "this mgpt reads versions 1 and 2"),
+])
+def test_metadata_with_bad_labels_is_refused(change, words):
+    ckpt = labeled_checkpoint()
+    props = runtime_models.mgpt_props(ckpt)
+    change(props)
+    with pytest.raises(MetadataError, match=words):
+        ModelInfo.from_props(props)
+
+
+def test_samples_never_hold_label_tokens_though_their_logits_are_largest(labeled):
+    ckpt, path = labeled
+    vocab = ckpt.vocab
+    context = [vocab.bos, *vocab.label_ids(["F", "1950s"])]
+    logits = runtime_models.reference_logits(ckpt, context)
+    assert np.argmax(logits) >= vocab.drawable  # unmasked, greedy would pick a label token
+    gen = Generator(path)
+    greedy = gen.generate(1, temperature=0, labels=["F", "1950s"])[0]
+    assert greedy[0] == vocab.chars[int(np.argmax(logits[: vocab.drawable]))]
+    for text in gen.generate(300, temperature=2.0, seed=3, labels=["M", "x y"]):
+        assert set(text) <= set(vocab.chars) and len(text) <= 8 - 2
+
+
+def test_labels_condition_the_samples_and_seeded_samples_match_in_any_batch(labeled):
+    _, path = labeled
+    gen = Generator(path)
+    runs = {labels: gen.generate(64, seed=11, labels=list(labels)) for labels in
+            [("F", "1950s"), ("M", "2010s"), ("x y", "M")]}
+    assert runs[("F", "1950s")] != runs[("M", "2010s")]  # the labels reach the model
+    for labels, texts in runs.items():
+        assert gen.generate(64, seed=11, labels=list(reversed(labels)), batch_size=5) == texts
+        assert gen.generate(3, seed=11, labels=list(labels), batch_size=1) == texts[:3]
+        assert "".join(gen.characters(seed=11, labels=list(labels), index=7)) == texts[7]
+    with_prefix = gen.generate(20, seed=11, labels=["F", "1950s"], prefix="a", max_length=4)
+    assert all(t.startswith("a") and len(t) <= 4 for t in with_prefix)
+    with pytest.raises(ValueError, match="max_length 7 exceeds the model's block size 8 less its 2 label tokens"):
+        gen.generate(1, labels=["F", "1950s"], max_length=7)
+    with pytest.raises(ValueError, match="unknown label 'X'; this model's labels are F | M"):
+        gen.generate(1, labels=["X", "F"])
