@@ -21,6 +21,8 @@ of a Python rollout loop (onnxruntime 1.32, one thread, default config, block 8,
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
@@ -185,8 +187,9 @@ def build_model(checkpoint: Checkpoint, opset: int = DEFAULT_OPSET, *, general: 
     model = helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", opset)],
                                           producer_name="mgpt", producer_version=__version__,
                                           doc_string=doc_string(config, checkpoint.vocab.labels))
+    novelty = None if checkpoint.novelty is None else json.dumps(checkpoint.novelty.to_json())
     info = ModelInfo(checkpoint.vocab, config.block_size, config.n_layer, H, D, checkpoint.training,
-                     f"mgpt {__version__}")
+                     f"mgpt {__version__}", novelty)
     helper.set_model_props(model, info.to_props())
     try:
         onnx.checker.check_model(model, full_check=True)

@@ -8,9 +8,10 @@ Light on purpose: importing it loads numpy and onnxruntime only (never onnx, cli
 
 from .generator import Generator
 from .modelfile import ModelError, default_model_path, shipped_model_path
+from .rejection import SamplingError
 from .vocab import Vocab, VocabError
 
-__all__ = ["Generator", "ModelError", "Vocab", "VocabError", "default_model_path", "shipped_model_path", "__version__"]
+__all__ = ["Generator", "ModelError", "SamplingError", "Vocab", "VocabError", "default_model_path", "shipped_model_path", "__version__"]
 
 
 def __getattr__(name: str):

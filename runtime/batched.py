@@ -63,7 +63,7 @@ class Batch:
     """
 
     __slots__ = ("runner", "position", "parts", "columns", "lasts", "streams", "alive", "u", "drawn", "token", "cache",
-                 "logits", "expand", "feed")
+                 "logits", "expand", "feed", "states", "masked")
 
     def __init__(self, runner: StepRunner, part: Part):
         plan, B = part.plan, part.size
@@ -82,6 +82,9 @@ class Batch:
         self.logits = plan.logits[None, :]  # (parts, V), or None once drawn
         self.expand = np.zeros(B, dtype=np.int64)
         self.feed = {}
+        # shape controls: (B,) each row's automaton state (0 in the rows of parts without one)
+        self.masked = plan.constraint is not None
+        self.states = np.full(B, plan.constraint.start if self.masked else 0, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.alive)
@@ -102,6 +105,8 @@ class Batch:
         self.cache = [np.concatenate(pair) for pair in zip(self.cache, other.cache)]
         width = self.u.shape[1]
         self.alive = np.concatenate([self.alive, other.alive + width])
+        self.states = np.concatenate([self.states, other.states])
+        self.masked |= other.masked
         self.u = _side_by_side(self.u, other.u, 0.0)
         self.drawn = _side_by_side(self.drawn, other.drawn, self.runner.info.bos)
         self.parts += other.parts
@@ -122,11 +127,15 @@ class Batch:
             feed.update(zip(runner.past, self.cache))
             logits, *self.cache = runner.run(feed)
             columns = logits.T
+        if self.masked:
+            columns = self._mask(columns, p)
         try:
             token = self._draw(columns, p)
         except sampling.LogitsError:
             raise runner.not_finite(p) from None
         self.drawn[p, alive] = token
+        if self.masked:
+            self._advance(token)
         going = token != runner.info.bos
         if p in self.lasts:  # the parts whose last position this is end all their rows
             for part, lo, hi in self._ranges():
@@ -141,6 +150,8 @@ class Batch:
             keep = np.flatnonzero(going)  # take() with indices copies 2.4x faster than a boolean mask
             self._end(going, len(going) - len(keep))
             self.alive, token = alive.take(keep), token.take(keep)
+            if self.masked:
+                self.states = self.states.take(keep)
         if fresh:  # the context's cache, repeated for the rows that go on
             rows = self.expand if keep is None else self.expand.take(keep)
             self.cache = [c.take(rows, axis=0) for c in self.cache]
@@ -155,6 +166,24 @@ class Batch:
         for part in self.parts:
             yield part, lo, lo + part.size
             lo += part.size
+
+    def _mask(self, columns: np.ndarray, p: int) -> np.ndarray:
+        """(V, B) logits with -inf where a row's shape controls forbid the token (rows holding p
+        characters), as a contiguous copy (which the draw would make anyway)."""
+        columns = np.array(columns, dtype=np.float32, order="C")
+        for part, lo, hi in self._ranges():
+            constraint = part.plan.constraint
+            if constraint is not None:
+                allowed = constraint.allowed(self.states[lo:hi], p - part.plan.offset)  # (b, V)
+                np.copyto(columns[:, lo:hi], -np.inf, where=~allowed.T)
+        return columns
+
+    def _advance(self, token: np.ndarray) -> None:
+        """Move each constrained row's automaton over the token it drew."""
+        for part, lo, hi in self._ranges():
+            constraint = part.plan.constraint
+            if constraint is not None:
+                self.states[lo:hi] = constraint.advance(self.states[lo:hi], token[lo:hi])
 
     def _draw(self, columns: np.ndarray, p: int) -> np.ndarray:
         """(B,) tokens for (V, B) logits at position ``p``: one draw per distinct set of options."""

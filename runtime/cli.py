@@ -6,8 +6,10 @@ take the rest), so this module imports only click and the runtime.
 
 from __future__ import annotations
 
+import json
 import sys
 from itertools import islice
+from typing import Iterator
 from json.encoder import encode_basestring
 
 import click
@@ -15,6 +17,9 @@ import click
 from .command import CONTEXT_SETTINGS, Command, FiniteRange, OptionError
 from .generator import DEFAULT_BATCH_SIZE, Generator
 from .modelfile import ModelError
+from .paths import PathError, read_lines
+from .rejection import SamplingError
+from . import rejection, sampling, tracing
 
 # --format: how a run of samples, the first numbered `start` (counted from 1), is printed. The
 # output is written a batch at a time, one string per batch: with -n 1000000 a write per line
@@ -27,6 +32,9 @@ FORMATS = {
                                           for i, text in enumerate(texts, start)),
 }
 CHUNK = 4096  # samples per write
+MAX_TRACES = 100  # samples --trace prints at most
+MAX_EXCLUDE_BYTES = 64 << 20
+EXCLUDE_HINT = "pass a UTF-8 text file with one string per line to --exclude"
 
 
 @click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
@@ -54,28 +62,79 @@ CHUNK = 4096  # samples per write
               help="lines: the seed's 'sample  1: kaya'; names: one bare sample per line; jsonl: JSON lines.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads that share large batches (256 rows each at least). [default: the usable CPUs]")
+@click.option("--min-length", type=click.IntRange(min=0), default=None,
+              help="Shortest sample in characters, the prefix included.")
+@click.option("--suffix", default="", help="End every sample with these characters.")
+@click.option("--contains", default="", help="Every sample contains these characters (the prefix included).")
+@click.option("--pattern", default=None,
+              help="A regular expression the whole sample matches, e.g. '[a-z]{4,6}(a|ie)' (a subset: see "
+                   "docs/sampling-controls.md).")
+@click.option("--novel", is_flag=True, help="Never a document of the model's training data (held-out included).")
+@click.option("--unique", is_flag=True, help="No two samples of the run are equal.")
+@click.option("--exclude", "exclude_path", default=None, metavar="FILE",
+              help="Never one of the strings of FILE (UTF-8, one per line).")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=None,
+              help="Most samples drawn to find -n accepted ones with --novel, --unique or --exclude. "
+                   "[default: max(1000, 50 x -n)]")
+@click.option("--trace", is_flag=True,
+              help=f"Print each sample's steps: the model's predictions, the random pick (at most {MAX_TRACES} "
+                   f"samples; --format jsonl prints them as JSON).")
 @click.version_option(package_name="mgpt", prog_name="mgpt")
 def generate_command(model_path, num_samples, temperature, top_k, top_p, seed, prefix, max_length, labels,
-                     batch_size, fmt, threads):
+                     batch_size, fmt, threads, min_length, suffix, contains, pattern, novel, unique, exclude_path,
+                     max_attempts, trace):
     """Sample names (or whatever the model learned) from an mgpt ONNX model."""
+    if trace and fmt == "names":
+        raise OptionError("--trace prints steps, which --format names has no room for; use --format lines or jsonl")
+    if trace and num_samples > MAX_TRACES:
+        raise OptionError(f"--trace prints about ten lines per character: at most {MAX_TRACES} samples, "
+                          f"not {num_samples:,}; lower -n")
+    try:
+        exclude = None if exclude_path is None else read_lines(exclude_path, "exclude file", EXCLUDE_HINT,
+                                                                 MAX_EXCLUDE_BYTES)
+    except PathError as e:
+        raise click.ClickException(str(e)) from e
+    controls = dict(min_length=min_length, suffix=suffix, contains=contains, pattern=pattern, novel=novel,
+                    unique=unique, exclude=exclude, max_attempts=max_attempts)
     try:
         generator = Generator(model_path, threads=threads)
-        samples = generator.samples(num_samples, temperature, top_k, top_p, seed, prefix, max_length, batch_size,
-                                    labels=list(labels))
+        if trace:
+            seed = sampling.new_seed() if seed is None else seed  # every sample's trace from the same call
+            samples = _traces(generator, num_samples, fmt, dict(temperature=temperature, top_k=top_k, top_p=top_p,
+                                                                seed=seed, prefix=prefix, max_length=max_length,
+                                                                labels=list(labels), **controls))
+        else:
+            samples = generator.samples(num_samples, temperature, top_k, top_p, seed, prefix, max_length,
+                                        batch_size, labels=list(labels), **controls)
     except ModelError as e:
         raise click.ClickException(str(e)) from e
     except ValueError as e:  # an option the model cannot take: a prefix outside its vocabulary or block
         hint = _hint(str(e))
         raise OptionError(f"Invalid value for {hint}: {e}" if hint else str(e)) from e
     # stdout is guarded by Command: a closed, full or broken one is one line or a quiet exit
-    show, write = FORMATS[fmt], sys.stdout.write
+    show, write = (lambda start, texts: "".join(texts)) if trace else FORMATS[fmt], sys.stdout.write
+    start, chunk = 1, 1 if trace else CHUNK  # a trace is written as soon as it is made
     try:
-        start = 1
-        while texts := list(islice(samples, CHUNK)):
+        while texts := list(islice(samples, chunk)):
             write(show(start, texts))
             start += len(texts)
+    except SamplingError as e:  # the cap: what was found is printed, then the error
+        if not trace:
+            write(show(start, e.samples[start - 1:]))
+        raise click.ClickException(rejection.cap_message(e.found, num_samples, e.attempts, "--max-attempts")) from e
     except ModelError as e:  # a model that fails only at some later step, or gives NaN logits
         raise click.ClickException(str(e)) from e
+
+
+def _traces(generator: Generator, n: int, fmt: str, options: dict) -> Iterator[str]:
+    """Each sample's trace, as text or as a JSON line; options are checked before the first."""
+    generator.plan(**{k: options[k] for k in ("temperature", "top_k", "top_p", "seed", "prefix", "max_length",
+                                               "labels", "min_length", "suffix", "contains", "pattern")})
+    if n and options["novel"]:
+        generator.novelty()
+    for index in range(n):
+        data = generator.trace(index=index, **options)
+        yield (json.dumps(data, ensure_ascii=False) + "\n") if fmt == "jsonl" else tracing.render(data, index + 1)
 
 
 def _hint(message: str) -> str | None:
@@ -83,7 +142,8 @@ def _hint(message: str) -> str | None:
     first = message.split(" ", 1)[0]
     if first in {"labels", "unknown", "this"}:  # Vocab.label_ids's messages
         return "--label"
-    return f"--{first.replace('_', '-')}" if first in {"prefix", "max_length", "temperature", "top_k", "top_p"} else None
+    return f"--{first.replace('_', '-')}" if first in {"prefix", "max_length", "temperature", "top_k", "top_p",
+                                                        "min_length", "suffix", "contains", "pattern"} else None
 
 
 if __name__ == "__main__":

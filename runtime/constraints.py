@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -338,6 +339,11 @@ class Constraint:
     bos: int  # V - 1
     prefix: tuple[int, ...]  # the prefix's ids: ``start`` is the state after them
     _single: dict = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def rows(self) -> list[list[int]]:
+        """``delta`` as lists: the batch-1 loop's transitions, at Python's indexing speed."""
+        return self.delta.tolist()
 
     @property
     def states(self) -> int:

@@ -15,14 +15,17 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import batched, sampling, scoring, single
+from . import batched, constraints, rejection, sampling, scoring, single, tracing
+from .metadata import strict_json
 from .modelfile import ModelError, model_path, open_session
+from .novelty import NoveltyFilter
 from .plan import Plan, check_count
 from .runner import StepRunner
 from .vocab import Vocab, VocabError
 
 DEFAULT_BATCH_SIZE = 4096  # rows in flight per call: bounds memory; large batches run fastest
 MIN_SPLIT_ROWS = 256  # below this a batch stays on one thread: a thread hand-off would cost more
+COMPILED = 16  # shape controls whose automata a Generator keeps
 
 
 class Generator:
@@ -49,6 +52,8 @@ class Generator:
         self.threads = threads if threads is not None else _usable_cpus()
         self._runner = StepRunner(self.path, session, self.info)
         self._spare = single.SparePool(self._runner)
+        self._compiled: dict[tuple, constraints.Constraint | None] = {}  # automata by their controls, newest last
+        self._novelty: NoveltyFilter | None = None  # read from the metadata when novel is first asked for
 
     def __repr__(self) -> str:
         return f"Generator({str(self.path)!r}, vocab_size={self.vocab.size}, block_size={self.block_size})"
@@ -66,44 +71,113 @@ class Generator:
     def generate(self, num_samples: int = 20, temperature: float = 0.5, top_k: int | None = None,
                  top_p: float | None = None, seed: int | None = None, prefix: str = "",
                  max_length: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, *,
-                 labels: list[str] | None = None) -> list[str]:
+                 labels: list[str] | None = None, min_length: int | None = None, suffix: str = "",
+                 contains: str = "", pattern: str | None = None, novel: bool = False, unique: bool = False,
+                 exclude: Iterable[str] | None = None, max_attempts: int | None = None) -> list[str]:
         """``num_samples`` samples, each starting with ``prefix`` and at most ``max_length``
         characters long (default and limit: the block size, less a labeled model's label tokens).
         With a ``seed``, sample i is the same whatever ``num_samples`` and ``batch_size``; without
         one every call differs. A labeled model takes ``labels``, one from each of its groups
-        (``vocab.labels``; docs/labels.md)."""
+        (``vocab.labels``; docs/labels.md).
+
+        Shape controls (masks: the model's distribution renormalized step by step over allowed
+        continuations): ``min_length`` characters at least (prefix included), a ``suffix``, a string
+        the sample ``contains``, a ``pattern`` the whole sample matches. Set controls (rejection: the
+        model's distribution conditioned on the sample being new): ``novel`` (never a training
+        document), ``exclude`` (never one of these strings), ``unique`` (no repeats in the call), with
+        at most ``max_attempts`` attempts (default max(1000, 50 * num_samples)); at the cap a
+        ``SamplingError`` carries the samples found. docs/sampling-controls.md is the reference."""
         return list(self.samples(num_samples, temperature, top_k, top_p, seed, prefix, max_length, batch_size,
-                                 labels=labels))
+                                 labels=labels, min_length=min_length, suffix=suffix, contains=contains,
+                                 pattern=pattern, novel=novel, unique=unique, exclude=exclude,
+                                 max_attempts=max_attempts))
 
     def samples(self, num_samples: int = 20, temperature: float = 0.5, top_k: int | None = None,
                 top_p: float | None = None, seed: int | None = None, prefix: str = "",
                 max_length: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, *,
-                labels: list[str] | None = None) -> Iterator[str]:
+                labels: list[str] | None = None, min_length: int | None = None, suffix: str = "",
+                contains: str = "", pattern: str | None = None, novel: bool = False, unique: bool = False,
+                exclude: Iterable[str] | None = None, max_attempts: int | None = None) -> Iterator[str]:
         """``generate`` as an iterator: samples in order, each batch's as soon as it ends, with at most
-        ``batch_size`` samples in memory (so any number of samples streams in bounded memory)."""
+        ``batch_size`` samples in memory (so any number of samples streams in bounded memory; with a
+        set control the accepted samples are remembered too, for ``unique`` and the cap's error)."""
         num_samples = check_count("num_samples", num_samples, 0)
         batch_size = check_count("batch_size", batch_size, 1)
-        plan = self._plan(temperature, top_k, top_p, seed, prefix, max_length, labels)  # raises now, not at first next()
-        return self._stream(plan, num_samples, batch_size)
+        judge, cap = self._set_controls(num_samples, novel, unique, exclude, max_attempts)
+        plan = self._plan(temperature, top_k, top_p, seed, prefix, max_length, labels,  # raises now, not at first next()
+                          min_length=min_length, suffix=suffix, contains=contains, pattern=pattern)
+        if judge is None:
+            return self._stream(plan, range(num_samples), batch_size)
+        attempts = rejection.accepted(lambda r: self._stream(plan, r, batch_size), judge, num_samples, cap)
+        return (text for _, text in attempts)
 
     def characters(self, temperature: float = 0.5, top_k: int | None = None, top_p: float | None = None,
                    seed: int | None = None, prefix: str = "", max_length: int | None = None,
-                   index: int = 0, *, labels: list[str] | None = None) -> Iterator[str]:
+                   index: int = 0, *, labels: list[str] | None = None, min_length: int | None = None,
+                   suffix: str = "", contains: str = "", pattern: str | None = None) -> Iterator[str]:
         """One sample, character by character as each is drawn (the prefix's first). With a
-        ``seed`` it is sample ``index`` of ``generate`` with that seed."""
+        ``seed`` it is sample ``index`` of ``generate`` with that seed (and the same shape controls)."""
         index = check_count("index", index, 0)
-        plan = self._plan(temperature, top_k, top_p, seed, prefix, max_length, labels)
+        plan = self._plan(temperature, top_k, top_p, seed, prefix, max_length, labels, min_length=min_length,
+                          suffix=suffix, contains=contains, pattern=pattern)
         return single.characters(self._spare, plan, index)
+
+    def trace(self, temperature: float = 0.5, top_k: int | None = None, top_p: float | None = None,
+              seed: int | None = None, prefix: str = "", max_length: int | None = None, *, index: int = 0,
+              labels: list[str] | None = None, min_length: int | None = None, suffix: str = "", contains: str = "",
+              pattern: str | None = None, novel: bool = False, unique: bool = False,
+              exclude: Iterable[str] | None = None, max_attempts: int | None = None) -> dict:
+        """The steps of sample ``index`` of ``generate`` with these options (of its accepted attempt):
+        per draw the input, the five most likely tokens of the distribution drawn from, the uniform
+        and the pick, as data (docs/sampling-controls.md, "Trace"). SamplingError at the cap."""
+        index = check_count("index", index, 0)
+        judge, cap = self._set_controls(index + 1, novel, unique, exclude, max_attempts)
+        plan = self._plan(temperature, top_k, top_p, seed, prefix, max_length, labels, min_length=min_length,
+                          suffix=suffix, contains=contains, pattern=pattern)
+        attempt = index
+        if judge is not None:
+            for attempt, _ in rejection.accepted(lambda r: self._stream(plan, r, DEFAULT_BATCH_SIZE), judge,
+                                                 index + 1, cap):
+                pass
+        return tracing.trace(self._runner, plan, index, attempt)
 
     def plan(self, temperature: float = 0.5, top_k: int | None = None, top_p: float | None = None,
              seed: int | None = None, prefix: str = "", max_length: int | None = None, *,
-             labels: list[str] | None = None) -> Plan:
+             labels: list[str] | None = None, min_length: int | None = None, suffix: str = "", contains: str = "",
+             pattern: str | None = None) -> Plan:
         """A sampling call's options checked (TypeError, ValueError as ``generate`` raises them),
-        with a fresh seed when none is given and the context already fed: for callers that run
+        with a fresh seed when none is given, the context already fed and the shape controls
+        compiled (``plan.constraint``, by which ``batched.Batch`` masks): for callers that run
         ``batched.Batch`` themselves (the server, which joins many calls' rows in one batch)."""
-        return self._plan(temperature, top_k, top_p, seed, prefix, max_length, labels)
+        return self._plan(temperature, top_k, top_p, seed, prefix, max_length, labels, min_length=min_length,
+                          suffix=suffix, contains=contains, pattern=pattern)
 
-    def _plan(self, temperature, top_k, top_p, seed, prefix, max_length, labels=None) -> Plan:
+    def novelty(self) -> NoveltyFilter:
+        """The model's novelty filter (what ``novel`` checks); ModelError if the file has none or
+        holds one that cannot be read."""
+        if self._novelty is None:
+            text = self.info.novelty
+            if text is None:
+                raise ModelError(f"{str(self.path)!r} has no novelty filter, so novel cannot be checked (its "
+                                 f"checkpoint was trained with --no-novelty or by an older mgpt); export a model "
+                                 f"whose checkpoint has one, or drop novel")
+            try:
+                self._novelty = NoveltyFilter.from_json(strict_json(text))
+            except (ValueError, RecursionError) as e:
+                raise ModelError(f"{str(self.path)!r} has a novelty filter that cannot be read ({e}); "
+                                 f"re-export it with this mgpt") from None
+        return self._novelty
+
+    def _set_controls(self, num_samples: int, novel, unique, exclude, max_attempts):
+        """(judge, cap): the set controls' judge and attempt cap, or (None, None) without any."""
+        novel, unique, exclude, max_attempts = rejection.check_set_options(novel, unique, exclude, max_attempts)
+        if not (novel or unique or exclude):
+            return None, None
+        cap = rejection.default_max_attempts(num_samples) if max_attempts is None else max_attempts
+        return rejection.Judge(self.vocab, self.novelty() if novel else None, exclude, unique), cap
+
+    def _plan(self, temperature, top_k, top_p, seed, prefix, max_length, labels=None, *, min_length=None,
+              suffix="", contains="", pattern=None) -> Plan:
         sampling.check_options(temperature, top_k, top_p)
         label_ids = self.vocab.label_ids(labels)  # () for a model without labels
         if not isinstance(prefix, str):
@@ -126,23 +200,42 @@ class Generator:
             seed = sampling.new_seed()
         elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an integer, got {type(seed).__name__} {seed!r}")
+        constraint = self._compile(limit, pattern, prefix, suffix, contains, min_length)
         context = (self.vocab.bos, *label_ids, *ids)
         return Plan(int(seed), float(temperature), None if top_k is None else int(top_k),
                     None if top_p is None else float(top_p), prefix, context, limit + len(label_ids),
-                    *self._runner.prefill(context))
+                    *self._runner.prefill(context), constraint)
 
-    def _stream(self, plan: Plan, n: int, batch_size: int) -> Iterator[str]:
-        """Samples 0..n-1 in order. Batches of ``batch_size`` rows are split across the threads
+    def _compile(self, limit, pattern, prefix, suffix, contains, min_length):
+        """The shape controls' automaton (None without any), the last COMPILED kept: calls that
+        repeat their controls, as a server's do, skip the work."""
+        constraints.check_shape(pattern, suffix, contains, min_length)
+        key = (limit, pattern, prefix, suffix, contains, None if min_length is None else int(min_length))
+        found = self._compiled.get(key)
+        if found is None:
+            found = constraints.compile(self.vocab, limit, pattern=pattern, prefix=prefix, suffix=suffix,
+                                        contains=contains, min_length=min_length)
+            self._compiled[key] = found
+            while len(self._compiled) > COMPILED:
+                try:
+                    del self._compiled[next(iter(self._compiled))]
+                except (KeyError, RuntimeError, StopIteration):  # another thread changed it meanwhile
+                    break
+        return found
+
+    def _stream(self, plan: Plan, indices: range, batch_size: int) -> Iterator[str]:
+        """Samples ``indices`` in order. Batches of ``batch_size`` rows are split across the threads
         (when large enough), and at most ``batch_size`` rows are in flight."""
+        n, first = len(indices), indices.start
         if n == 0:
             return
         batch = min(batch_size, n)
         if batch == 1:
-            yield from single.samples(self._spare, plan, range(n))
+            yield from single.samples(self._spare, plan, indices)
             return
         parts = max(1, min(self.threads, batch // MIN_SPLIT_ROWS))
         unit = -(-batch // parts)  # rows per work unit
-        units = (np.arange(start, min(start + unit, n)) for start in range(0, n, unit))
+        units = (np.arange(start, min(start + unit, indices.stop)) for start in range(first, indices.stop, unit))
         if parts == 1:
             for rows in units:
                 yield from self._batch(plan, rows)

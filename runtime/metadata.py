@@ -48,7 +48,7 @@ _DIGITS = re.compile(r"[0-9]{1,12}")  # plain decimal: int() would also take " 8
 NOT_STANDARD_JSON = "not standard JSON; re-export the model with this mgpt, which writes it as null"
 
 
-def _strict_json(text: str):
+def strict_json(text: str):
     """json.loads that refuses duplicate keys (which would silently keep the last) and NaN or
     Infinity, which Python writes by default but standard JSON (and so JavaScript) does not take."""
     def pairs(items):
@@ -146,6 +146,7 @@ class ModelInfo:
     head_dim: int
     training: dict = field(default_factory=dict)  # the checkpoint's training record
     producer: str = ""  # e.g. "mgpt 0.1.0"
+    novelty: str | None = None  # the "novelty" key's JSON text (docs/sampling-controls.md), read when used
 
     @property
     def n_embd(self) -> int:
@@ -165,7 +166,7 @@ class ModelInfo:
         return {"format": FORMAT, "format_version": str(LABELED_VERSION if labeled else FORMAT_VERSION), **ints,
                 "vocab": json.dumps(list(self.vocab.chars), ensure_ascii=False), **labeled,
                 "training": json.dumps(finite_json(self.training), ensure_ascii=False, allow_nan=False),
-                "producer": self.producer}
+                "producer": self.producer, **({} if self.novelty is None else {"novelty": self.novelty})}
 
     @classmethod
     def from_props(cls, props: dict[str, str]) -> "ModelInfo":
@@ -184,21 +185,21 @@ class ModelInfo:
             if bad:
                 raise ValueError(f"{bad[0]} is {shown(raw[bad[0]])}, not a plain positive integer")
             ints = {name: int(text) for name, text in raw.items()}
-            chars = _strict_json(props["vocab"])
+            chars = strict_json(props["vocab"])
             if not isinstance(chars, list):
                 raise ValueError("vocab is not a JSON list")
-            groups = _strict_json(props.get("labels", "[]"))
+            groups = strict_json(props.get("labels", "[]"))
             if not isinstance(groups, list) or not all(isinstance(g, list) for g in groups) \
                     or version == str(LABELED_VERSION) and not groups:
                 raise ValueError("labels is not a non-empty JSON list of lists")
             vocab = Vocab(tuple(chars), tuple(tuple(g) for g in groups))
-            training = _strict_json(props.get("training") or "{}")
+            training = strict_json(props.get("training") or "{}")
         except (KeyError, ValueError, TypeError, VocabError, RecursionError) as e:
             raise MetadataError(f"its metadata is incomplete or malformed ({type(e).__name__}: {e})") from None
         if not all(_line_character(c) for c in vocab.chars):
             raise MetadataError("its vocabulary holds a line break or a lone surrogate, which no document can")
         info = cls(vocab, ints["block_size"], ints["n_layer"], ints["n_head"], ints["head_dim"],
-                   training if isinstance(training, dict) else {}, props.get("producer", ""))
+                   training if isinstance(training, dict) else {}, props.get("producer", ""), props.get("novelty"))
         if (ints["bos"], ints["vocab_size"], ints["n_embd"]) != (info.bos, info.vocab_size, info.n_embd):
             raise MetadataError("its metadata disagrees with itself (bos, vocab_size or n_embd vs the vocabulary "
                                 "and heads)")

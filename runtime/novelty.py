@@ -149,13 +149,17 @@ class NoveltyFilter:
 
     # ---------------------------------------------------------------- the metadata's JSON object
 
+    def sizes(self) -> dict:
+        """The JSON object without its data (the checkpoint keeps the bytes as an array)."""
+        return {"kind": KIND, "documents": self.documents, "bits": self.bits, "hashes": self.hashes}
+
     def to_json(self) -> dict:
-        return {"kind": KIND, "documents": self.documents, "bits": self.bits, "hashes": self.hashes,
-                "data": base64.b64encode(self.data.tobytes()).decode("ascii")}
+        return {**self.sizes(), "data": base64.b64encode(self.data.tobytes()).decode("ascii")}
 
     @classmethod
-    def from_json(cls, value) -> "NoveltyFilter":
-        """The filter of a metadata/checkpoint ``novelty`` object; NoveltyError if it is not one."""
+    def from_json(cls, value, data: np.ndarray | None = None) -> "NoveltyFilter":
+        """The filter of a metadata ``novelty`` object, or of a checkpoint's (its sizes, with the
+        bytes as ``data``); NoveltyError if it is not one."""
         if not isinstance(value, dict):
             raise NoveltyError("the novelty entry is not a JSON object")
         if value.get("kind") != KIND:
@@ -167,17 +171,44 @@ class NoveltyFilter:
         if not (documents >= 0 and 8 <= bits <= MAX_BITS and 1 <= k <= MAX_HASHES):
             raise NoveltyError(f"the novelty entry has sizes out of range (documents {documents}, bits {bits}, "
                                f"hashes {k})")
-        text = value.get("data")
-        try:
-            if not isinstance(text, str):
-                raise ValueError("not a string")
-            raw = base64.b64decode(text.encode("ascii"), validate=True)
-        except (ValueError, binascii.Error, UnicodeEncodeError):
-            raise NoveltyError("the novelty entry's data is not base64") from None
+        if data is not None:
+            if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 1):
+                raise NoveltyError("the novelty array is not one row of bytes (uint8)")
+            raw = data.tobytes()
+        else:
+            text = value.get("data")
+            try:
+                if not isinstance(text, str):
+                    raise ValueError("not a string")
+                raw = base64.b64decode(text.encode("ascii"), validate=True)
+            except (ValueError, binascii.Error, UnicodeEncodeError):
+                raise NoveltyError("the novelty entry's data is not base64") from None
         if len(raw) != -(-bits // 8):
             raise NoveltyError(f"the novelty entry's data holds {len(raw):,} bytes; {bits:,} bits need "
                                f"{-(-bits // 8):,}")
         return cls(documents, bits, k, np.frombuffer(raw, dtype=np.uint8).copy())
+
+
+def encode_texts(texts: Sequence[str], chars: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, lengths) of texts over a sorted vocabulary ``chars``, at NumPy speed: each text's code
+    points looked up with one searchsorted. Every character must be in the vocabulary."""
+    table = np.array([ord(c) for c in chars], dtype=np.uint32)
+    points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    ids = np.minimum(np.searchsorted(table, points), len(table) - 1)
+    if not (table[ids] == points).all():  # a code point between or beyond the vocabulary's
+        raise ValueError("a text has a character outside the vocabulary")
+    return ids, np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+
+
+def from_texts(texts: Sequence[str], chars: Sequence[str], bits_per_document: float = DEFAULT_BITS_PER_DOCUMENT,
+               hashes: int = DEFAULT_HASHES) -> NoveltyFilter:
+    """The filter of documents given as strings over the sorted vocabulary ``chars`` (what
+    mgpt-train records), encoded and added CHUNK_DOCUMENTS at a time, so the temporary arrays stay
+    bounded however many documents there are."""
+    f = NoveltyFilter.empty(len(texts), bits_per_document, hashes)
+    for first in range(0, len(texts), CHUNK_DOCUMENTS):
+        f.add(*encode_texts(texts[first: first + CHUNK_DOCUMENTS], chars))
+    return f
 
 
 def build(documents: Iterable[np.ndarray | Sequence[int]], count: int,

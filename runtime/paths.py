@@ -124,3 +124,14 @@ def check_paths(inputs: dict[str, str | Path | None], outputs: dict[str, str | P
             raise PathError(f"{flag} {str(path)!r} is the same file as {other} ({role}); "
                             f"writing it would destroy that file: give {flag} another path")
         seen[key] = flag
+
+
+def read_lines(path: str | Path, what: str, hint: str, limit: int) -> list[str]:
+    """The non-empty lines of a UTF-8 text file of at most ``limit`` bytes (ending \\n, \\r\\n or
+    \\r; a byte-order mark is dropped); PathError for a file that cannot serve or is not UTF-8."""
+    raw = read_input(path, what, hint, limit)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise PathError(f"{what} {str(path)!r} is not UTF-8 (bad byte at offset {e.start}); {hint}") from None
+    return [line for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .constraints import Constraint
 
 
 class Plan(NamedTuple):
@@ -20,6 +23,7 @@ class Plan(NamedTuple):
     length: int  # positions at most: the most characters of a sample (prefix included) and its label tokens
     cache: tuple[np.ndarray, ...]  # keys and values per layer after feeding the context, (1, H, P, D)
     logits: np.ndarray  # (V,) float32 at the context's last position: every sample's first draw
+    constraint: Constraint | None = None  # the shape controls' automaton; None: no mask runs
 
     @property
     def start(self) -> int:
@@ -27,6 +31,12 @@ class Plan(NamedTuple):
         (the same for every sample of the call, so computed once, not once per sample). The loops
         run from start + 1 on."""
         return len(self.context) - 1
+
+    @property
+    def offset(self) -> int:
+        """Label tokens fed after BOS: a row at position p holds p - offset characters (the shape
+        controls' n)."""
+        return len(self.context) - 1 - len(self.prefix)
 
 
 def check_count(name: str, value, minimum: int) -> int:

@@ -17,7 +17,8 @@ from .plan import Plan
 from .runner import StepRunner
 
 SINGLES_BLOCK = 256  # samples whose uniforms are drawn at once
-SPARE_STEPS = 16  # unused Steps kept for reuse (~10 kB each for the names model)
+SPARE_STEPS = 16
+_MASKED = float("-inf")  # a token the shape controls forbid  # unused Steps kept for reuse (~10 kB each for the names model)
 
 
 class Steps:
@@ -129,11 +130,20 @@ def draws(runner: StepRunner, plan: Plan, index: int, steps: Steps, u: list[floa
         u = sampling.sample_uniforms(plan.seed, index, length) if plan.temperature > 0 else [0.0] * length
     run, bindings, logits, token = steps.run, steps.bindings, steps.row, steps.next_token
     draw, temperature, top_k, top_p = sampling.draw_one, plan.temperature, plan.top_k, plan.top_p
+    constraint = plan.constraint
+    if constraint is not None:  # shape controls: the banned tokens of (state, characters so far)
+        banned, delta, state, offset = constraint.banned, constraint.rows, constraint.start, plan.offset
     for p in range(start, length):
         try:
             if p > start:  # the first draw is from the plan's logits
                 run(bindings[p], None)
-            t = draw(logits.tolist() if p > start else steps.first, u[p], temperature, top_k, top_p)
+            row = logits.tolist() if p > start else steps.first
+            if constraint is not None:
+                if p == start:
+                    row = list(row)  # the plan's, shared by every sample
+                for b in banned(state, p - offset):
+                    row[b] = _MASKED
+            t = draw(row, u[p], temperature, top_k, top_p)
         except sampling.LogitsError:
             raise runner.not_finite(p) from None
         except Exception as e:  # onnxruntime's exceptions share no base class narrower than Exception
@@ -142,6 +152,8 @@ def draws(runner: StepRunner, plan: Plan, index: int, steps: Steps, u: list[floa
             return
         yield t
         token[0] = t
+        if constraint is not None:
+            state = delta[state][t]
 
 
 def _bind_output(binding, name: str, array: np.ndarray) -> None:

@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from mgpt.runtime.metadata import finite_json
+from mgpt.runtime.novelty import NoveltyError, NoveltyFilter
 from mgpt.runtime.paths import PathError, read_input
 from mgpt.runtime.vocab import Vocab, VocabError
 
@@ -31,6 +32,7 @@ FORMAT = "mgpt-checkpoint"
 VERSION = 1
 LABELED_VERSION = 2  # a checkpoint with label tokens: older mgpt refuses it by its version
 DEFAULT_PATH = "mgpt-checkpoint.npz"  # where mgpt-train writes and mgpt-export reads by default
+NOVELTY = "novelty"  # the array member holding the novelty filter's bytes
 
 
 class CheckpointError(ValueError):
@@ -43,6 +45,7 @@ class Checkpoint:
     vocab: Vocab
     params: dict[str, np.ndarray]  # name -> (out, in) float64
     training: dict = field(default_factory=dict)  # data, seed, steps, batch_size, losses, ...
+    novelty: NoveltyFilter | None = None  # the data's documents (docs/sampling-controls.md); None: left out
 
     def meta(self) -> dict:
         meta = {"format": FORMAT, "version": LABELED_VERSION if self.vocab.labels else VERSION,
@@ -50,11 +53,15 @@ class Checkpoint:
                 "training": self.training}
         if self.vocab.labels:
             meta["labels"] = [list(group) for group in self.vocab.labels]
+        if self.novelty is not None:  # its sizes here, its bytes in the array member "novelty"
+            meta["novelty"] = self.novelty.sizes()
         return meta
 
 
 def _arrays(ckpt: Checkpoint) -> dict[str, np.ndarray]:
     arrays = {name: np.asarray(a, dtype=np.float64) for name, a in ckpt.params.items()}
+    if ckpt.novelty is not None:
+        arrays[NOVELTY] = ckpt.novelty.data
     arrays["meta"] = np.array(json.dumps(finite_json(ckpt.meta()), ensure_ascii=False, allow_nan=False))
     return arrays
 
@@ -174,6 +181,15 @@ def load(path: str | Path) -> Checkpoint:
             f"{vocab.bos} and vocab_size {vocab.size}, meta says bos {meta.get('bos')!r} and "
             f"vocab_size {config.vocab_size}"
         )
+    novelty = None
+    if "novelty" in meta:  # docs/sampling-controls.md: sizes in meta, the bytes in an array
+        try:
+            if NOVELTY not in arrays:
+                raise NoveltyError(f"meta describes one but there is no {NOVELTY!r} array")
+            novelty = NoveltyFilter.from_json(meta["novelty"], arrays.pop(NOVELTY))
+        except NoveltyError as e:
+            raise CheckpointError(f"checkpoint {name!r} has a bad novelty filter ({e}); train it again, or "
+                                  f"rebuild the filter with scripts/add_novelty.py") from None
     if config.n_layer > len(arrays):  # before listing the config's shapes: n_layer may say 10**9
         raise CheckpointError(f"checkpoint {name!r} arrays do not match its config: n_layer {config.n_layer:,} "
                               f"needs {6 * config.n_layer + 3:,} arrays, the file holds {len(arrays)}")
@@ -190,4 +206,4 @@ def load(path: str | Path) -> Checkpoint:
             raise CheckpointError(f"checkpoint {name!r}: {key} must hold finite floating-point numbers")
         params[key] = a.astype(np.float64)
     training = meta.get("training") if isinstance(meta.get("training"), dict) else {}
-    return Checkpoint(config, vocab, params, training)
+    return Checkpoint(config, vocab, params, training, novelty)

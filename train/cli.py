@@ -18,7 +18,10 @@ load_numpy()  # before the imports below load NumPy: OpenBLAS starts on one thre
 
 from mgpt.runtime import Generator, ModelError, __version__
 from mgpt.runtime.command import CONTEXT_SETTINGS, Command, FiniteRange, OptionError
+from mgpt.runtime import novelty
+from mgpt.runtime.novelty import NoveltyError
 from mgpt.runtime.paths import PathError, check_input, check_paths
+from mgpt.runtime.vocab import Vocab
 
 from . import checkpoint as ckpt_io
 from . import model
@@ -31,7 +34,7 @@ from .memory import available_memory, size_text
 from .trainer import (DTYPES, TrainingError, TrainOptions, check_memory, keep_freed_memory, mean_nll, memory_needed,
                       train)
 
-USER_ERRORS = (CheckpointError, ConfigError, DataError, PathError, TrainingError)
+USER_ERRORS = (CheckpointError, ConfigError, DataError, NoveltyError, PathError, TrainingError)
 
 
 def metrics_path_for(out: Path) -> Path:
@@ -127,11 +130,19 @@ def _shape_option(name: str, help: str):
                    "two for big models while measured faster]")
 @click.option("--keep-best/--keep-last", default=True, show_default=True,
               help="Write the weights of the best held-out evaluation, or of the last step.")
+@click.option("--novelty/--no-novelty", default=True, show_default=True,
+              help="Record a Bloom filter of the data's documents (held-out included) for sampling with --novel; "
+                   "it lets anyone with the model test whether a guessed string was a document.")
+@click.option("--novelty-bits", type=FiniteRange(min=1), default=novelty.DEFAULT_BITS_PER_DOCUMENT,
+              show_default=True, help="The filter's bits per document (10: ~0.8% false positives; 16 with "
+                                      "--novelty-hashes 11: ~0.05%).")
+@click.option("--novelty-hashes", type=click.IntRange(min=1, max=novelty.MAX_HASHES),
+              default=novelty.DEFAULT_HASHES, show_default=True, help="The filter's probes per document.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines; the summary only.")
 @click.version_option(__version__, prog_name="mgpt")
 def train_command(data, out, metrics, metrics_every, steps, time_limit, batch_size, lr, warmup, weight_decay,
                   dropout, ema, dtype, n_layer, n_embd, n_head, block_size, seed, init_from, shuffle, val_fraction,
-                  eval_every, pack, blas_threads, keep_best, quiet):
+                  eval_every, pack, blas_threads, keep_best, novelty, novelty_bits, novelty_hashes, quiet):
     """Train microgpt's GPT on a text file and write a checkpoint."""
     given_steps = steps is not None
     if not given_steps and time_limit is None:
@@ -145,13 +156,13 @@ def train_command(data, out, metrics, metrics_every, steps, time_limit, batch_si
                                dtype=dtype, time_limit=time_limit, keep_best=keep_best, threads=blas_threads,
                                pack=pack, ema=ema)
         _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, block_size, init_from,
-               val_fraction, quiet)
+               val_fraction, quiet, (novelty_bits, novelty_hashes) if novelty else None)
     except USER_ERRORS as e:
         raise click.ClickException(str(e)) from e
 
 
 def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, block_size, init_from,
-           val_fraction, quiet):
+           val_fraction, quiet, novelty_sizes=None):
     # 1) everything that can be wrong with the input is found before any work
     out = check_writable(out, "--out")
     metrics = check_writable(metrics or metrics_path_for(out), "--metrics")
@@ -175,10 +186,15 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
     else:
         config = GPTConfig(1, **{k: v if v is not None else SEED_SHAPE[k] for k, v in shape.items()})
     train_docs, val_docs = split(documents, val_fraction)
+    # the novelty filter of every document, held-out ones included, made before the training so a
+    # filter that cannot be made stops the run before it starts (~1 s per million documents)
+    chars = init[1].chars if init else Vocab.from_documents(documents).chars
+    novelty_filter = None if novelty_sizes is None else novelty.from_texts(documents, chars, *novelty_sizes)
     # what cannot fit in memory, then on disk, is found now rather than after the training
     sized = dataclasses.replace(config, vocab_size=config.vocab_size if init else len(set("".join(documents))) + 1)
     check_memory(sized, options.batch_size, len(documents))
-    check_space(out, 8 * sized.num_params() + 65536, "--out")  # the float64 weights and the meta
+    check_space(out, 8 * sized.num_params() + 65536 + (novelty_filter.data.size if novelty_filter else 0),
+                "--out")  # the float64 weights, the meta and the novelty filter
 
     # 2) train, logging to a staged metrics file. Ctrl-C and SIGTERM are taken between steps, after
     #    a step is recorded; the log always ends with the last step done.
@@ -214,7 +230,8 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
         "stopped": result.stopped, "seconds": round(result.seconds, 4), "mgpt": __version__, "run": run_id,
     }
     try:
-        with ckpt_io.staged_save(out, Checkpoint(result.config, result.vocab, result.params, record)) as staged_ckpt:
+        ckpt = Checkpoint(result.config, result.vocab, result.params, record, novelty_filter)
+        with ckpt_io.staged_save(out, ckpt) as staged_ckpt:
             replace_together(staged_ckpt, staged_log)
     except BaseException:
         staged_log.discard()
