@@ -162,6 +162,12 @@ HOSTILE_MODELS = {
     "slow.onnx": _slow,
     "nan-row.onnx": _nan_row,
     "layers-huge.onnx": lambda m: _with_props(m, n_layer=str(10**9)),
+    # novelty filters (docs/sampling-controls.md): these files sample as before, only --novel fails
+    "no-novelty.onnx": lambda m: _with_props(m, novelty=None),
+    "novelty-short.onnx": lambda m: _with_props(m, novelty='{"kind": "bloom-splitmix64-v1", "documents": 1, '
+                                                          '"bits": 16, "hashes": 2, "data": "AAAA"}'),
+    "novelty-kind.onnx": lambda m: _with_props(m, novelty='{"kind": "cuckoo-v9"}'),
+    "novelty-not-json.onnx": lambda m: _with_props(m, novelty="{"),
 }
 # the same, as changes of the file's bytes (lengths kept, so the protobuf stays well-formed)
 RAW_MODELS = {
@@ -421,6 +427,44 @@ CLI_CASES = [
     ("plot-log-missing", "plot", ["nope.jsonl"], 1, ["does not exist"]),
     ("plot-output-dev-null", "plot", ["run.metrics.jsonl", "-o", "/dev/null"], 1, ["never replaced"]),
     ("plot-output-socket", "plot", ["run.metrics.jsonl", "-o", "sock"], 1, ["socket"]),
+    # --- mgpt-generate's sampling controls (docs/sampling-controls.md)
+    ("generate-pattern-class", "generate", ["--pattern", "\\d+"], 2, ["--pattern", "\\d", "[0-9]"]),
+    ("generate-pattern-anchor", "generate", ["--pattern", "^a"], 2, ["--pattern", "anchor"]),
+    ("generate-pattern-lazy", "generate", ["--pattern", "a+?"], 2, ["--pattern", "lazy"]),
+    ("generate-pattern-lookahead", "generate", ["--pattern", "(?=a)a"], 2, ["--pattern", "lookaround"]),
+    ("generate-pattern-open", "generate", ["--pattern", "(ab"], 2, ["--pattern", "not a valid regular expression"]),
+    ("generate-pattern-bracket", "generate", ["--pattern", "[a"], 2, ["--pattern", "unterminated"]),
+    ("generate-pattern-brace", "generate", ["--pattern", "a{,3}"], 2, ["--pattern", "quantifier"]),
+    ("generate-pattern-long", "generate", ["--pattern", "a/" * 501], 2, ["--pattern", "limit is 1,000"]),
+    ("generate-pattern-unsatisfiable", "generate", ["--pattern", "[A-Z]+"], 2, ["no sample of at most 8"]),
+    ("generate-pattern-too-long", "generate", ["--pattern", "a{9}"], 2, ["no sample of at most 8"]),
+    ("generate-pattern-vs-prefix", "generate", ["--pattern", "b.*", "--prefix", "a"], 2, ["start with 'a'"]),
+    ("generate-pattern-complex", "generate", ["--pattern", "(((a|b)*a(a|b){7}){9}){9}", "--max-length", "8"], 2,
+     ["no sample"]),
+    ("generate-suffix-unknown", "generate", ["--suffix", "A"], 2, ["--suffix", "cannot produce"]),
+    ("generate-contains-unknown", "generate", ["--contains", "1"], 2, ["--contains", "cannot produce"]),
+    ("generate-suffix-too-long", "generate", ["--suffix", "abcdefghi"], 2, ["no sample of at most 8"]),
+    ("generate-min-length-big", "generate", ["--min-length", "9"], 2, ["--min-length", "exceeds"]),
+    ("generate-min-over-max", "generate", ["--min-length", "5", "--max-length", "4"], 2, ["--min-length"]),
+    ("generate-min-length-neg", "generate", ["--min-length", "-1"], 2, ["--min-length"]),
+    ("generate-max-attempts-0", "generate", ["--max-attempts", "0"], 2, ["--max-attempts"]),
+    ("generate-exclude-missing", "generate", ["--exclude", "nope.txt"], 1, ["exclude file", "does not exist"]),
+    ("generate-exclude-dir", "generate", ["--exclude", "dir"], 1, ["directory"]),
+    ("generate-exclude-fifo", "generate", ["--exclude", "fifo"], 1, ["FIFO"]),
+    ("generate-exclude-dev-zero", "generate", ["--exclude", "/dev/zero"], 1, ["character device"]),
+    ("generate-exclude-latin1", "generate", ["--exclude", "latin1.txt"], 1, ["not UTF-8"]),
+    ("generate-novel-no-filter", "generate", ["--model", "no-novelty.onnx", "--novel"], 1, ["has no novelty filter"]),
+    ("generate-novel-short", "generate", ["--model", "novelty-short.onnx", "--novel"], 1, ["bytes"]),
+    ("generate-novel-kind", "generate", ["--model", "novelty-kind.onnx", "--novel"], 1, ["cuckoo-v9"]),
+    ("generate-novel-not-json", "generate", ["--model", "novelty-not-json.onnx", "--novel"], 1, ["cannot be read"]),
+    ("generate-trace-names", "generate", ["--trace", "--format", "names"], 2, ["--trace", "--format names"]),
+    ("generate-trace-many", "generate", ["--trace", "-n", "101"], 2, ["at most 100"]),
+    ("generate-trace-novel-no-filter", "generate", ["--model", "no-novelty.onnx", "--novel", "--trace"], 1,
+     ["has no novelty filter"]),
+    ("generate-unique-cap", "generate", ["--unique", "-n", "30", "-t", "0"], 1,
+     ["found 1 of 30 samples in 1,500 attempts", "--max-attempts"]),
+    ("generate-exclude-cap", "generate", ["--exclude", "names.txt", "--pattern", "emma|ava", "--max-attempts", "50"], 1,
+     ["found 0 of 20 samples in 50 attempts"]),
     # a NaN row of wte that the check at load does not reach: found while sampling, one line all the same
     ("generate-nan-row-sampling", "generate", ["--model", "nan-row.onnx", "-n", "500", "-t", "2", "--seed", "1"], 1,
      ["not finite"]),
@@ -568,6 +612,28 @@ API_CASES = [
     ("generator-session-threads-float", _api(Generator, session_threads=1.5), TypeError, ["session_threads"]),
     ("generator-score-ints", lambda: Generator().score([1, 2]), TypeError, ["texts must be strings"]),
     ("generator-score-int", lambda: Generator().score(5), TypeError, ["texts"]),
+    ("generate-pattern-int", lambda: Generator().generate(pattern=3), TypeError, ["pattern must be a string"]),
+    ("generate-pattern-bad", lambda: Generator().generate(pattern="\\w"), ValueError, ["pattern", "\\w"]),
+    ("generate-pattern-unsatisfiable", lambda: Generator().generate(pattern="Q"), ValueError, ["no sample"]),
+    ("generate-suffix-none", lambda: Generator().generate(suffix=None), TypeError, ["suffix must be a string"]),
+    ("generate-contains-bytes", lambda: Generator().generate(contains=b"a"), TypeError, ["contains"]),
+    ("generate-min-length-float", lambda: Generator().generate(min_length=2.0), TypeError, ["min_length"]),
+    ("generate-min-length-neg", lambda: Generator().generate(min_length=-2), ValueError, ["min_length"]),
+    ("generate-novel-str", lambda: Generator().generate(novel="yes"), TypeError, ["novel must be True or False"]),
+    ("generate-unique-int", lambda: Generator().generate(unique=1), TypeError, ["unique"]),
+    ("generate-exclude-str", lambda: Generator().generate(exclude="emma"), TypeError, ["exclude must be a list"]),
+    ("generate-exclude-ints", lambda: Generator().generate(exclude=[1]), TypeError, ["exclude must hold strings"]),
+    ("generate-max-attempts-0", lambda: Generator().generate(unique=True, max_attempts=0), ValueError,
+     ["max_attempts must be an integer >= 1"]),
+    ("generate-cap", lambda: Generator().generate(5, temperature=0, unique=True), ValueError,
+     ["found 1 of 5 samples in 1,000 attempts"]),
+    ("generate-novel-no-filter", lambda: Generator("no-novelty.onnx").generate(novel=True), ModelError,
+     ["no novelty filter"]),
+    ("samples-pattern-bad", lambda: Generator().samples(pattern="a$"), ValueError, ["anchor"]),
+    ("trace-index-neg", lambda: Generator().trace(index=-1), ValueError, ["index"]),
+    ("trace-pattern-bad", lambda: Generator().trace(pattern="(?i)a"), ValueError, ["pattern"]),
+    ("characters-suffix-unknown", lambda: Generator().characters(suffix="É"), ValueError, ["cannot produce"]),
+    ("plan-contains-int", lambda: Generator().plan(contains=5), TypeError, ["contains"]),
     ("read-documents-fifo", _read_documents("fifo"), ValueError, ["FIFO"]),
     ("read-documents-dev-zero", _read_documents("/dev/zero"), ValueError, ["character device"]),
 ]
@@ -576,7 +642,8 @@ CHECKPOINT_FILES = ["absurd.npz", "declares-4gb.npz", "header-huge.npz", "object
 
 
 @pytest.mark.parametrize("workspace, call, error, words", [
-    pytest.param([case[0][len("generator-"):]] if case[0].startswith("generator-") else CHECKPOINT_FILES,
+    pytest.param([case[0][len("generator-"):]] if case[0].startswith("generator-") else
+                 CHECKPOINT_FILES + ["no-novelty.onnx"],
                  *case[1:], id=case[0]) for case in API_CASES], indirect=["workspace"])
 def test_bad_api_arguments_raise_the_documented_error(workspace, call, error, words):
     before = snapshot(workspace)
