@@ -148,7 +148,7 @@ def test_init_from_rejects_a_checkpoint_whose_arrays_disagree_with_its_config(tm
     base = tmp_path / "base.npz"
     assert run(train_command, ["--data", names, "--out", base, "--steps", 2]).exit_code == 0
     ckpt = checkpoint.load(base)
-    arrays = dict(ckpt.params, meta=np.array(json.dumps(ckpt.meta())))
+    arrays = dict(ckpt.params, meta=np.array(json.dumps(ckpt.meta())), novelty=ckpt.novelty.data)
     arrays["wte"] = arrays["wte"][:, :8]
     bad = tmp_path / "bad.npz"
     np.savez(bad, **arrays)

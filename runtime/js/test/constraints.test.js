@@ -247,7 +247,7 @@ describe('trace', async () => {
 
 describe('the novelty filter', () => {
   const names = readFileSync(modelPath('names.onnx'));
-  const pairs = readModel(names).props;
+  const pairs = readModel(names).props.filter(([key]) => key !== 'novelty'); // the shipped file's own filter left out
   const vocab = JSON.parse(new Map(pairs).get('vocab'));
   const ids = (s) => Array.from(s, (c) => vocab.indexOf(c));
 
