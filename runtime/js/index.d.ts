@@ -94,6 +94,8 @@ export interface TraceStep {
   /** The five most likely tokens of the distribution drawn from (after the mask, temperature,
    * top-k and top-p), most likely first, ties by token id; tokens of probability 0 left out. */
   top: (TraceToken & { p: number })[];
+  /** Whether more tokens than those in `top` have a positive probability. */
+  more: boolean;
   /** The uniform drawn with (null at temperature 0). */
   uniform: number | null;
   pick: TraceToken;

@@ -3,6 +3,7 @@
 // wasm engine's float differences change a seeded sample:
 //
 //   node runtime/js/bench/bench.js [--repeats 5] [--python python3] [--agreement 20000] [--no-browser]
+//                                  [--controls-only]
 //
 // Prints Markdown tables. A "token" is one drawn token: a sample's characters plus its ending BOS
 // (a sample that reaches the block size draws none), counted as benchmarks/bench_generate.py does.
@@ -10,6 +11,9 @@
 // other processes hits both alike. The references: a straightforward JS client (fresh tensors and
 // feeds every step, a softmax and Math.random's inverse CDF, no compaction) and mgpt's Python
 // runtime (run by --python); the browser is Debian's Chromium, headless, driven by playwright-core.
+// Then the shape controls' cost (issue 14): tokens per second with a pattern and with a suffix and
+// minLength beside the same call without them, alternating, in Node and in the page
+// (--controls-only runs just that table).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -25,6 +29,7 @@ const { values: args } = parseArgs({
   options: {
     repeats: { type: 'string', default: '5' }, python: { type: 'string', default: 'python3' },
     agreement: { type: 'string', default: '20000' }, 'no-browser': { type: 'boolean', default: false },
+    'controls-only': { type: 'boolean', default: false },
   },
 });
 const repeats = Number(args.repeats);
@@ -97,7 +102,8 @@ async function plainLoop(ort, session, info, n, batch) {
   return drawn;
 }
 
-const mgpt = (gen, n, batchSize) => () => timed(() => gen.generate({ numSamples: n, temperature: TEMPERATURE, batchSize }), gen.blockSize);
+const mgpt = (gen, n, batchSize, controls = {}) => () =>
+  timed(() => gen.generate({ numSamples: n, temperature: TEMPERATURE, batchSize, ...controls }), gen.blockSize);
 
 /** The plain client's {tokens, ms}. */
 async function plain(ort, session, n, batch) {
@@ -182,13 +188,13 @@ function pageGenerate(page, options) {
 }
 
 /** The page's {tokens, ms} for `n` samples `batchSize` at a time: what `timed` does, in the page. */
-const inPage = (page, n, batchSize) => () => page.evaluate(async (options) => {
+const inPage = (page, n, batchSize, controls = {}) => () => page.evaluate(async (options) => {
   const gen = window.mgptBench;
   const t0 = performance.now();
   const samples = await gen.generate(options);
   const ms = performance.now() - t0;
   return { tokens: samples.reduce((count, s) => count + Math.min([...s].length + 1, gen.blockSize), 0), ms };
-}, { numSamples: n, temperature: TEMPERATURE, batchSize });
+}, { numSamples: n, temperature: TEMPERATURE, batchSize, ...controls });
 
 // ----------------------------------------------------------------------------- the run
 
@@ -199,56 +205,90 @@ const web = await Generator.load(MODEL, { ort: ortWeb });
 const plainSession = await ortNode.InferenceSession.create(MODEL, { intraOpNumThreads: 1, interOpNumThreads: 1 });
 const info = node.info;
 
-// every figure of one work size in one alternation: the plain client, mgpt on both engines in
-// Node, and the page (when there is a browser), so that load from other processes hits all alike
-async function measure(tab) {
-  const page = tab ? [inPage(tab, 2000, 1)] : [];
-  const one = await alternate(() => plain(ortNode, plainSession, 2000, 1), mgpt(node, 2000, 1), mgpt(web, 2000, 1), ...page);
-  const pageB = tab ? [inPage(tab, 8192, 1024)] : [];
-  const many = await alternate(() => plain(ortNode, plainSession, 8192, 1024), mgpt(node, 8192, 1024),
-    mgpt(node, 32768, 4096), mgpt(web, 8192, 1024), ...pageB);
-  const loads = [];
-  if (tab) for (let r = 0; r < repeats; r++) loads.push(await firstSample(tab.context().browser(), tab.url().replace(/\/web\/.*$/, '/')));
-  return { one, many, load: tab ? median(loads) : null };
-}
-const { one: [plain1, node1, web1, page1], many: [plainB, nodeB, nodeBig, webB, pageB], load } = args['no-browser']
-  ? await measure(null)
-  : await withPage(async (browser, address) => {
-    const tab = await browser.newPage();
-    await tab.goto(`${address}?count=0`);
-    await pageGenerator(tab);
-    return measure(tab);
-  });
+// ----------------------------------------------------------------------------- the shape controls' cost
 
-const rows = [];
-let python = null;
-try {
-  python = pythonRates();
-} catch (e) {
-  process.stderr.write(`(no Python column: ${e.message})\n`);
-}
-const py = (i) => (python ? k(python[i]) : '—');
-const vsPy = (x, i) => (python ? `${(x / python[i]).toFixed(2)}×` : '—');
-rows.push(['batch 1, tokens/s', k(plain1), k(node1), `${(node1 / plain1).toFixed(2)}×`, py(0), vsPy(node1, 0), '≥ 25 K']);
-rows.push(['batch 1024, tokens/s', k(plainB), k(nodeB), `${(nodeB / plainB).toFixed(2)}×`, py(1), vsPy(nodeB, 1), '≥ 300 K']);
-rows.push(['batch 4096, tokens/s', '', k(nodeBig), `${(nodeBig / plainB).toFixed(2)}×`, '', '', '']);
-console.log(`model ${MODEL}: temperature ${TEMPERATURE}, medians of ${repeats}; node ${process.version}, ` +
-  `onnxruntime-node and -web ${ortNode.env.versions?.common ?? ''}\n`);
-console.log('Node, onnxruntime-node (one thread); Python measured right after, in the same run:\n');
-console.log('| work | plain JS client | mgpt JS | mgpt / plain | mgpt Python | JS / Python | target |');
-console.log('|---|---:|---:|---:|---:|---:|---|');
-for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+// a pattern (a 20-state automaton) and a suffix with a minimum length: every draw masked
+const CONTROLS = [['pattern', { pattern: '[a-z]{4,6}(a|ie)' }], ['suffix + minLength', { suffix: 'a', minLength: 6 }]];
+const WORK = [['batch 1', 2000, 1], ['batch 1024', 8192, 1024], ['batch 4096', 32768, 4096]];
 
-console.log('\nonnxruntime-web (wasm, one thread), beside onnxruntime-node, alternating with the rows above:\n');
-console.log('| work | Node, onnxruntime-node | Node, onnxruntime-web | Chromium page | Node / page (target ≤ 2×) |');
-console.log('|---|---:|---:|---:|---:|');
-for (const [label, n, w, p] of [['batch 1, tokens/s', node1, web1, page1], ['batch 1024, tokens/s', nodeB, webB, pageB]]) {
-  console.log(`| ${label} | ${k(n)} | ${k(w)} | ${p ? k(p) : '—'} | ${p ? `${(n / p).toFixed(2)}×` : '—'} |`);
+/** Tokens per second of plain sampling and of each control, alternating, per work size: in Node
+ * (onnxruntime-node) and, with a tab, in the page (batch 1 and 1024). */
+async function controlsCost(tab) {
+  const rows = [];
+  for (const [label, n, batch] of WORK) {
+    const fns = [mgpt(node, n, batch, { seed: 1 }), ...CONTROLS.map(([, c]) => mgpt(node, n, batch, { seed: 1, ...c }))];
+    rows.push(['Node', label, ...(await alternate(...fns))]);
+    if (tab && batch <= 1024) {
+      const inTab = [inPage(tab, n, batch, { seed: 1 }), ...CONTROLS.map(([, c]) => inPage(tab, n, batch, { seed: 1, ...c }))];
+      rows.push(['page', label, ...(await alternate(...inTab))]);
+    }
+  }
+  return rows;
 }
-if (load !== null) console.log(`\npage load to first sample (fresh browser context, cold caches): ${Math.round(load)} ms (target < 1,500 ms)`);
+
+function printControls(rows) {
+  console.log(`\nShape controls: tokens per second with each beside plain sampling, and the cost per drawn token ` +
+    '(plain rate / controlled rate; target ≤ 1.25×), alternating in one run:\n');
+  console.log(`| where | work | plain | ${CONTROLS.map(([name]) => `${name} | cost`).join(' | ')} |`);
+  console.log(`|---|---|---:|${CONTROLS.map(() => '---:|---:').join('|')}|`);
+  for (const [where, label, plainRate, ...rates] of rows) {
+    console.log(`| ${where} | ${label} | ${k(plainRate)} | ${rates.map((r) => `${k(r)} | ${(plainRate / r).toFixed(2)}×`).join(' | ')} |`);
+  }
+}
+
+if (!args['controls-only']) {
+  // every figure of one work size in one alternation: the plain client, mgpt on both engines in
+  // Node, and the page (when there is a browser), so that load from other processes hits all alike
+  async function measure(tab) {
+    const page = tab ? [inPage(tab, 2000, 1)] : [];
+    const one = await alternate(() => plain(ortNode, plainSession, 2000, 1), mgpt(node, 2000, 1), mgpt(web, 2000, 1), ...page);
+    const pageB = tab ? [inPage(tab, 8192, 1024)] : [];
+    const many = await alternate(() => plain(ortNode, plainSession, 8192, 1024), mgpt(node, 8192, 1024),
+      mgpt(node, 32768, 4096), mgpt(web, 8192, 1024), ...pageB);
+    const loads = [];
+    if (tab) for (let r = 0; r < repeats; r++) loads.push(await firstSample(tab.context().browser(), tab.url().replace(/\/web\/.*$/, '/')));
+    return { one, many, load: tab ? median(loads) : null };
+  }
+  const { one: [plain1, node1, web1, page1], many: [plainB, nodeB, nodeBig, webB, pageB], load } = args['no-browser']
+    ? await measure(null)
+    : await withPage(async (browser, address) => {
+      const tab = await browser.newPage();
+      await tab.goto(`${address}?count=0`);
+      await pageGenerator(tab);
+      return measure(tab);
+    });
+
+  const rows = [];
+  let python = null;
+  try {
+    python = pythonRates();
+  } catch (e) {
+    process.stderr.write(`(no Python column: ${e.message})\n`);
+  }
+  const py = (i) => (python ? k(python[i]) : '—');
+  const vsPy = (x, i) => (python ? `${(x / python[i]).toFixed(2)}×` : '—');
+  rows.push(['batch 1, tokens/s', k(plain1), k(node1), `${(node1 / plain1).toFixed(2)}×`, py(0), vsPy(node1, 0), '≥ 25 K']);
+  rows.push(['batch 1024, tokens/s', k(plainB), k(nodeB), `${(nodeB / plainB).toFixed(2)}×`, py(1), vsPy(nodeB, 1), '≥ 300 K']);
+  rows.push(['batch 4096, tokens/s', '', k(nodeBig), `${(nodeBig / plainB).toFixed(2)}×`, '', '', '']);
+  console.log(`model ${MODEL}: temperature ${TEMPERATURE}, medians of ${repeats}; node ${process.version}, ` +
+    `onnxruntime-node and -web ${ortNode.env.versions?.common ?? ''}\n`);
+  console.log('Node, onnxruntime-node (one thread); Python measured right after, in the same run:\n');
+  console.log('| work | plain JS client | mgpt JS | mgpt / plain | mgpt Python | JS / Python | target |');
+  console.log('|---|---:|---:|---:|---:|---:|---|');
+  for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+
+  console.log('\nonnxruntime-web (wasm, one thread), beside onnxruntime-node, alternating with the rows above:\n');
+  console.log('| work | Node, onnxruntime-node | Node, onnxruntime-web | Chromium page | Node / page (target ≤ 2×) |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const [label, n, w, p] of [['batch 1, tokens/s', node1, web1, page1], ['batch 1024, tokens/s', nodeB, webB, pageB]]) {
+    console.log(`| ${label} | ${k(n)} | ${k(w)} | ${p ? k(p) : '—'} | ${p ? `${(n / p).toFixed(2)}×` : '—'} |`);
+  }
+  if (load !== null) console.log(`\npage load to first sample (fresh browser context, cold caches): ${Math.round(load)} ms (target < 1,500 ms)`);
+
+}
 
 // ----------------------------------------------------------------------------- agreement with Python
-const n = Number(args.agreement);
+const n = args['controls-only'] ? 0 : Number(args.agreement);
 if (n > 0) {
   console.log(`\nSeeded samples equal to Python's (${n.toLocaleString('en')} samples per row, seed 2024):\n`);
   console.log('| temperature | onnxruntime-node | onnxruntime-web in Node | Chromium page |');
@@ -291,4 +331,10 @@ if (n > 0) {
   }
   console.log(`\nlargest |logit difference| between onnxruntime-web and onnxruntime-node over a rollout of 256 rows: ${worst.toExponential(2)}`);
 }
+printControls(args['no-browser'] ? await controlsCost(null) : await withPage(async (browser, address) => {
+  const tab = await browser.newPage();
+  await tab.goto(`${address}?count=0`);
+  await pageGenerator(tab);
+  return controlsCost(tab);
+}));
 await Promise.all([node.release(), web.release(), plainSession.release()]);

@@ -174,10 +174,10 @@ export class Generator {
     const steps = [];
     let text = plan.prefix, input = plan.context.at(-1), stopped = false;
     const record = (logits, row, u, t, p) => {
-      const top = topTokens(plan, logits, row, this.info.vocabSize, this.scratch).map(([i, q]) => ({ ...token(i), p: q }));
+      const { top, more } = topTokens(plan, logits, row, this.info.vocabSize, this.scratch);
       if (t !== bos) text += chars[t];
-      steps.push({ step: steps.length + 1, position: p, input: token(input), top, uniform: plan.temperature > 0 ? u : null,
-        pick: token(t), sample: text });
+      steps.push({ step: steps.length + 1, position: p, input: token(input), top: top.map(([i, q]) => ({ ...token(i), p: q })), more,
+        uniform: plan.temperature > 0 ? u : null, pick: token(t), sample: text });
       input = t;
     };
     for await (const t of this.#tokens(plan, attempt, prefilled, record)) void t;
@@ -614,14 +614,16 @@ function masked(logits, row, size, flags, out) {
 }
 
 /** The five most likely tokens of the distribution `plan`'s rule draws from row `row` of `logits`
- * (already masked), as [token, probability] pairs, ties by token id; those of probability 0 are
- * left out. At temperature 0 the rule puts all the mass on the greedy token. */
+ * (already masked), as [token, probability] pairs, ties by token id, those of probability 0 left
+ * out; and whether more than five have a positive probability. p is the token's weight over the
+ * total (its running sum's rise: within 1e-15 of Python's weight / total). At temperature 0 the
+ * rule puts all the mass on the greedy token. */
 function topTokens(plan, logits, row, size, scratch) {
   const { temperature, topK, topP } = plan;
-  if (!(temperature > 0)) return [[greedy(logits, row, size), 1]];
+  if (!(temperature > 0)) return { top: [[greedy(logits, row, size), 1]], more: false };
   const cdf = cumulativeWeights(logits, row, size, temperature, topK, topP, scratch), total = cdf[size - 1];
-  const p = Array.from({ length: size }, (_, i) => [i, (cdf[i] - (i ? cdf[i - 1] : 0)) / total]);
-  return p.filter(([, q]) => q > 0).sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 5);
+  const p = Array.from({ length: size }, (_, i) => [i, (cdf[i] - (i ? cdf[i - 1] : 0)) / total]).filter(([, q]) => q > 0);
+  return { top: p.sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 5), more: p.length > 5 };
 }
 
 /** The one line for shape controls that no sample within the length limit can meet. */

@@ -227,7 +227,8 @@ describe('trace', async () => {
           assert.ok(step.top.length >= 1 && step.top.length <= 5);
           for (let j = 1; j < step.top.length; j++) assert.ok(step.top[j - 1].p >= step.top[j].p);
           assert.ok(step.top.reduce((a, b) => a + b.p, 0) <= 1 + 1e-12);
-          if (options.topK) assert.ok(step.top.length <= options.topK);
+          if (options.topK) assert.ok(step.top.length <= options.topK && step.more === false);
+          if (step.top.length < 5) assert.equal(step.more, false);
           const picked = step.top.find((x) => x.token === step.pick.token);
           if (picked) assert.ok(picked.p > 0);
         });
