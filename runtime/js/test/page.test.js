@@ -250,7 +250,9 @@ test('clicking a sample draws its trace as probability bars: a picture of the ri
   const labels = await page.$$eval('#trace-picture text', (ts) => ts.map((t) => t.textContent));
   assert.ok(labels.includes(`Step 1: input BOS`));
   assert.ok(labels.includes(`Output: "${want.text}"`));
-  assert.ok(labels.includes(want.stopped ? 'STOP!' : 'The block ended.'));
+  assert.ok(labels.includes(want.stopped ? 'STOP!' : 'END! (the block is full)'));
+  const { shown } = await import('../web/trace.js');
+  assert.deepEqual([null, 'a', "'", '"', '\\', '\t', 'é'].map(shown), ['BOS', "'a'", "'\\''", `'"'`, "'\\\\'", "'\\t'", "'é'"]);
   assert.ok(labels.some((l) => /^\d+%$|^<1%$/.test(l)));
   process.stdout.write(`# the trace's screenshot: ${join(pngDir, 'trace.png')}\n`);
   if (!process.env.MGPT_KEEP_SCREENSHOT) rmSync(pngDir, { recursive: true });

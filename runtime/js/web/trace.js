@@ -1,6 +1,6 @@
 // A sample's trace (Generator.trace) as a picture: one SVG, a cell per step in rows of COLUMNS, each
 // with the five most likely tokens as bars (length: probability) labelled with their characters and
-// percentages, the picked one in orange; a last cell says STOP! (or that the block ended) and the
+// percentages, the picked one in orange; a last cell says STOP! (or END! when the block ended) and the
 // output. The seed's "Traced example" (seed/generating-text.md), drawn instead of printed.
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -15,8 +15,10 @@ export function percent(p) {
   return 100 * p < 0.5 ? '<1%' : `${Math.floor(100 * p + 0.5)}%`;
 }
 
-/** How a token is shown: its character quoted, BOS for the end. */
-const shown = (char) => (char === null ? 'BOS' : `'${char}'`);
+/** How a token is shown, as mgpt-generate --trace shows it: BOS for the end, a character in single
+ * quotes with JSON's escapes, except that " stays as is and ' becomes \'. */
+export const shown = (char) => (char === null ? 'BOS'
+  : `'${JSON.stringify(char).slice(1, -1).replaceAll('\\"', '"').replaceAll("'", "\\'")}'`);
 
 function node(tag, attributes, text) {
   const e = document.createElementNS(SVG, tag);
@@ -56,7 +58,7 @@ export function tracePicture(trace) {
       `${how} → ${shown(step.pick.char)}${picked ? '' : ' (not top 5)'}`));
   });
   const end = cell(trace.steps.length);
-  end.append(node('text', { x: 10, y: 30, fill: COLORS.text, 'font-weight': 600 }, trace.stopped ? 'STOP!' : 'The block ended.'));
+  end.append(node('text', { x: 10, y: 30, fill: COLORS.text, 'font-weight': 600 }, trace.stopped ? 'STOP!' : 'END! (the block is full)'));
   end.append(node('text', { x: 10, y: 56, fill: COLORS.text }, `Output: "${trace.text}"`));
   if (trace.attempt !== trace.index) end.append(node('text', { x: 10, y: 80, fill: COLORS.muted }, `attempt ${trace.attempt} (${trace.attempt - trace.index} rejected before)`));
   return svg;
