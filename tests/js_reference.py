@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # runtime_models, when
 
 import runtime_models  # noqa: E402
 from mgpt.export import export  # noqa: E402
-from mgpt.runtime import Generator, default_model_path, sampling  # noqa: E402
+from mgpt.runtime import Generator, SamplingError, default_model_path, sampling  # noqa: E402
 from mgpt.runtime.metadata import LOGITS, POSITION, TOKEN, past_names  # noqa: E402
 from mgpt.train import Checkpoint, GPTConfig, TrainOptions, save, train  # noqa: E402
 
@@ -44,6 +44,64 @@ SAMPLE_CASES = [
 ]
 # the larger shipped model (3 layers, block 16): fewer samples, to keep the tests quick
 LARGE_SAMPLE_CASES = SAMPLE_CASES[:1] + SAMPLE_CASES[3:6]
+
+
+# Sampling controls (docs/sampling-controls.md). reference.json's "controls" holds, per case: "file"
+# (a model written beside reference.json), "options" (Python's keyword names: temperature, top_k,
+# top_p, prefix, max_length, min_length, suffix, contains, pattern, novel, unique, exclude,
+# max_attempts; JavaScript takes them camelCased), "seed" (a decimal string), "count" (samples asked
+# for), and either "samples" (what generate returns) or "error": {"found", "attempts", "samples",
+# "message"} when the attempt cap is reached (SamplingError). "traces" holds, per case: "file",
+# "options", "seed", "index" and "trace", the object Generator.trace returns (steps' p and uniform as
+# float64 numbers: compare p within 1e-6, the rest exactly).
+CONTROL_CASES = {  # file -> [(options, seed, count)]: over 1,000 constrained samples in all
+    "names.onnx": [
+        ({"temperature": 0.5, "pattern": "[a-z]{4,6}(a|ie)"}, 1, 200),
+        ({"temperature": 1.0, "suffix": "yn", "min_length": 5}, 2, 150),
+        ({"temperature": 0.8, "top_k": 10, "contains": "ar", "prefix": "m"}, 3, 150),
+        ({"temperature": 0.5, "novel": True, "unique": True}, 4, 200),
+        ({"temperature": 0.3, "unique": True, "exclude": ["emma", "ava", "mia", "liam", "noah"]}, 5, 100),
+        ({"temperature": 1.2, "top_p": 0.9, "novel": True, "pattern": "(ka|ja)[a-z]*"}, 2**64 + 5, 150),
+        ({"temperature": 1.5, "min_length": 3, "max_length": 5, "novel": True}, -7, 100),
+        ({"temperature": 0.0, "pattern": "[a-z]{5}", "unique": True, "max_attempts": 30}, 6, 3),  # the cap
+        ({"temperature": 0.0, "suffix": "a", "min_length": 4}, 7, 2),
+    ],
+    "names-large.onnx": [
+        ({"temperature": 0.5, "novel": True, "unique": True, "pattern": "[a-z]{4,8}(a|ie|yn)"}, 8, 100),
+        ({"temperature": 1.0, "suffix": "ella", "prefix": "b"}, 9, 50),
+    ],
+    "non_ascii.onnx": [
+        ({"temperature": 1.0, "pattern": "[^a-z]+"}, 10, 50),
+        ({"temperature": 1.0, "contains": "😀", "unique": True}, 11, 30),
+    ],
+}
+TRACE_CASES = {  # file -> [(options, seed, index)]
+    "names.onnx": [({"temperature": 0.5}, 1, 0), ({"temperature": 0.5}, 1, 2),
+                   ({"temperature": 0.8, "prefix": "ma", "pattern": "ma[a-z]*(a|n)", "unique": True}, 4, 3),
+                   ({"temperature": 0.5, "novel": True, "top_k": 5}, 12, 1), ({"temperature": 0.0}, 0, 0),
+                   ({"temperature": 1.0, "min_length": 8}, 13, 0)],
+    "names-large.onnx": [({"temperature": 1.0, "suffix": "ella", "top_p": 0.8}, 9, 4)],
+    "non_ascii.onnx": [({"temperature": 1.0, "contains": "😀"}, 11, 0)],
+}
+
+
+def controls_reference(directory: Path) -> tuple[list[dict], list[dict]]:
+    cases, traces = [], []
+    for file, rows in CONTROL_CASES.items():
+        gen = Generator(directory / file)
+        for options, seed, count in rows:
+            case = {"file": file, "options": options, "seed": str(seed), "count": count}
+            try:
+                case["samples"] = gen.generate(count, seed=seed, **options)
+            except SamplingError as e:
+                case["error"] = {"found": e.found, "attempts": e.attempts, "samples": e.samples, "message": str(e)}
+            cases.append(case)
+    for file, rows in TRACE_CASES.items():
+        gen = Generator(directory / file)
+        for options, seed, index in rows:
+            traces.append({"file": file, "options": options, "seed": str(seed), "index": index,
+                           "trace": gen.trace(seed=seed, index=index, **options)})
+    return cases, traces
 
 
 # onnxruntime's messages as its Python and JavaScript packages word them, and the reason each runtime
@@ -252,6 +310,7 @@ def write_reference(directory: Path) -> Path:
                  "non_finite_record": non_finite_record_model(directory / "nan_record.onnx"),
                  "newer_opset": newer_opset_model(directory / "opset27.onnx"),
                  "onnxruntime_messages": list(ONNXRUNTIME_MESSAGES.items())}
+    reference["controls"], reference["traces"] = controls_reference(directory)
     path = directory / "reference.json"
     path.write_text(json.dumps(reference, ensure_ascii=False))
     return path

@@ -3,6 +3,7 @@ the vectorized fold against the one-document one, no false negatives, the stated
 rate, and the metadata object's round trip and refusals."""
 
 import base64
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,3 +110,69 @@ def test_too_many_bits():
     with pytest.raises(NoveltyError, match="lower the bits per document"):
         NoveltyFilter.empty(2**31, 10, 7)
     assert base64.b64decode(GOOD["data"]) == b"\0\0"
+
+
+# ---------------------------------------------------------------------------------- train -> export
+
+def test_training_records_every_document_and_export_carries_it(tmp_path):
+    from click.testing import CliRunner
+
+    from mgpt.export import export
+    from mgpt.runtime import Generator, ModelError
+    from mgpt.train import checkpoint
+    from mgpt.train.cli import train_command
+
+    docs = [f"{a}{b}{c}" for a in "abcde" for b in "fghij" for c in "klmno"]  # 125 distinct documents
+    data = tmp_path / "docs.txt"
+    data.write_text("\n".join(docs) + "\n\n  \n")  # blank lines are no documents
+    runs = {"default": [], "sized": ["--novelty-bits", "16", "--novelty-hashes", "11"], "none": ["--no-novelty"]}
+    for name, extra in runs.items():
+        result = CliRunner().invoke(train_command, ["--data", str(data), "--out", str(tmp_path / f"{name}.npz"),
+                                                    "--steps", "2", "--val-fraction", "0.2", "-q", *extra])
+        assert result.exit_code == 0, result.output
+    ckpt = checkpoint.load(tmp_path / "default.npz")
+    f = ckpt.novelty
+    assert (f.documents, f.bits, f.hashes) == (125, 1250, 7) and ckpt.training["held_out"] == 25
+    assert all(ckpt.vocab.encode(d) in f for d in docs)  # held-out documents included
+    sized = checkpoint.load(tmp_path / "sized.npz").novelty
+    assert (sized.bits, sized.hashes) == (2000, 11)
+    assert checkpoint.load(tmp_path / "none.npz").novelty is None
+    export(tmp_path / "default.npz", tmp_path / "default.onnx")
+    g = Generator(tmp_path / "default.onnx")
+    assert bytes(g.novelty().data) == bytes(f.data) and g.novelty().to_json() == f.to_json()
+    assert not set(g.generate(300, temperature=2.0, seed=1, novel=True)) & set(docs)
+    export(tmp_path / "none.npz", tmp_path / "none.onnx")
+    plain = Generator(tmp_path / "none.onnx")
+    assert plain.info.novelty is None and "novelty" not in plain.info.to_props()
+    with pytest.raises(ModelError, match="no novelty filter"):
+        plain.generate(novel=True)
+
+
+def test_add_novelty_script_leaves_the_weights_alone(tmp_path):
+    import runpy
+    import sys
+
+    from mgpt.train import checkpoint
+    from mgpt.train.data import default_data_path, read_documents
+
+    shipped = Path(__file__).parents[1] / "models" / "names.npz"
+    if not shipped.exists():
+        pytest.skip("the shipped checkpoint is not in this tree")
+    before = checkpoint.load(shipped)
+    copy = tmp_path / "names.npz"
+    checkpoint.save(copy, checkpoint.Checkpoint(before.config, before.vocab, before.params, before.training))
+    assert checkpoint.load(copy).novelty is None
+    script = Path(__file__).parents[1] / "scripts" / "add_novelty.py"
+    argv, sys.argv = sys.argv, [str(script), str(copy)]
+    try:
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert done.value.code == 0
+    after = checkpoint.load(copy)
+    assert all(np.array_equal(after.params[k], before.params[k]) for k in before.params)
+    assert after.training == before.training and after.novelty.documents == 32469
+    assert bytes(after.novelty.data) == bytes(before.novelty.data)  # the shipped one was made this way
+    names = read_documents(default_data_path())
+    assert after.novelty.contains_many(*novelty.encode_texts(names, after.vocab.chars)).all()
