@@ -39,6 +39,9 @@ def make_files(folder: Path) -> None:
     (folder / "blank.txt").write_text("\n \n\n")
     (folder / "latin1.txt").write_bytes("jos\xe9\n".encode("latin-1"))
     (folder / "digits.txt").write_text("123\n456\n")  # characters the shipped model does not know
+    # bad data late in a file, as in a large one: an invalid byte on line 3,001, a 2 MB line 3
+    (folder / "late-bad-byte.txt").write_bytes(NAMES.encode() * 60 + b"jos\xe9\nemma\n")
+    (folder / "long-line.txt").write_bytes(b"emma\nliam\n" + b"x" * (2 << 20) + b"\nnoah\n")
     (folder / "run.metrics.jsonl").write_text('{"step": 10, "lr": 0.01, "loss": 3.0, "seconds": 0.1}\n')
     shutil.copy(SHIPPED / "names.npz", folder / "good.npz")
     shutil.copy(SHIPPED / "names.onnx", folder / "good.onnx")
@@ -263,6 +266,16 @@ def _scaled_weights(factor: float) -> bytes:
     return _npz(arrays)
 
 
+def _declares_wte(shape: tuple) -> bytes:
+    """A checkpoint whose wte.npy holds (and its header declares) zeros of ``shape``, deflated:
+    consistent with itself but not with its config (the issue's had 375,000,000, 3 GB in 3 MB)."""
+    arrays = _shipped_arrays()
+    arrays["wte"] = np.zeros(shape)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
 def make_hostile_checkpoints(folder: Path) -> None:
     arrays = _shipped_arrays()
     files = {
@@ -279,6 +292,8 @@ def make_hostile_checkpoints(folder: Path) -> None:
         "meta-list.npz": _npz({**arrays, "meta": np.array("[1, 2]")}),
         "no-meta.npz": _npz({k: v for k, v in arrays.items() if k != "meta"}),
         "int-weights.npz": _npz({**arrays, "wte": arrays["wte"].astype(np.int64)}),
+        "wte-declares-more.npz": _declares_wte((3_750_000,)),
+        "wte-int-declared.npz": _npz({**arrays, "wte": np.zeros((27, 16), dtype=np.int8)}),
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
@@ -348,6 +363,15 @@ CLI_CASES = [
      ["--warmup 100", "--steps 5"]),
     ("train-diverges-lr-1e6", "train", ["--data", "names.txt", "--out", "d.npz", "--lr", "1e6", "--steps", "50", "-q"], 1,
      ["diverged", "lower --lr"]),
+    ("train-diverges-keeps-out-and-log", "train", ["--data", "names.txt", "--out", "good.npz", "--metrics",
+     "run.metrics.jsonl", "--lr", "1e6", "--steps", "50", "-q"], 1,
+     ["diverged", "good.npz was left as it was", "weights of step 1 are in good.diverged.npz",
+      "run.diverged.metrics.jsonl"]),
+    ("train-data-late-bad-byte", "train", ["--data", "late-bad-byte.txt"], 1,
+     ["not UTF-8: line 3,001, byte 4 of the line (0xe9", "re-encode it as UTF-8"]),
+    ("train-data-long-line", "train", ["--data", "long-line.txt"], 1,
+     ["line 3 is 2,097,152 bytes long", "1,048,576 bytes", "one document per line"]),
+    ("train-val-max-0", "train", ["--val-max", "0"], 2, ["--val-max"]),
     ("train-unknown-option", "train", ["--colour"], 2, ["--colour"]),
     ("train-extra-argument", "train", ["names.txt"], 2, ["names.txt"]),
     ("train-init-layers-huge", "train", ["--data", "names.txt", "--init-from", "layers-huge.npz"], 1, ["n_layer 1,000,000,000"]),
@@ -367,6 +391,8 @@ CLI_CASES = [
     ("eval-data-unknown-chars", "eval", ["good.npz", "--data", "digits.txt"], 1, ["not in the model's vocabulary"]),
     ("eval-onnx-unknown-chars", "eval", ["GOOD.ONNX", "--data", "digits.txt"], 1, ["not in the model's vocabulary"]),
     ("eval-data-missing-value", "eval", ["good.npz", "--data"], 2, ["--data"]),
+    ("eval-data-late-bad-byte", "eval", ["good.npz", "--data", "late-bad-byte.txt"], 1, ["not UTF-8: line 3,001"]),
+    ("eval-onnx-data-long-line", "eval", ["good.onnx", "--data", "long-line.txt"], 1, ["line 3 is 2,097,152 bytes"]),
     # --- mgpt-export
     ("export-output-is-checkpoint", "export", ["good.npz", "--checkpoint", "good.npz"], 1, ["same file as checkpoint"]),
     ("export-output-links-checkpoint", "export", ["link.npz", "--checkpoint", "good.npz"], 1, ["same file as checkpoint"]),
@@ -395,6 +421,12 @@ CLI_CASES = [
     ("export-checkpoint-meta-list", "export", ["m.onnx", "--checkpoint", "meta-list.npz"], 1, ["not an mgpt checkpoint"]),
     ("export-checkpoint-no-meta", "export", ["m.onnx", "--checkpoint", "no-meta.npz"], 1, ["no 'meta' entry"]),
     ("export-checkpoint-int-weights", "export", ["m.onnx", "--checkpoint", "int-weights.npz"], 1, ["finite floating-point"]),
+    ("export-checkpoint-wte-declares-more", "export", ["m.onnx", "--checkpoint", "wte-declares-more.npz"], 1,
+     ["wte has shape (3750000,), its config needs (27, 16)"]),
+    ("export-checkpoint-wte-int-declared", "export", ["m.onnx", "--checkpoint", "wte-int-declared.npz"], 1,
+     ["wte must hold finite floating-point"]),
+    ("train-init-wte-declares-more", "train", ["--data", "names.txt", "--init-from", "wte-declares-more.npz"], 1,
+     ["wte has shape (3750000,)"]),
     ("export-opset-3", "export", ["m.onnx", "--checkpoint", "good.npz", "--opset", "3"], 1, ["opset 3 is not supported"]),
     ("export-opset-999", "export", ["m.onnx", "--checkpoint", "good.npz", "--opset", "999"], 1, ["opset 999"]),
     ("export-opset-text", "export", ["m.onnx", "--opset", "new"], 2, ["--opset"]),
@@ -546,6 +578,18 @@ def _read_documents(path):
     return _api(read_documents, path)
 
 
+def _read_corpus(path):
+    from mgpt.train.data import read_corpus
+
+    return _api(read_corpus, path)
+
+
+def _held_out(n, fraction, val_max=1000):
+    from mgpt.train.data import held_out
+
+    return _api(held_out, n, fraction, val_max)
+
+
 def _generator(path):
     return _api(Generator, path)
 
@@ -636,9 +680,16 @@ API_CASES = [
     ("plan-contains-int", lambda: Generator().plan(contains=5), TypeError, ["contains"]),
     ("read-documents-fifo", _read_documents("fifo"), ValueError, ["FIFO"]),
     ("read-documents-dev-zero", _read_documents("/dev/zero"), ValueError, ["character device"]),
+    ("read-corpus-late-bad-byte", _read_corpus("late-bad-byte.txt"), ValueError, ["not UTF-8: line 3,001"]),
+    ("read-corpus-long-line", _read_corpus("long-line.txt"), ValueError, ["line 3 is 2,097,152 bytes long"]),
+    ("held-out-val-max-0", _held_out(100, 0.1, 0), ValueError, ["val_max must be at least 1"]),
+    ("held-out-val-max-float", _held_out(100, 0.1, 5.0), TypeError, ["val_max must be an integer"]),
+    ("held-out-n-0", _held_out(0, 0.1), ValueError, ["n must be at least 1"]),
+    ("load-wte-declares-more", _load("wte-declares-more.npz"), ValueError, ["wte has shape (3750000,)"]),
 ]
 API_CASES += [(f"generator-{name}", _generator(name), ModelError, [words]) for name, words in MODEL_WORDS.items()]
-CHECKPOINT_FILES = ["absurd.npz", "declares-4gb.npz", "header-huge.npz", "objects.npz"]
+CHECKPOINT_FILES = ["absurd.npz", "declares-4gb.npz", "header-huge.npz", "objects.npz", "wte-declares-more.npz",
+                    "late-bad-byte.txt", "long-line.txt"]
 
 
 @pytest.mark.parametrize("workspace, call, error, words", [
@@ -677,6 +728,23 @@ def test_any_integer_seed_trains_as_it_samples_mod_2_64(workspace):
     run = lambda seed: train(docs, [], GPTConfig(1), TrainOptions(steps=2, seed=seed)).flat
     assert np.array_equal(run(-1), run(2**64 - 1))
     assert not np.array_equal(run(-1), run(1))
+
+
+def test_a_member_that_disagrees_with_the_config_is_refused_from_its_header(template, monkeypatch):
+    """The weights of a checkpoint are read only once every member's declared shape and type
+    match its config: of wte-declares-more.npz (30 MB of zeros declared) only 'meta' is read."""
+    from mgpt.train import checkpoint
+
+    read = []
+    real = checkpoint._read_member
+    monkeypatch.setattr(checkpoint, "_read_member", lambda archive, member, name: read.append(member.filename)
+                        or real(archive, member, name))
+    with pytest.raises(checkpoint.CheckpointError, match=r"wte has shape \(3750000,\), its config needs \(27, 16\)"):
+        checkpoint.load(template / "wte-declares-more.npz")
+    assert read == ["meta.npy"]
+    read.clear()
+    checkpoint.load(template / "good.npz")
+    assert len(read) == 10  # meta and the 9 weights of a good one
 
 
 def test_the_table_is_large():

@@ -125,12 +125,20 @@ def test_bad_input_is_one_line_and_leaves_the_checkpoint_alone(tmp_path, names, 
     assert out.read_bytes() == GOOD
 
 
-def test_a_diverged_run_keeps_the_last_finite_weights(tmp_path, names):
-    out = tmp_path / "nan.npz"
+def test_a_diverged_run_leaves_out_and_its_log_alone_and_keeps_the_last_finite_weights_beside(tmp_path, names):
+    out, log = tmp_path / "nan.npz", tmp_path / "nan.metrics.jsonl"
+    out.write_bytes(GOOD)
+    log.write_bytes(b"the good run's log\n")
     result = run(train_command, ["--data", names, "--out", out, "--steps", 5, "--lr", 1e200])
-    assert_one_line_error(result, "non-finite", "step 2", "lower --lr")
-    ckpt = checkpoint.load(out)  # loading checks every weight is finite
-    assert ckpt.training["stopped"] == "diverged"
+    kept = tmp_path / "nan.diverged.npz"
+    assert_one_line_error(result, "non-finite", "step 2", "lower --lr", f"{out} was left as it was",
+                          f"weights of step 1 are in {kept}")
+    assert out.read_bytes() == GOOD and log.read_bytes() == b"the good run's log\n"
+    ckpt = checkpoint.load(kept)  # loading checks every weight is finite
+    assert ckpt.training["stopped"] == "diverged" and ckpt.training["steps"] == 1
+    lines = (tmp_path / "nan.diverged.metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["step"] == 1 and json.loads(lines[-1])["run"] == ckpt.training["run"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_init_from_must_cover_the_data_and_keep_its_shape(tmp_path, names):

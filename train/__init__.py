@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ imports them
     from .checkpoint import Checkpoint, CheckpointError, load, save
     from .config import ConfigError, GPTConfig
-    from .data import DataError, default_data_path, read_documents
-    from .trainer import TrainOptions, TrainResult, TrainingError, evaluate, mean_nll, train
+    from .data import DataError, default_data_path, iter_documents, read_corpus, read_documents
+    from .trainer import TrainOptions, TrainResult, TrainingError, evaluate, mean_nll, train, train_split
 
 _HOMES = {  # public name -> the module that defines it
     "Checkpoint": "checkpoint", "CheckpointError": "checkpoint", "load": "checkpoint", "save": "checkpoint",
     "ConfigError": "config", "GPTConfig": "config",
-    "DataError": "data", "default_data_path": "data", "read_documents": "data",
+    "DataError": "data", "default_data_path": "data", "read_documents": "data", "read_corpus": "data",
+    "iter_documents": "data",
     "TrainOptions": "trainer", "TrainResult": "trainer", "TrainingError": "trainer", "evaluate": "trainer",
-    "mean_nll": "trainer", "train": "trainer",
+    "mean_nll": "trainer", "train": "trainer", "train_split": "trainer",
 }
 __all__ = sorted(_HOMES)
 

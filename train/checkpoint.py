@@ -88,31 +88,30 @@ MAX_DEFLATE_RATIO = 1100
 MAX_CHECKPOINT_BYTES = 1 << 31  # 2 GB: 250 M float64 parameters
 
 
-def _read_arrays(raw: bytes, name: str) -> dict[str, np.ndarray]:
-    """The arrays of an .npz held in ``raw``, after checking every size the archive declares
-    (zip members and .npy headers) against what the file holds and the memory there is: a
-    member that claims 10**12 elements or a deflate bomb is refused before it is allocated."""
-    def bad(why: str) -> CheckpointError:
-        return CheckpointError(f"checkpoint {name!r} is not a readable .npz file ({why}); re-create it with mgpt-train")
-
+def _headers(raw: bytes, name: str) -> tuple[zipfile.ZipFile, dict[str, tuple[zipfile.ZipInfo, tuple, np.dtype]]]:
+    """The archive in ``raw`` and each member's (zip entry, declared shape, dtype), after checking
+    every size the archive declares (zip members and .npy headers) against what the file holds and
+    the memory there is, reading nothing but the headers: a member that claims 10**12 elements or
+    a deflate bomb is refused before it is allocated."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
         members = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
-        raise bad(f"not a zip archive: {e}") from None
+        raise _unreadable(name, f"not a zip archive: {e}") from None
     names = [m.filename for m in members]
     if len(set(names)) != len(names):
-        raise bad("a member name appears twice")
+        raise _unreadable(name, "a member name appears twice")
     budget = min(available_memory() // 2, 8 * MAX_CHECKPOINT_BYTES)
     if sum(m.file_size for m in members) > budget:
-        raise bad(f"its members declare {sum(m.file_size for m in members):,} bytes, more than the "
-                  f"{budget:,} that can be loaded")
-    arrays = {}
+        raise _unreadable(name, f"its members declare {sum(m.file_size for m in members):,} bytes, more than the "
+                                f"{budget:,} that can be loaded")
+    headers = {}
     for m in members:
         if not m.filename.endswith(".npy") or m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise bad(f"member {m.filename!r} is not a stored or deflated .npy array")
+            raise _unreadable(name, f"member {m.filename!r} is not a stored or deflated .npy array")
         if m.file_size > MAX_DEFLATE_RATIO * max(m.compress_size, 1) + 1024:
-            raise bad(f"member {m.filename!r} declares {m.file_size:,} bytes from {m.compress_size:,} (a zip bomb?)")
+            raise _unreadable(name, f"member {m.filename!r} declares {m.file_size:,} bytes from {m.compress_size:,} "
+                                    f"(a zip bomb?)")
         try:
             with archive.open(m) as f:
                 version = np.lib.format.read_magic(f)
@@ -128,11 +127,22 @@ def _read_arrays(raw: bytes, name: str) -> dict[str, np.ndarray]:
                 if header is None or count * dtype.itemsize != m.file_size - header:
                     raise ValueError(f"its header declares {count:,} elements of {dtype.itemsize} bytes, "
                                      f"the member holds {m.file_size - (header or 0):,} bytes")
-            with archive.open(m) as f:
-                arrays[m.filename[:-4]] = np.lib.format.read_array(f, allow_pickle=False)
         except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, SyntaxError) as e:
-            raise bad(f"member {m.filename!r}: {e}") from None
-    return arrays
+            raise _unreadable(name, f"member {m.filename!r}: {e}") from None
+        headers[m.filename[:-4]] = (m, tuple(shape), dtype)
+    return archive, headers
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str) -> np.ndarray:
+    try:
+        with archive.open(member) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, SyntaxError) as e:
+        raise _unreadable(name, f"member {member.filename!r}: {e}") from None
+
+
+def _unreadable(name: str, why: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {name!r} is not a readable .npz file ({why}); re-create it with mgpt-train")
 
 
 def load(path: str | Path) -> Checkpoint:
@@ -146,14 +156,13 @@ def load(path: str | Path) -> Checkpoint:
     if not raw.startswith(b"PK"):  # np.load would try other formats and blame pickles
         raise CheckpointError(f"checkpoint {name!r} is not a readable .npz file (not a zip archive); re-create it "
                               f"with mgpt-train")
-    arrays = _read_arrays(raw, name)
-    if "meta" not in arrays:
+    archive, headers = _headers(raw, name)
+    if "meta" not in headers:
         raise CheckpointError(f"{name!r} is not an mgpt checkpoint (no 'meta' entry)")
-    meta_array = arrays.pop("meta")
     try:
-        if meta_array.shape != () or meta_array.dtype.kind != "U":
+        if headers["meta"][1] != () or headers["meta"][2].kind != "U":
             raise ValueError("not a string")
-        meta = finite_json(json.loads(str(meta_array)))  # a hand-made NaN becomes null, as mgpt writes it
+        meta = finite_json(json.loads(str(_read_member(archive, headers["meta"][0], name))))  # a hand-made NaN becomes null
     except (ValueError, RecursionError):
         raise CheckpointError(f"checkpoint {name!r} has a 'meta' entry that is not JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -181,12 +190,20 @@ def load(path: str | Path) -> Checkpoint:
             f"{vocab.bos} and vocab_size {vocab.size}, meta says bos {meta.get('bos')!r} and "
             f"vocab_size {config.vocab_size}"
         )
+    arrays = {key: header for key, header in headers.items() if key != "meta"}
     novelty = None
     if "novelty" in meta:  # docs/sampling-controls.md: sizes in meta, the bytes in an array
         try:
             if NOVELTY not in arrays:
                 raise NoveltyError(f"meta describes one but there is no {NOVELTY!r} array")
-            novelty = NoveltyFilter.from_json(meta["novelty"], arrays.pop(NOVELTY))
+            member, declared, dtype = arrays.pop(NOVELTY)
+            bits = meta["novelty"].get("bits") if isinstance(meta["novelty"], dict) else None
+            if dtype != np.uint8 or len(declared) != 1:  # from its header, before its bytes are read
+                raise NoveltyError("the novelty array is not one row of bytes (uint8)")
+            if isinstance(bits, int) and not isinstance(bits, bool) and declared[0] != -(-bits // 8):
+                raise NoveltyError(f"the novelty entry's data holds {declared[0]:,} bytes; {bits:,} bits need "
+                                   f"{-(-bits // 8):,}")
+            novelty = NoveltyFilter.from_json(meta["novelty"], _read_member(archive, member, name))
         except NoveltyError as e:
             raise CheckpointError(f"checkpoint {name!r} has a bad novelty filter ({e}); train it again, or "
                                   f"rebuild the filter with scripts/add_novelty.py") from None
@@ -197,12 +214,18 @@ def load(path: str | Path) -> Checkpoint:
     if set(arrays) != set(shapes):
         missing, extra = sorted(set(shapes) - set(arrays)), sorted(set(arrays) - set(shapes))
         raise CheckpointError(f"checkpoint {name!r} arrays do not match its config (missing {missing}, unexpected {extra})")
-    params = {}
+    # every member's declared shape and type against the config, from the headers, before any
+    # weight is read: a member that declares 375,000,000 float64 is refused, not allocated
     for key, shape in shapes.items():
-        a = arrays[key]
-        if a.shape != shape:
-            raise CheckpointError(f"checkpoint {name!r}: {key} has shape {a.shape}, its config needs {shape}")
-        if not np.issubdtype(a.dtype, np.floating) or not np.all(np.isfinite(a)):
+        _, declared, dtype = arrays[key]
+        if declared != shape:
+            raise CheckpointError(f"checkpoint {name!r}: {key} has shape {declared}, its config needs {shape}")
+        if not np.issubdtype(dtype, np.floating):
+            raise CheckpointError(f"checkpoint {name!r}: {key} must hold finite floating-point numbers")
+    params = {}
+    for key in shapes:
+        a = _read_member(archive, arrays[key][0], name)
+        if not np.all(np.isfinite(a)):
             raise CheckpointError(f"checkpoint {name!r}: {key} must hold finite floating-point numbers")
         params[key] = a.astype(np.float64)
     training = meta.get("training") if isinstance(meta.get("training"), dict) else {}

@@ -16,6 +16,8 @@ from .threads import load_numpy
 
 load_numpy()  # before the imports below load NumPy: OpenBLAS starts on one thread unless the user says
 
+import numpy as np  # noqa: E402
+
 from mgpt.runtime import Generator, ModelError, __version__
 from mgpt.runtime.command import CONTEXT_SETTINGS, Command, FiniteRange, OptionError
 from mgpt.runtime import novelty
@@ -27,19 +29,27 @@ from . import checkpoint as ckpt_io
 from . import model
 from .checkpoint import Checkpoint, CheckpointError
 from .config import ConfigError, GPTConfig
-from .data import DataError, default_data_path, encode, read_documents, split
+from .data import VAL_MAX, DataError, Split, default_data_path, iter_documents, read_corpus, stream_corpus
 from .files import check_space, check_writable, replace_together, staged
-from .progress import MetricsLog, Progress
+from .progress import MetricsLog, Progress, Reading
 from .memory import available_memory, size_text
-from .trainer import (DTYPES, TrainingError, TrainOptions, check_memory, keep_freed_memory, mean_nll, memory_needed,
-                      train)
+from .trainer import (DTYPES, TrainingError, TrainOptions, check_memory, keep_freed_memory, memory_needed, nll_total,
+                      train_split)
 
+EVAL_ROWS = 65536  # mgpt-eval frames this many documents at a time (mean_nll takes them 512 at a time)
 USER_ERRORS = (CheckpointError, ConfigError, DataError, NoveltyError, PathError, TrainingError)
 
 
 def metrics_path_for(out: Path) -> Path:
     """mgpt-checkpoint.npz -> mgpt-checkpoint.metrics.jsonl, beside it."""
     return out.with_name(out.stem + ".metrics.jsonl")
+
+
+def diverged_path_for(path: Path) -> Path:
+    """Where a diverged run keeps what it would have written at ``path``, beside it:
+    mgpt-checkpoint.npz -> mgpt-checkpoint.diverged.npz, run.metrics.jsonl -> run.diverged.metrics.jsonl."""
+    stem, dot, suffix = path.name.partition(".")
+    return path.with_name(f"{stem}.diverged{dot}{suffix}" if dot else f"{stem}.diverged")
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -119,6 +129,8 @@ def _shape_option(name: str, help: str):
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the training documents once.")
 @click.option("--val-fraction", type=FiniteRange(min=0, max=1, max_open=True), default=0.03, show_default=True,
               help="Fraction of documents held out (a fixed choice, independent of --seed).")
+@click.option("--val-max", type=click.IntRange(min=1), default=VAL_MAX, show_default=True,
+              help="Hold out at most this many documents (so an evaluation costs the same for any data size).")
 @click.option("--eval-every", type=click.IntRange(min=1), default=100, show_default=True,
               help="Evaluate the held-out loss every this many steps.")
 @click.option("--pack/--no-pack", default=False, show_default=True,
@@ -142,7 +154,7 @@ def _shape_option(name: str, help: str):
 @click.version_option(__version__, prog_name="mgpt")
 def train_command(data, out, metrics, metrics_every, steps, time_limit, batch_size, lr, warmup, weight_decay,
                   dropout, ema, dtype, n_layer, n_embd, n_head, block_size, seed, init_from, shuffle, val_fraction,
-                  eval_every, pack, blas_threads, keep_best, novelty, novelty_bits, novelty_hashes, quiet):
+                  val_max, eval_every, pack, blas_threads, keep_best, novelty, novelty_bits, novelty_hashes, quiet):
     """Train microgpt's GPT on a text file and write a checkpoint."""
     given_steps = steps is not None
     if not given_steps and time_limit is None:
@@ -156,43 +168,55 @@ def train_command(data, out, metrics, metrics_every, steps, time_limit, batch_si
                                dtype=dtype, time_limit=time_limit, keep_best=keep_best, threads=blas_threads,
                                pack=pack, ema=ema)
         _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, block_size, init_from,
-               val_fraction, quiet, (novelty_bits, novelty_hashes) if novelty else None)
+               val_fraction, val_max, quiet, (novelty_bits, novelty_hashes) if novelty else None)
     except USER_ERRORS as e:
         raise click.ClickException(str(e)) from e
 
 
 def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, block_size, init_from,
-           val_fraction, quiet, novelty_sizes=None):
+           val_fraction, val_max, quiet, novelty_sizes=None):
     # 1) everything that can be wrong with the input is found before any work
     out = check_writable(out, "--out")
     metrics = check_writable(metrics or metrics_path_for(out), "--metrics")
     data_path = Path(data) if data is not None else default_data_path()
-    check_paths({"--data": data_path, "--init-from": init_from}, {"--out": out, "--metrics": metrics})
-    documents = read_documents(data_path)
+    check_paths({"--data": data_path, "--init-from": init_from},
+                {"--out": out, "--metrics": metrics, "--out's diverged copy": diverged_path_for(out),
+                 "--metrics's diverged copy": diverged_path_for(metrics)})
     shape = {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "block_size": block_size}
     init = None
-    if init_from is not None:
+    if init_from is not None:  # before the data: a broken checkpoint is found before a long read
         start = ckpt_io.load(init_from)
         given = {k: v for k, v in shape.items() if v is not None and v != getattr(start.config, k)}
         if given:
             k = next(iter(given))
             raise TrainingError(f"--{k.replace('_', '-')} {given[k]} differs from the --init-from checkpoint's "
                                 f"{getattr(start.config, k)}; drop it (fine-tuning keeps the checkpoint's shape)")
-        unknown = start.vocab.missing("".join(documents))
+    reading = Reading(lambda text, nl: click.echo(text, nl=nl, err=True), sys.stderr.isatty() and not quiet,
+                      data_path.name)
+    try:
+        corpus = read_corpus(data_path, reading)
+    finally:
+        reading.end()
+    if init_from is not None:
+        unknown = [c for c in corpus.chars if c not in start.vocab.chars]
         if unknown:
             raise DataError(f"the --init-from checkpoint's vocabulary lacks {len(unknown)} characters of the data "
                             f"({''.join(unknown[:10])!r}); train from scratch or clean the data")
         config, init = start.config, (start.config, start.vocab, model.flatten(start.params, start.config))
     else:
         config = GPTConfig(1, **{k: v if v is not None else SEED_SHAPE[k] for k, v in shape.items()})
-    train_docs, val_docs = split(documents, val_fraction)
+    split = Split.of(corpus, val_fraction, val_max)
     # the novelty filter of every document, held-out ones included, made before the training so a
-    # filter that cannot be made stops the run before it starts (~1 s per million documents)
-    chars = init[1].chars if init else Vocab.from_documents(documents).chars
-    novelty_filter = None if novelty_sizes is None else novelty.from_texts(documents, chars, *novelty_sizes)
+    # filter that cannot be made stops the run before it starts (~1 s per million documents), from
+    # the corpus a million documents at a time
+    novelty_filter = None
+    if novelty_sizes is not None:
+        novelty_filter = novelty.NoveltyFilter.empty(len(corpus), *novelty_sizes)
+        for ids, lengths in corpus.id_chunks(init[1] if init else Vocab(corpus.chars), novelty.CHUNK_DOCUMENTS):
+            novelty_filter.add(ids, lengths)
     # what cannot fit in memory, then on disk, is found now rather than after the training
-    sized = dataclasses.replace(config, vocab_size=config.vocab_size if init else len(set("".join(documents))) + 1)
-    check_memory(sized, options.batch_size, len(documents))
+    sized = dataclasses.replace(config, vocab_size=config.vocab_size if init else len(corpus.chars) + 1)
+    check_memory(sized, options.batch_size, split.n_train, len(split.held))
     check_space(out, 8 * sized.num_params() + 65536 + (novelty_filter.data.size if novelty_filter else 0),
                 "--out")  # the float64 weights, the meta and the novelty filter
 
@@ -211,15 +235,18 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
                 progress(record)
             if stop:
                 raise KeyboardInterrupt
-        result = train(train_docs, val_docs, config, options, init=init, on_step=on_step)
+        result = train_split(split, config, options, init=init, on_step=on_step)
         log.flush()
     progress.end()
 
     # 3) the checkpoint, with the record of how it was made; it and the log are moved into place
-    #    together (the old log removed first), so they never describe two different runs
+    #    together (the old log removed first), so they never describe two different runs. A run
+    #    that diverged leaves --out and its log as they were and keeps its last sane weights beside
+    #    them, under .diverged names.
+    n_train, n_held = split.n_train, len(split.held)
     record = {
-        "data": data_path.name if data is None else str(data), "documents": len(train_docs),
-        "held_out": len(val_docs), "val_fraction": val_fraction, "truncated": result.truncated,
+        "data": data_path.name if data is None else str(data), "documents": n_train,
+        "held_out": n_held, "val_fraction": val_fraction, "val_max": val_max, "truncated": result.truncated,
         **{k: getattr(options, k) for k in ("seed", "batch_size", "lr", "beta1", "beta2", "eps", "shuffle",
                                              "warmup", "weight_decay", "dropout", "dtype", "time_limit",
                                              "pack", "ema")},
@@ -229,32 +256,37 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
         "init_from": str(init_from) if init_from else None,
         "stopped": result.stopped, "seconds": round(result.seconds, 4), "mgpt": __version__, "run": run_id,
     }
+    diverged = result.stopped == "diverged"
+    target = diverged_path_for(out) if diverged else out
+    if diverged:
+        staged_log.path = diverged_path_for(metrics)  # the same folder as the staged log: a rename
     try:
         ckpt = Checkpoint(result.config, result.vocab, result.params, record, novelty_filter)
-        with ckpt_io.staged_save(out, ckpt) as staged_ckpt:
+        with ckpt_io.staged_save(target, ckpt) as staged_ckpt:
             replace_together(staged_ckpt, staged_log)
     except BaseException:
         staged_log.discard()
         raise
 
-    if result.stopped == "diverged":
+    if diverged:
         raise TrainingError(
-            f"the loss diverged (became non-finite or blew up) at step {result.diverged_step + 1}; {out} keeps the weights of "
-            f"step {result.diverged_step}; try a lower --lr (now {options.lr:g})")
+            f"the loss diverged (became non-finite or blew up) at step {result.diverged_step + 1}; {out} was left as it "
+            f"was; the weights of step {result.diverged_step} are in {target} (its log {staged_log.path}); try a lower "
+            f"--lr (now {options.lr:g})")
     c = result.config
     echo = click.echo
     if result.stopped == "interrupted":
         planned = f" of {options.steps}" if options.steps else ""
         echo(f"interrupted after {result.steps_done}{planned} steps; saved that progress", err=True)
     echo(f"trained {c.num_params():,} parameters ({c.n_layer} layer{'s' * (c.n_layer > 1)}, n_embd {c.n_embd}, "
-         f"{c.n_head} heads, block {c.block_size}, vocabulary {c.vocab_size}) on {len(train_docs):,} documents"
+         f"{c.n_head} heads, block {c.block_size}, vocabulary {c.vocab_size}) on {n_train:,} documents"
          + (f" ({result.truncated:,} longer than the block, truncated)" if result.truncated else ""))
     optimizing = max(result.seconds - result.eval_seconds, 1e-9)
     rate = result.steps_done / optimizing
     losses = ([f"loss {result.train_loss:.4f}"] if result.train_loss is not None else [])  # None: no step done
     if result.val_loss is not None:
-        losses.append(f"held-out {result.val_loss:.4f} on {len(val_docs):,} documents")
-    evaluating = f" + {result.eval_seconds:.2f} s of held-out evaluation" if val_docs else ""
+        losses.append(f"held-out {result.val_loss:.4f} on {n_held:,} documents")
+    evaluating = f" + {result.eval_seconds:.2f} s of held-out evaluation" if n_held else ""
     echo(f"{result.steps_done} step{'s' * (result.steps_done != 1)} in {optimizing:.2f} s ({rate:,.0f} steps/s, "
          f"{rate * options.batch_size:,.0f} documents/s){evaluating}" + (f"; {', '.join(losses)}" if losses else ""))
     if result.best_step != result.steps_done:
@@ -273,32 +305,45 @@ def eval_command(model_path, data):
     """Mean negative log-likelihood per predicted token (nats) of MODEL (a checkpoint .npz or an
     exported .onnx, told apart by their content; default: mgpt-checkpoint.npz, where mgpt-train
     writes) on a data file."""
+    path = data if data is not None else default_data_path()
     try:
-        documents = read_documents(data if data is not None else default_data_path())
         exported = not is_checkpoint(model_path)  # scored by onnxruntime, through the runtime's Generator
         if exported:
             generator = Generator(model_path)
             vocab, block_size = generator.vocab, generator.block_size
-            need = memory_needed(GPTConfig(vocab.size, 1, 1, 1, block_size), 1, len(documents))["documents"]
         else:
             ckpt = ckpt_io.load(model_path)
             vocab, block_size = ckpt.vocab, ckpt.config.block_size
-            need = sum(memory_needed(ckpt.config, 1, len(documents)).values())
-        if need > available_memory():
-            raise DataError(f"scoring {len(documents):,} documents with block size {block_size:,} needs about "
-                            f"{size_text(need)} of memory, {size_text(available_memory())} is available; "
-                            f"score fewer documents at a time")
-        unknown = vocab.missing("".join(documents))
+            need = sum(memory_needed(ckpt.config, 1, EVAL_ROWS).values())
+            if need > available_memory():
+                raise DataError(f"scoring with block size {block_size:,} needs about {size_text(need)} of memory, "
+                                f"{size_text(available_memory())} is available")
+        # 1) a first pass checks the whole file (UTF-8, line lengths, the model's characters) and
+        #    counts, before any scoring; 2) a second scores it. Both stream: any size in bounded memory.
+        chars, documents, tokens, truncated = set(), 0, 0, 0
+        for part in stream_corpus(path):
+            chars.update(part.chars)
+            lengths = part.lengths(np.arange(len(part)))
+            documents += len(part)
+            tokens += int(np.minimum(lengths + 1, block_size).sum())
+            truncated += int(np.sum(lengths + 1 > block_size))
+        unknown = sorted(chars - set(vocab.chars))
         if unknown:
             raise DataError(f"{len(unknown)} characters of the data are not in the model's vocabulary "
                             f"({''.join(unknown[:10])!r}); score text made of the model's characters")
-        encoded = encode(documents, vocab, block_size)
-        nll = generator.score(documents) if exported else mean_nll(ckpt.params, ckpt.config, encoded)
+        if exported:
+            nll = generator.score(iter_documents(path))
+        else:
+            total = 0.0
+            for part in stream_corpus(path):
+                for lo in range(0, len(part), EVAL_ROWS):
+                    framed = part.frame(np.arange(lo, min(lo + EVAL_ROWS, len(part))), vocab, block_size)
+                    total += nll_total(ckpt.params, ckpt.config, framed)[0]
+            nll = total / tokens
     except (*USER_ERRORS, ModelError) as e:
         raise click.ClickException(str(e)) from e
-    tokens = int(encoded.weights.sum())
-    click.echo(f"{nll:.4f} nats/token over {tokens:,} predicted tokens of {len(documents):,} documents"
-               f" (block {block_size}; {encoded.truncated:,} truncated)")
+    click.echo(f"{nll:.4f} nats/token over {tokens:,} predicted tokens of {documents:,} documents"
+               f" (block {block_size}; {truncated:,} truncated)")
 
 
 def is_checkpoint(path: Path) -> bool:

@@ -82,6 +82,35 @@ class Progress:
             self.open_line = False
 
 
+class Reading:
+    """A data file's reading as a bar redrawn in place, on a terminal only, and only once reading
+    has taken SHOW_AFTER_SECONDS (a small file shows nothing): bytes read of the file's size and
+    the rate. Called as data.read_corpus's ``progress(bytes_read, bytes_total)``."""
+
+    SHOW_AFTER_SECONDS = 0.5
+
+    def __init__(self, write: Callable[[str, bool], None], tty: bool, name: str):
+        self.write, self.tty, self.name = write, tty, name
+        self.start, self.last_shown, self.open_line = time.perf_counter(), 0.0, False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if not self.tty or now - self.start < self.SHOW_AFTER_SECONDS or now - self.last_shown < REDRAW_SECONDS:
+            return
+        self.last_shown = now
+        filled = int(round(done / max(total, 1) * BAR_WIDTH))
+        rate = done / (now - self.start) / 1e6
+        self.write(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] reading {self.name}: {done / 1e6:,.0f} of "
+                   f"{total / 1e6:,.0f} MB | {rate:,.0f} MB/s | {clock(now - self.start)} elapsed\x1b[K", False)
+        self.open_line = True
+
+    def end(self) -> None:
+        """Clear the bar (the training's progress takes the line)."""
+        if self.open_line:
+            self.write("\r\x1b[K", False)
+            self.open_line = False
+
+
 def significant(value: float, digits: int = 6) -> float:
     """``value`` rounded to ``digits`` significant digits: 2.42763 is more than a loss curve shows,
     and json would write 2.4276341859120347 (a third of a log line's bytes)."""

@@ -14,7 +14,7 @@ from mgpt.runtime.vocab import Vocab
 
 from . import arguments, model, packing
 from .config import GPTConfig
-from .data import Encoded, encode
+from .data import Encoded, Split, encode
 from .memory import available_memory, size_text
 from .threads import BlasThreads, requested_threads
 
@@ -121,6 +121,10 @@ def keep_freed_memory() -> None:
         pass
 
 
+# Training rows are framed this many at a time (whole steps of them): one batch's documents a step
+# would cost the default recipe ~10% more time in NumPy calls.
+BATCH_ROWS = 4096
+
 # A loss this many times a uniform guess's (ln vocab_size) has blown up even while finite: --lr 1e6
 # reaches 1e19 without a NaN. Treated as divergence, like a non-finite loss.
 BLOWN_UP = 100.0
@@ -130,35 +134,39 @@ def blown_up(loss: float, vocab_size: int) -> bool:
     return not (np.isfinite(loss) and loss <= BLOWN_UP * np.log(vocab_size))
 
 
-def memory_needed(config: GPTConfig, batch_size: int, documents: int) -> dict[str, int]:
-    """Bytes a training run needs, estimated in closed form before anything is allocated:
-    parameters (weights, gradient, Adam's two moments, the last good copy, the best one, the moving
-    average and a temporary: 8 float64 copies), the batch's activations kept for the backward pass
-    (per layer and position about 20 n_embd + 2 n_head x block values, plus the logits and their gradient), and the padded
-    documents (a token and a weight per position). Keyed by what to lower."""
+def memory_needed(config: GPTConfig, batch_size: int, documents: int, held: int | None = None) -> dict[str, int]:
+    """Bytes a training run needs besides its data, estimated in closed form before anything is
+    allocated: parameters (weights, gradient, Adam's two moments, the last good copy, the best one,
+    the moving average and a temporary: 8 float64 copies), the batch's activations kept for the
+    backward pass (per layer and position about 20 n_embd + 2 n_head x block values, plus the logits
+    and their gradient), and the documents: the shuffled order of the ``documents`` training ones
+    (8 bytes each at most), the framed rows of a block of steps (BATCH_ROWS, a token and a weight
+    per position) and the ``held`` held-out ones framed (all of ``documents`` when not given, as
+    mgpt-eval scores). Keyed by what to lower."""
     V, C, H, T, L = config.vocab_size, config.n_embd, config.n_head, config.block_size, config.n_layer
     params = config.num_params()
     rows = max(batch_size, 512) * T  # a training batch, or an evaluation chunk of 512 documents
+    framed = documents if held is None else held + max(BATCH_ROWS, batch_size)
     return {"parameters": 8 * 8 * params,
             "activations": 8 * rows * (L * (22 * C + 2 * H * T) + 3 * V + 4 * C),
-            "documents": 16 * documents * (T + 1)}
+            "documents": (0 if held is None else 8 * documents) + 16 * framed * (T + 1)}
 
 
-def check_memory(config: GPTConfig, batch_size: int, documents: int) -> None:
+def check_memory(config: GPTConfig, batch_size: int, documents: int, held: int | None = None) -> None:
     """A TrainingError naming the size and the option to change when the run cannot fit in memory."""
-    need = memory_needed(config, batch_size, documents)
+    need = memory_needed(config, batch_size, documents, held)
     total, have = sum(need.values()), available_memory()
     if total <= have:
         return
     part = max(need, key=need.get)
     fix = {"parameters": "--n-layer or --n-embd", "activations": "--batch-size, --block-size or --n-layer",
-           "documents": "--block-size (or use less data)"}[part]
+           "documents": "--block-size, --val-max (or use less data)"}[part]
     raise TrainingError(f"this run needs about {size_text(total)} of memory ({part}: {size_text(need[part])}) but "
                         f"{size_text(have)} is available; lower {fix}")
 
 
-def mean_nll(params, config: GPTConfig, data: Encoded, chunk: int = 512) -> float:
-    """Mean negative log-likelihood (nats) per predicted token over all documents of ``data``."""
+def nll_total(params, config: GPTConfig, data: Encoded, chunk: int = 512) -> tuple[float, float]:
+    """(summed negative log-likelihood in nats, predicted tokens) over all documents of ``data``."""
     total, count = 0.0, 0.0
     for start in range(0, len(data), chunk):
         tokens = data.tokens[start : start + chunk]
@@ -166,6 +174,12 @@ def mean_nll(params, config: GPTConfig, data: Encoded, chunk: int = 512) -> floa
         T = int(weights.sum(axis=1).max())
         total += model.nll_sum(params, config, tokens[:, :T], tokens[:, 1 : T + 1], weights[:, :T])
         count += float(weights[:, :T].sum())
+    return total, count
+
+
+def mean_nll(params, config: GPTConfig, data: Encoded, chunk: int = 512) -> float:
+    """Mean negative log-likelihood (nats) per predicted token over all documents of ``data``."""
+    total, count = nll_total(params, config, data, chunk)
     return total / count
 
 
@@ -220,8 +234,20 @@ def train(
     init: tuple[GPTConfig, Vocab, np.ndarray] | None = None,
     on_step: Callable[[dict], None] | None = None,
 ) -> TrainResult:
+    """Train on lists of documents: ``train_split`` of the training ones followed by the held-out ones."""
+    return train_split(Split.of_lists(train_docs, val_docs), config, options, init, on_step)
+
+
+def train_split(
+    data: Split,
+    config: GPTConfig | None,
+    options: TrainOptions,
+    init: tuple[GPTConfig, Vocab, np.ndarray] | None = None,
+    on_step: Callable[[dict], None] | None = None,
+) -> TrainResult:
     """Train from scratch (``config``, whose vocab_size is set from the data) or from ``init``
-    (config, vocab, flat weights: fine-tuning with a fresh optimizer and schedule).
+    (config, vocab, flat weights: fine-tuning with a fresh optimizer and schedule) on the training
+    documents of ``data`` (a data.Split: a corpus and its held-out documents).
 
     ``on_step`` receives {"step", "lr", "loss", "seconds"} after every step, plus "val_loss" where
     evaluated and "last": True on the last step (decided when the step ends: the steps are done or
@@ -235,21 +261,26 @@ def train(
     """
     dtype = np.dtype(options.dtype)
     seed = options.seed % 2**64  # any int, as mgpt-generate's seeds
+    corpus, n_train = data.corpus, data.n_train
+    if n_train < 1:
+        raise TrainingError("there are no training documents; give at least one")
     if init is not None:
         config, vocab = init[0], init[1]
     else:
-        vocab = Vocab.from_documents(train_docs + val_docs)
+        vocab = Vocab(corpus.chars)
         config = GPTConfig(vocab.size, config.n_layer, config.n_embd, config.n_head, config.block_size)
-    check_memory(config, options.batch_size, len(train_docs) + len(val_docs))
+    check_memory(config, options.batch_size, n_train, len(data.held))
     flat = (np.array(init[2], dtype=dtype) if init is not None
             else model.init_params(config, seed).astype(dtype, copy=False))
-    data = encode(train_docs, vocab, config.block_size)
-    held = encode(val_docs, vocab, config.block_size) if val_docs else None
-    lengths = data.weights.sum(axis=1).astype(np.int64)  # predictions per document
-    weights = data.weights.astype(dtype, copy=False)
+    corpus.table(vocab)  # a DataError now if the vocabulary lacks a character of the data
+    held = corpus.frame(data.held, vocab, config.block_size) if len(data.held) else None
+    truncated = corpus.count_longer(config.block_size, skip=data.held)
 
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(data)) if options.shuffle else np.arange(len(data))
+    order = None  # the training documents in file order, or shuffled once with the seed
+    if options.shuffle:
+        order = np.arange(n_train, dtype=np.int32 if n_train < 1 << 31 else np.int64)
+        rng.shuffle(order)  # Generator.permutation(n_train)'s order, in 4 bytes a document
     drop_rng = np.random.default_rng([seed, 1])  # its own stream: dropout leaves the order alone
 
     params = model.views(flat, config)
@@ -265,7 +296,8 @@ def train(
     decayed = _decayed(config)
     B, b1, b2, limit = options.batch_size, options.beta1, options.beta2, options.time_limit
     steps = options.steps if options.steps is not None else float("inf")
-    offsets = np.arange(B)
+    steps_per_block = max(1, BATCH_ROWS // B)
+    block, block_start = None, None  # the framed rows of steps block_start .. block_start + steps_per_block - 1
     losses, val_loss, stopped, bad_step, eval_seconds = [], None, "done", None, 0.0
     blas = BlasThreads(requested_threads(options.threads), time.perf_counter())
     t0 = time.perf_counter()
@@ -279,9 +311,16 @@ def train(
                 spent = step / steps
                 if limit is not None and step:
                     spent = max(spent, min(1.0, (time.perf_counter() - t0) / limit))
-                # 2) the batch: documents step*B .. step*B+B-1 of the order, wrapping around
-                idx = order[(step * B + offsets) % len(order)]
-                inputs, targets, w, packed = _batch(data.tokens[idx], weights[idx], lengths[idx], config, options.pack)
+                # 2) the batch: documents step*B .. step*B+B-1 of the order, wrapping around (framed
+                #    for a block of steps at once)
+                if block is None or step >= block_start + steps_per_block:
+                    block_start = step
+                    k = (step * B + np.arange(steps_per_block * B)) % n_train
+                    block = corpus.frame(data.train_rows(k if order is None else order[k]), vocab,
+                                         config.block_size, dtype)
+                rows = slice((step - block_start) * B, (step - block_start + 1) * B)
+                inputs, targets, w, packed = _batch(block.tokens[rows], block.weights[rows], block.lengths[rows],
+                                                    config, options.pack)
                 masks = (model.dropout_masks(drop_rng, config, inputs.size, options.dropout, dtype)
                          if options.dropout else None)
                 loss = model.loss_and_grads(params, grads, config, inputs, targets, w, masks, packed)
@@ -344,7 +383,7 @@ def train(
     tail = losses[-50:]
     return TrainResult(kept.astype(np.float64, copy=False), config, vocab, steps_done,
                        float(np.mean(tail)) if tail else None, val_loss, seconds, eval_seconds,
-                       data.truncated, stopped, bad_step, best_step, tuple(blas.choices),
+                       truncated, stopped, bad_step, best_step, tuple(blas.choices),
                        averaged=average is not None and kept is not flat)
 
 
