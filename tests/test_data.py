@@ -230,3 +230,16 @@ def test_the_reading_bar_is_drawn_on_a_terminal_once_reading_takes_time(monkeypa
     off(50, 100)
     off.end()
     assert quiet == []  # not a terminal: no bar
+
+
+def test_the_novelty_filter_is_fed_every_document_from_the_corpus(tmp_path):
+    from mgpt.runtime import novelty
+    from mgpt.train import checkpoint
+
+    path, out = tmp_path / "d.txt", tmp_path / "m.npz"
+    path.write_text("zoë\n\n  \nnaïve\r\nłódź\n日本\n" + "".join(f"name{i}\n" for i in range(3000)), encoding="utf-8")
+    result = CliRunner().invoke(train_command, ["--data", str(path), "--out", str(out), "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    ckpt = checkpoint.load(out)
+    expected = novelty.from_texts(read_documents(path), ckpt.vocab.chars)  # held-out documents included
+    assert ckpt.novelty.documents == 3004 and np.array_equal(ckpt.novelty.data, expected.data)

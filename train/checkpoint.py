@@ -141,6 +141,11 @@ def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str) -
         raise _unreadable(name, f"member {member.filename!r}: {e}") from None
 
 
+def _bad_novelty(name: str, e: NoveltyError) -> CheckpointError:
+    return CheckpointError(f"checkpoint {name!r} has a bad novelty filter ({e}); train it again, or "
+                           f"rebuild the filter with scripts/add_novelty.py")
+
+
 def _unreadable(name: str, why: str) -> CheckpointError:
     return CheckpointError(f"checkpoint {name!r} is not a readable .npz file ({why}); re-create it with mgpt-train")
 
@@ -191,22 +196,20 @@ def load(path: str | Path) -> Checkpoint:
             f"vocab_size {config.vocab_size}"
         )
     arrays = {key: header for key, header in headers.items() if key != "meta"}
-    novelty = None
+    novelty_member = None
     if "novelty" in meta:  # docs/sampling-controls.md: sizes in meta, the bytes in an array
         try:
             if NOVELTY not in arrays:
                 raise NoveltyError(f"meta describes one but there is no {NOVELTY!r} array")
-            member, declared, dtype = arrays.pop(NOVELTY)
+            novelty_member, declared, dtype = arrays.pop(NOVELTY)
             bits = meta["novelty"].get("bits") if isinstance(meta["novelty"], dict) else None
             if dtype != np.uint8 or len(declared) != 1:  # from its header, before its bytes are read
                 raise NoveltyError("the novelty array is not one row of bytes (uint8)")
             if isinstance(bits, int) and not isinstance(bits, bool) and declared[0] != -(-bits // 8):
                 raise NoveltyError(f"the novelty entry's data holds {declared[0]:,} bytes; {bits:,} bits need "
                                    f"{-(-bits // 8):,}")
-            novelty = NoveltyFilter.from_json(meta["novelty"], _read_member(archive, member, name))
         except NoveltyError as e:
-            raise CheckpointError(f"checkpoint {name!r} has a bad novelty filter ({e}); train it again, or "
-                                  f"rebuild the filter with scripts/add_novelty.py") from None
+            raise _bad_novelty(name, e) from None
     if config.n_layer > len(arrays):  # before listing the config's shapes: n_layer may say 10**9
         raise CheckpointError(f"checkpoint {name!r} arrays do not match its config: n_layer {config.n_layer:,} "
                               f"needs {6 * config.n_layer + 3:,} arrays, the file holds {len(arrays)}")
@@ -222,6 +225,12 @@ def load(path: str | Path) -> Checkpoint:
             raise CheckpointError(f"checkpoint {name!r}: {key} has shape {declared}, its config needs {shape}")
         if not np.issubdtype(dtype, np.floating):
             raise CheckpointError(f"checkpoint {name!r}: {key} must hold finite floating-point numbers")
+    novelty = None
+    if novelty_member is not None:
+        try:
+            novelty = NoveltyFilter.from_json(meta["novelty"], _read_member(archive, novelty_member, name))
+        except NoveltyError as e:
+            raise _bad_novelty(name, e) from None
     params = {}
     for key in shapes:
         a = _read_member(archive, arrays[key][0], name)
