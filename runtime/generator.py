@@ -263,11 +263,15 @@ class Generator:
 
     # ------------------------------------------------------------------------- scoring
 
-    def score(self, texts: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE) -> float:
+    def score(self, texts: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, *,
+              labels: list[str] | None = None) -> float:
         """Mean negative log-likelihood (nats) per predicted token of ``texts`` under the model, each
-        framed as in training: ``[BOS] + chars + [BOS]``, predicting at most ``block_size`` tokens."""
+        framed as in training: ``[BOS] + chars + [BOS]``, predicting at most ``block_size`` tokens.
+        A labeled model scores them given ``labels`` (one per group): ``[BOS] + labels + chars +
+        [BOS]``, the label tokens fed, not predicted."""
         batch_size = check_count("batch_size", batch_size, 1)
-        return scoring.score(self._runner, texts, batch_size, self.threads, MIN_SPLIT_ROWS)
+        label_ids = self.vocab.label_ids(labels)
+        return scoring.score(self._runner, texts, batch_size, self.threads, MIN_SPLIT_ROWS, label_ids)
 
 
 def _usable_cpus() -> int:

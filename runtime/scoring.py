@@ -17,11 +17,14 @@ from .runner import StepRunner
 from .vocab import VocabError
 
 
-def score(runner: StepRunner, texts: Iterable[str], batch_size: int, threads: int = 1, min_rows: int = 256) -> float:
+def score(runner: StepRunner, texts: Iterable[str], batch_size: int, threads: int = 1, min_rows: int = 256,
+          labels: tuple[int, ...] = ()) -> float:
     """Mean NLL (nats) per predicted token of ``texts`` (a string, or any iterable of them, read
     ``batch_size`` at a time, so any number streams in bounded memory): each is ``[BOS] + chars +
     [BOS]``, of which at most ``block_size`` tokens are predicted. A batch of at least ``min_rows``
-    rows per thread is split across ``threads`` threads (onnxruntime runs without the GIL)."""
+    rows per thread is split across ``threads`` threads (onnxruntime runs without the GIL).
+    A labeled model's texts are scored given ``labels`` (label token ids, fed after BOS as in
+    training): ``[BOS] + labels + chars + [BOS]``, the characters and closing BOS predicted."""
     if isinstance(texts, str):
         texts = [texts]
     try:
@@ -31,16 +34,16 @@ def score(runner: StepRunner, texts: Iterable[str], batch_size: int, threads: in
     total, count, pool = 0.0, 0, None
     try:
         while chunk := list(islice(texts, batch_size)):
-            tokens, predicts = _encode_batch(runner.info, chunk)
+            tokens, predicts = _encode_batch(runner.info, chunk, labels)
             parts = max(1, min(threads, len(chunk) // min_rows))
             if parts == 1:
-                results = [_score_batch(runner, tokens, predicts)]
+                results = [_score_batch(runner, tokens, predicts, len(labels))]
             else:  # every part-th document: each part stays longest first, and they weigh alike
                 if pool is None:
                     from concurrent.futures import ThreadPoolExecutor  # here: it costs mgpt-generate ~7 ms
 
                     pool = ThreadPoolExecutor(threads, thread_name_prefix="mgpt-score")
-                results = pool.map(partial(_score_batch, runner),
+                results = pool.map(partial(_score_batch, runner, skip=len(labels)),
                                    [tokens[j::parts] for j in range(parts)], [predicts[j::parts] for j in range(parts)])
             for nll, n in results:
                 total, count = total + nll, count + n
@@ -63,11 +66,12 @@ def _encode(info: ModelInfo, text: str) -> list[int]:
         raise ValueError(f"cannot score {text[:40]!r}: {e}") from None
 
 
-def _encode_batch(info: ModelInfo, chunk: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _encode_batch(info: ModelInfo, chunk: list[str], labels: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
     """The documents of ``chunk`` framed as in training and sorted longest first (a stable sort,
     so the rows still needed at a position are always a prefix): a (B, N) int64 matrix of
     ``[BOS] + ids + [BOS]`` cut to block_size + 1 tokens and padded with BOS, and the (B,) count
-    of predictions per row (non-increasing).
+    of predictions per row (non-increasing). With ``labels`` the rows are ``[BOS] + labels + ids +
+    [BOS]`` cut to block_size + 1 tokens, and the predictions counted are those after the labels.
 
     Vectorized over the whole chunk (every character looked up at once in the sorted vocabulary's
     code points): one text at a time in Python was a third of a two-thread score's time, measured.
@@ -76,7 +80,7 @@ def _encode_batch(info: ModelInfo, chunk: list[str]) -> tuple[np.ndarray, np.nda
     for text in chunk:  # anything but a string: _encode's TypeError says what it is
         if not isinstance(text, str):
             _encode(info, text)
-    block, bos = info.block_size, info.bos
+    block, bos = info.block_size - len(labels), info.bos  # the label tokens take positions of the block
     lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))  # (B,) characters
     codes = np.frombuffer("".join(chunk).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)  # one per character
     table = np.fromiter(map(ord, info.vocab.chars), dtype=np.uint32)  # sorted, as the vocabulary is
@@ -94,20 +98,25 @@ def _encode_batch(info: ModelInfo, chunk: list[str]) -> tuple[np.ndarray, np.nda
     fed = (column >= 1) & (column <= kept[:, None])  # (B, N) the positions that hold a character
     tokens = np.full(fed.shape, bos, dtype=np.int64)
     tokens[fed] = ids[(starts[:, None] + column - 1)[fed]]
+    if labels:
+        tokens = np.insert(tokens, [1] * len(labels), labels, axis=1)
     return tokens, predicts
 
 
-def _score_batch(runner: StepRunner, tokens: np.ndarray, predicts: np.ndarray) -> tuple[float, int]:
+def _score_batch(runner: StepRunner, tokens: np.ndarray, predicts: np.ndarray, skip: int = 0) -> tuple[float, int]:
     """Summed NLL and predicted-token count of a batch of documents (``_encode_batch``'s matrix and
-    predictions per row, longest first, so the rows still needed at a position are a prefix)."""
+    predictions per row, longest first, so the rows still needed at a position are a prefix); the
+    first ``skip`` positions (BOS and all but the last label token) are fed, not scored."""
     B = len(tokens)
     cache = runner.empty_cache(B)
     total = 0.0
-    for p in range(int(predicts[0])):
-        rows = int(np.count_nonzero(predicts > p))  # rows 0..rows-1 still predict at position p
+    for p in range(int(predicts[0]) + skip):
+        rows = int(np.count_nonzero(predicts + skip > p))  # rows 0..rows-1 still predict at position p
         feed = {TOKEN: np.ascontiguousarray(tokens[:rows, p]), POSITION: runner.positions[p],
                 **{name: c[:rows] for name, c in zip(runner.past, cache)}}
         logits, *cache = runner.run(feed)
+        if p < skip:
+            continue
         # log-softmax in float64 on (V, rows): NumPy reduces across rows far faster than along V
         z = np.array(logits.T, dtype=np.float64, order="C")
         m = z.max(axis=0)

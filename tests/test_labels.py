@@ -157,3 +157,23 @@ def test_labels_condition_the_samples_and_seeded_samples_match_in_any_batch(labe
         gen.generate(1, labels=["F", "1950s"], max_length=7)
     with pytest.raises(ValueError, match="unknown label 'X'; this model's labels are F | M"):
         gen.generate(1, labels=["X", "F"])
+
+
+def test_score_is_the_nll_of_the_text_given_its_labels_over_characters_and_bos(labeled):
+    ckpt, path = labeled
+    vocab, gen = ckpt.vocab, Generator(path)
+    texts = ["ana", "lonelines", "", "ele"]  # "lonelines" is cut to the block less the two labels
+    labels = ["M", "x y"]
+    total, count = 0.0, 0
+    for text in texts:
+        tokens = [vocab.bos, *vocab.label_ids(labels), *vocab.encode(text), vocab.bos][: 8 + 1]
+        for p in range(2, len(tokens) - 1):  # the predictions after the last label token
+            z = runtime_models.reference_logits(ckpt, tokens[: p + 1])[: vocab.drawable]
+            total += float(np.log(np.sum(np.exp(z - z.max()))) + z.max() - z[tokens[p + 1]])
+            count += 1
+    expected = total / count
+    assert gen.score(texts, labels=labels) == pytest.approx(expected, rel=1e-5)
+    assert gen.score(texts, labels=labels, batch_size=1) == pytest.approx(expected, rel=1e-5)
+    assert gen.score(texts, labels=["F", "x y"]) != pytest.approx(expected, rel=1e-3)
+    with pytest.raises(ValueError, match="needs one label from each group"):
+        gen.score(texts)
