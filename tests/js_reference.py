@@ -44,6 +44,15 @@ SAMPLE_CASES = [
 ]
 # the larger shipped model (3 layers, block 16): fewer samples, to keep the tests quick
 LARGE_SAMPLE_CASES = SAMPLE_CASES[:1] + SAMPLE_CASES[3:6]
+# a labeled model (runtime_models.labeled_checkpoint, block 8 less 2 label tokens): labels with the other options
+LABELED_SAMPLE_CASES = [
+    ({"labels": ["F", "1950s"], "temperature": 0.5}, 1, 300),
+    ({"labels": ["x y", "M"], "temperature": 1.0, "top_k": 3}, 2**64 + 5, 250),
+    ({"labels": ["M", "2010s"], "temperature": 1.5, "top_p": 0.9, "prefix": "PREFIX"}, -7, 250),
+    ({"labels": ["F", "2010s"], "temperature": 2.0, "max_length": 3}, 0, 200),
+    ({"labels": ["M", "1950s"], "temperature": 2.0, "max_length": 1}, 3, 50),
+    ({"labels": ["F", "x y"], "temperature": 0.0}, 5, 3),
+]
 
 
 # Sampling controls (docs/sampling-controls.md). reference.json's "controls" holds, per case: "file"
@@ -137,16 +146,20 @@ def non_ascii_model(directory: Path) -> Path:
     return directory / "non_ascii.onnx"
 
 
-def model_reference(path: Path, prefix: str, sample_cases=SAMPLE_CASES) -> dict:
+def model_reference(path: Path, prefix: str, sample_cases=SAMPLE_CASES, labels: list[str] | None = None) -> dict:
+    """A model's samples for ``sample_cases``, a rollout's logits and a score (given ``labels`` for
+    a labeled model), for the JavaScript runtime to match."""
     gen = Generator(path)
     cases = []
     for options, seed, count in sample_cases:
         options = {k: (prefix if v == "PREFIX" else v) for k, v in options.items()}
         cases.append({"options": options, "seed": str(seed), "samples": gen.generate(count, seed=seed, **options)})
-    texts = gen.generate(50, seed=11, temperature=1.0) + [prefix, "", prefix * 20]
+    texts = gen.generate(50, seed=11, temperature=1.0, labels=labels) + [prefix, "", prefix * 20]
     return {"file": path.name, "block_size": gen.block_size, "chars": list(gen.vocab.chars),
+            "labels": [list(g) for g in gen.vocab.labels],
             "n_layer": gen.info.n_layer, "n_head": gen.info.n_head, "head_dim": gen.info.head_dim,
-            "training": gen.info.training, "cases": cases, "rollout": rollout(path, gen), "score": {"texts": texts, "nll": gen.score(texts)}}
+            "training": gen.info.training, "cases": cases, "rollout": rollout(path, gen),
+            "score": {"texts": texts, "labels": labels, "nll": gen.score(texts, labels=labels)}}
 
 
 def rollout(path: Path, gen: Generator, rows: int = 128) -> dict:
@@ -304,7 +317,9 @@ def write_reference(directory: Path) -> Path:
     shutil.copy(default_model_path().with_name("names-large.onnx"), directory / "names-large.onnx")
     models = [model_reference(directory / "names.onnx", "ma"),
               model_reference(non_ascii_model(directory), "γά😀"),
-              model_reference(directory / "names-large.onnx", "ma", LARGE_SAMPLE_CASES)]
+              model_reference(directory / "names-large.onnx", "ma", LARGE_SAMPLE_CASES),
+              model_reference(runtime_models.export_to(runtime_models.labeled_checkpoint(), directory / "labeled.onnx"),
+                              "no", LABELED_SAMPLE_CASES, ["M", "x y"])]
     reference = {"models": models, "uniforms": uniforms_reference(), "draws": draws_reference(),
                  "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name,
                  "non_finite_record": non_finite_record_model(directory / "nan_record.onnx"),

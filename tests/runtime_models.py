@@ -31,6 +31,23 @@ def random_checkpoint(chars: str, seed: int = 0) -> Checkpoint:
     return Checkpoint(config, vocab, views(init_params(config, seed), config), {})
 
 
+LABEL_GROUPS = (("F", "M"), ("1950s", "2010s", "x y"))
+
+
+def labeled_checkpoint(seed: int = 0) -> Checkpoint:
+    """Random weights (sharpened) over 7 letters with label groups LABEL_GROUPS, lm_head's label rows
+    doubled so that the logits favour label tokens (the largest after BOS F 1950s, say): a runtime
+    that drew one would show it."""
+    vocab = Vocab(tuple("aeilnos"), LABEL_GROUPS)
+    config = GPTConfig(vocab.size, n_layer=1, n_embd=16, n_head=4, block_size=8)
+    params = views(init_params(config, seed), config)
+    params["wte"] *= 20  # sharp distributions, so that the label tokens change what is drawn
+    params["lm_head"] *= 20
+    params["lm_head"][vocab.drawable:] *= 2  # logits within ~20: float32's rounding stays near 1e-6
+    return Checkpoint(config, vocab, params, {"data": "none: random weights (runtime_models.labeled_checkpoint)",
+                                              "steps": 1})
+
+
 def export_to(ckpt: Checkpoint, path: Path) -> Path:
     onnx.save(build_model(ckpt), str(path))
     return path

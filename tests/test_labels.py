@@ -16,21 +16,10 @@ import runtime_models
 from mgpt.runtime import Generator
 from mgpt.runtime.metadata import MetadataError, ModelInfo
 from mgpt.runtime.vocab import Vocab, VocabError
-from mgpt.train.checkpoint import Checkpoint, CheckpointError, load, save
-from mgpt.train.config import GPTConfig
-from mgpt.train.model import init_params, views
+from mgpt.train.checkpoint import CheckpointError, load, save
 
-GROUPS = (("F", "M"), ("1950s", "2010s", "x y"))
-
-
-def labeled_checkpoint(seed: int = 0) -> Checkpoint:
-    vocab = Vocab(tuple("aeilnos"), GROUPS)
-    config = GPTConfig(vocab.size, n_layer=1, n_embd=16, n_head=4, block_size=8)
-    params = views(init_params(config, seed), config)
-    params["wte"] *= 20  # sharp distributions, so that the label tokens change what is drawn
-    params["lm_head"] *= 20
-    params["lm_head"][vocab.drawable:] = 50 * np.abs(params["lm_head"][vocab.drawable:])  # label logits large
-    return Checkpoint(config, vocab, params, {"data": "test"})
+GROUPS = runtime_models.LABEL_GROUPS
+labeled_checkpoint = runtime_models.labeled_checkpoint
 
 
 @pytest.fixture(scope="module")

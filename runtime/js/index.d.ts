@@ -43,6 +43,8 @@ export interface SampleOptions {
   contains?: string;
   /** A regular expression (a documented subset) that the whole sample, prefix included, matches. */
   pattern?: string | null;
+  /** A labeled model's labels, one from each of its groups, in any order (docs/labels.md). */
+  labels?: readonly string[] | null;
 }
 
 /** Set controls: attempts are drawn as the samples of a call without them and judged in order;
@@ -116,13 +118,21 @@ export interface Trace {
 }
 
 export class Vocab {
-  constructor(chars: readonly string[]);
+  constructor(chars: readonly string[], labels?: readonly (readonly string[])[]);
   /** Sorted by code point, distinct, one character each: id i is chars[i]. */
   readonly chars: readonly string[];
+  /** A labeled model's label groups, each sorted; their tokens follow BOS group by group. [] without labels. */
+  readonly labels: readonly (readonly string[])[];
   /** The id that starts and ends a document: chars.length. */
   readonly bos: number;
-  /** chars.length + 1. */
+  /** chars.length + 1 + the number of labels: the model's vocab_size. */
   readonly size: number;
+  /** chars.length + 1: the tokens drawn and scored (characters and BOS). */
+  readonly drawable: number;
+  /** The token ids of `labels` (one per group, any order) in the groups' order. */
+  labelTokens(labels: readonly string[] | null | undefined): number[];
+  /** The label groups as one line, e.g. "F | M; 1880s | 1890s". */
+  describeLabels(): string;
   missing(text: string): string[];
   encode(text: string): number[];
   encodeDocument(text: string): number[];
@@ -139,6 +149,8 @@ export interface ModelInfo {
   readonly nEmbd: number;
   readonly bos: number;
   readonly vocabSize: number;
+  /** vocab.drawable: the logits' columns drawn from (a labeled model's label tokens' are cut off). */
+  readonly drawable: number;
   /** The checkpoint's training record. */
   readonly training: Record<string, unknown>;
   /** The metadata's `novelty` JSON (a Bloom filter of the training data's documents), read only when
@@ -165,7 +177,7 @@ export class Generator {
   /** Sample `index` of generate with the same options, step by step. */
   trace(options?: TraceOptions): Promise<Trace>;
   /** Mean negative log-likelihood (nats) per predicted token, framed as in training. */
-  score(texts: string | Iterable<string> | AsyncIterable<string>, options?: { batchSize?: number }): Promise<number>;
+  score(texts: string | Iterable<string> | AsyncIterable<string>, options?: { batchSize?: number; labels?: readonly string[] | null }): Promise<number>;
   /** Frees onnxruntime's session. */
   release(): Promise<void>;
 }

@@ -27,7 +27,7 @@ const SESSION_OPTIONS = Object.freeze({
 });
 
 // the options of one sample's shape (characters takes these), then the set controls, which judge whole samples
-const SHAPE_OPTIONS = ['temperature', 'topK', 'topP', 'seed', 'prefix', 'maxLength', 'minLength', 'suffix', 'contains', 'pattern'];
+const SHAPE_OPTIONS = ['temperature', 'topK', 'topP', 'seed', 'prefix', 'maxLength', 'minLength', 'suffix', 'contains', 'pattern', 'labels'];
 const SET_OPTIONS = ['novel', 'unique', 'exclude', 'maxAttempts'];
 const SAMPLE_OPTIONS = [...SHAPE_OPTIONS, ...SET_OPTIONS];
 // what each method's options object holds, for the TypeError of an argument that is none
@@ -92,7 +92,7 @@ export class Generator {
       this.present.push(...presentNames(i));
     }
     this.positions = Array.from({ length: info.blockSize }, (_, p) => new ort.Tensor('int64', BigInt64Array.of(BigInt(p)), []));
-    this.scratch = new DrawScratch(info.vocabSize);
+    this.scratch = new DrawScratch(info.drawable);
     this.ids = Array.from({ length: info.vocabSize }, (_, t) => BigInt(t)); // token t as a bigint, made once
   }
 
@@ -174,7 +174,7 @@ export class Generator {
     const steps = [];
     let text = plan.prefix, input = plan.context.at(-1), stopped = false;
     const record = (logits, row, u, t, p) => {
-      const { top, more } = topTokens(plan, logits, row, this.info.vocabSize, this.scratch);
+      const { top, more } = topTokens(plan, logits, row, this.info.drawable, this.scratch);
       if (t !== bos) text += chars[t];
       steps.push({ step: steps.length + 1, position: p, input: token(input), top: top.map(([i, q]) => ({ ...token(i), p: q })), more,
         uniform: plan.temperature > 0 ? u : null, pick: token(t), sample: text });
@@ -197,8 +197,10 @@ export class Generator {
     const {
       temperature = 0.5, topK = null, topP = null, seed = null, prefix = '', maxLength = null,
       minLength = 0, suffix = '', contains = '', pattern = null, novel = false, unique = false, exclude = [], maxAttempts = null,
+      labels = null,
     } = options;
     checkOptions(temperature, topK, topP);
+    const labelIds = this.vocab.labelTokens(labels); // [] for a model without labels
     if (typeof prefix !== 'string') throw new TypeError(`prefix must be a string, got ${typed(prefix)}`);
     let ids;
     try {
@@ -207,9 +209,13 @@ export class Generator {
       if (!(e instanceof VocabError)) throw e;
       throw new RangeError(`prefix ${show(prefix)} has ${e.message}; the model knows ${show(this.vocab.chars.join(''))}`);
     }
-    const length = maxLength ?? this.blockSize;
+    const longest = this.blockSize - labelIds.length; // the label tokens take positions of the block
+    const length = maxLength ?? longest;
     checkCount('maxLength', length, 1);
-    if (length > this.blockSize) throw new RangeError(`maxLength ${length} exceeds the model's block size ${this.blockSize}`);
+    if (length > longest) {
+      throw new RangeError(`maxLength ${length} exceeds the model's block size ${this.blockSize}` +
+        (labelIds.length ? ` less its ${labelIds.length} label tokens` : ''));
+    }
     if (ids.length >= length) {
       throw new RangeError(`prefix ${show(prefix)} has ${ids.length} characters; it must be shorter than ` +
         `${maxLength != null ? 'maxLength' : 'the block size'} ${length} to leave room for a drawn character`);
@@ -217,14 +223,15 @@ export class Generator {
     if (seed !== null && typeof seed !== 'bigint' && !Number.isSafeInteger(seed)) {
       throw new TypeError(`seed must be an integer (a bigint, or a number that is a safe integer), got ${typed(seed)}`);
     }
-    const shape = this.#shape({ minLength, suffix, contains, pattern, length, prefix });
+    let shape = this.#shape({ minLength, suffix, contains, pattern, length, prefix });
+    if (shape && labelIds.length) shape = afterLabels(shape, labelIds.length);
     const judge = this.#judge({ novel, unique, exclude });
     if (maxAttempts !== null) checkCount('maxAttempts', maxAttempts, 1);
     return {
       seed: seed === null ? newSeed() : seedBits(seed), temperature, topK, topP, prefix,
-      context: [this.vocab.bos, ...ids], // fed at positions 0.. before the first draw
-      length, // positions at most, so also the most characters of a sample (prefix included)
-      steps: positionSteps(length), // the random stream's counters
+      context: [this.vocab.bos, ...labelIds, ...ids], // fed at positions 0.. before the first draw
+      length: length + labelIds.length, // positions at most: the most characters (prefix included) and the label tokens
+      steps: positionSteps(length + labelIds.length), // the random stream's counters
       shape, // the shape controls' automaton, or null: then no mask code runs
       judge, // the set controls' judge of an attempt (a function of its text), or null: then sample k is attempt k
       maxAttempts: maxAttempts ?? defaultMaxAttempts(numSamples),
@@ -305,7 +312,7 @@ export class Generator {
    * (the same computation for every sample, so it runs once per call instead of once per sample:
    * a seventh of the runs for names at batch 1), and every row's cache starts as `cache`. */
   async #prefill(plan) {
-    const { nHead: H, headDim: D, vocabSize: V } = this.info;
+    const { nHead: H, headDim: D, drawable: V } = this.info;
     const feeds = {};
     for (const name of this.past) feeds[name] = new this.ort.Tensor('float32', new Float32Array(0), [1, H, 0, D]);
     let out;
@@ -371,7 +378,7 @@ export class Generator {
    * with what was drawn from (logits and row, masked), the uniform and the token. */
   #drawer(plan, index, record = null) {
     const { temperature, topK, topP, steps, shape } = plan;
-    const V = this.info.vocabSize, scratch = this.scratch;
+    const V = this.info.drawable, scratch = this.scratch;
     const [keyHi, keyLo] = temperature > 0 ? sampleKey(plan.seed, index) : [0, 0];
     return (logits, row, p, s) => {
       if (shape) {
@@ -414,7 +421,7 @@ export class Generator {
 
   /** Samples first..first+B-1, run together as one batch. */
   async #batch(plan, first, B, { cache, logits }) {
-    const { nHead: H, headDim: D, vocabSize: V, bos } = this.info;
+    const { nHead: H, headDim: D, drawable: V, bos } = this.info;
     const { temperature, topK, topP, steps, shape } = plan;
     const chars = this.vocab.chars, ids = this.ids, scratch = this.scratch, start = plan.context.length; // as in #tokens
     const keys = new Uint32Array(2 * B); // row r's sample key at 2r (hi) and 2r + 1 (lo); none at temperature 0
@@ -515,12 +522,18 @@ export class Generator {
     } catch (e) {
       throw new ModelError(`${this.name} failed in onnxruntime at position ${p} (${firstLine(e)})`);
     }
-    const logits = out[LOGITS].data, size = rows * this.info.vocabSize;
+    const { vocabSize, drawable } = this.info;
+    const logits = out[LOGITS].data, size = rows * vocabSize;
     for (let i = 0; i < size; i++) {
       if (!Number.isFinite(logits[i])) {
         throw new ModelError(`${this.name} gave logits that are not finite (NaN or infinity) at position ${p}; ` +
           'its weights are broken: export it again from a good checkpoint');
       }
+    }
+    if (drawable < vocabSize) { // a labeled model: the label tokens' columns cut off, (rows, drawable)
+      const cut = new Float32Array(rows * drawable);
+      for (let r = 0; r < rows; r++) cut.set(logits.subarray(r * vocabSize, r * vocabSize + drawable), r * drawable);
+      return { ...out, [LOGITS]: { data: cut } };
     }
     return out;
   }
@@ -530,13 +543,16 @@ export class Generator {
   /**
    * Mean negative log-likelihood (nats) per predicted token of `texts` (a string, or an iterable or
    * async iterable of strings, read `batchSize` at a time, so any number streams in bounded memory),
-   * each framed as in training: [BOS] + chars + [BOS], predicting at most blockSize tokens.
+   * each framed as in training: [BOS] + chars + [BOS], predicting at most blockSize tokens. A labeled
+   * model scores them given `labels` (one per group): [BOS] + labels + chars + [BOS], the label
+   * tokens fed, not predicted.
    */
   async score(texts, options) {
-    const { batchSize = DEFAULT_BATCH_SIZE, ...rest } = optionsOf('score', options, '{ batchSize } after the texts');
+    const { batchSize = DEFAULT_BATCH_SIZE, labels = null, ...rest } = optionsOf('score', options, '{ batchSize, labels } after the texts');
     const unknown = Object.keys(rest);
-    if (unknown.length) throw new TypeError(`unknown option ${JSON.stringify(unknown[0])}; score's only option is batchSize`);
+    if (unknown.length) throw new TypeError(`unknown option ${JSON.stringify(unknown[0])}; score's options are batchSize and labels`);
     checkCount('batchSize', batchSize, 1);
+    const labelIds = this.vocab.labelTokens(labels);
     if (typeof texts === 'string') texts = [texts];
     if (typeof texts?.[Symbol.iterator] !== 'function' && typeof texts?.[Symbol.asyncIterator] !== 'function') {
       throw new TypeError(`texts must be a string or an iterable of strings, got ${typed(texts)}`);
@@ -544,13 +560,13 @@ export class Generator {
     let total = 0, count = 0, docs = [];
     const flush = async () => {
       docs.sort((a, b) => b.length - a.length); // longest first: the rows still needed are always a prefix
-      const [nll, n] = await this.#scoreBatch(docs);
+      const [nll, n] = await this.#scoreBatch(docs, labelIds.length);
       total += nll;
       count += n;
       docs = [];
     };
     for await (const text of texts) {
-      docs.push(this.#document(text));
+      docs.push(this.#document(text, labelIds));
       if (docs.length === batchSize) await flush();
     }
     if (docs.length) await flush();
@@ -558,20 +574,22 @@ export class Generator {
     return total / count;
   }
 
-  /** `text` as a document, cut to the block: [BOS, ...ids, BOS], at most blockSize + 1 ids. */
-  #document(text) {
+  /** `text` as a document, cut to the block: [BOS, ...labelIds, ...ids, BOS], at most blockSize + 1 ids. */
+  #document(text, labelIds) {
     if (typeof text !== 'string') throw new TypeError(`texts must hold strings, got ${typed(text)}`);
     try {
-      return this.vocab.encodeDocument(text).slice(0, this.blockSize + 1);
+      const [bos, ...rest] = this.vocab.encodeDocument(text);
+      return [bos, ...labelIds, ...rest].slice(0, this.blockSize + 1);
     } catch (e) {
       if (!(e instanceof VocabError)) throw e;
       throw new RangeError(`cannot score ${show(text.slice(0, 40))}: ${e.message}`);
     }
   }
 
-  /** Summed NLL and predicted-token count of `docs` (id arrays, longest first). */
-  async #scoreBatch(docs) {
-    const { nHead: H, headDim: D, vocabSize: V } = this.info;
+  /** Summed NLL and predicted-token count of `docs` (id arrays, longest first), the first `skip`
+   * positions (BOS and all but the last label token) fed, not scored. */
+  async #scoreBatch(docs, skip) {
+    const { nHead: H, headDim: D, drawable: V } = this.info;
     const feeds = {};
     let caches = this.past.map(() => new Float32Array(0));
     let total = 0, count = 0;
@@ -584,6 +602,8 @@ export class Generator {
         feeds[name] = new this.ort.Tensor('float32', caches[j].subarray(0, rows * H * p * D), [rows, H, p, D]);
       });
       const out = await this.#run(feeds, p, rows);
+      caches = this.present.map((name) => out[name].data);
+      if (p < skip) continue;
       const logits = out[LOGITS].data;
       for (let r = 0; r < rows; r++) {
         let top = -Infinity;
@@ -593,10 +613,17 @@ export class Generator {
         total += top + Math.log(sum) - logits[r * V + docs[r][p + 1]];
       }
       count += rows;
-      caches = this.present.map((name) => out[name].data);
     }
     return [total, count];
   }
+}
+
+/** `shape` for samples whose characters start after `count` label tokens: its masks are asked by
+ * position, and position p holds p - count characters. */
+function afterLabels(shape, count) {
+  const after = Object.create(shape); // the same automaton, asked by characters
+  after.allowed = (s, p) => shape.allowed(s, p - count);
+  return after;
 }
 
 /** Compaction in place: rows from..to-1 of each (B, ...) cache (`row` floats a row), the rows kept

@@ -1,10 +1,11 @@
 // What an mgpt .onnx file says about itself: its input/output names and metadata_props, checked as
 // mgpt.runtime's metadata.py checks them (every value a string; structured values are JSON).
 
-import { Vocab, VocabError } from './vocab.js';
+import { LINE_BREAKS, Vocab, VocabError } from './vocab.js';
 
 export const FORMAT = 'mgpt-step';
 export const FORMAT_VERSION = 1;
+export const LABELED_VERSION = 2; // a model with label tokens (docs/labels.md): key "labels"
 export const TOKEN = 'token', POSITION = 'position', LOGITS = 'logits';
 
 /** @param {number} layer */
@@ -28,8 +29,6 @@ export const grouped = (n) => n.toLocaleString('en');
 
 const INTS = ['bos', 'vocab_size', 'block_size', 'n_layer', 'n_head', 'head_dim', 'n_embd'];
 const DIGITS = /^[0-9]{1,12}$/; // plain decimal, as mgpt.runtime reads them
-// Characters no line of text holds (Python's str.splitlines breaks at each), so no token can be one.
-const LINE_BREAKS = new Set(['\n', '\r', '\v', '\f', '\x1c', '\x1d', '\x1e', '\x85', '\u2028', '\u2029']);
 
 // NaN, Infinity or -Infinity standing as a value (after every string is emptied): JSON.parse refuses
 // them with a message about an unexpected token; Python's json writes and reads them by default
@@ -83,10 +82,14 @@ export function modelInfo(pairs) {
   if (props.get('format') !== FORMAT) {
     throw new MetadataError(`its metadata has no format ${JSON.stringify(FORMAT)}, so it was not written by mgpt-export`);
   }
-  if (props.get('format_version') !== String(FORMAT_VERSION)) {
-    const version = props.get('format_version');
+  const version = props.get('format_version');
+  if (version !== String(FORMAT_VERSION) && version !== String(LABELED_VERSION)) {
     throw new MetadataError(`its format version is ${version === undefined ? 'missing' : quoted(version)}; this ` +
-      `runtime reads version ${FORMAT_VERSION}: re-export it with this mgpt`);
+      `runtime reads versions ${FORMAT_VERSION} and ${LABELED_VERSION}: re-export it with this mgpt`);
+  }
+  const labeled = version === String(LABELED_VERSION);
+  if (labeled !== props.has('labels')) {
+    throw new MetadataError(`its metadata is malformed: format version ${version} ${labeled ? 'needs' : 'cannot have'} a labels entry`);
   }
   const ints = {};
   let vocab, training;
@@ -100,7 +103,11 @@ export function modelInfo(pairs) {
     if (!props.has('vocab')) throw new SyntaxError('vocab is missing');
     const chars = strictJson(props.get('vocab'));
     if (!Array.isArray(chars)) throw new SyntaxError('vocab is not a JSON list');
-    vocab = new Vocab(chars);
+    const groups = strictJson(props.get('labels') ?? '[]');
+    if (!Array.isArray(groups) || !groups.every(Array.isArray) || (labeled && !groups.length)) {
+      throw new SyntaxError('labels is not a non-empty JSON list of lists');
+    }
+    vocab = new Vocab(chars, groups);
     training = strictJson(props.get('training') || '{}');
   } catch (e) {
     if (!(e instanceof SyntaxError || e instanceof VocabError)) throw e;
@@ -118,6 +125,9 @@ export function modelInfo(pairs) {
     nEmbd: ints.n_head * ints.head_dim,
     bos: vocab.bos,
     vocabSize: vocab.size,
+    /** The tokens drawn and scored (characters and BOS): the logits' first columns; past them a
+     * labeled model's label tokens, fed after BOS and never drawn. */
+    drawable: vocab.drawable,
     training: training !== null && typeof training === 'object' && !Array.isArray(training) ? training : {},
     producer: props.get('producer') ?? '',
     /** The novelty filter's JSON (the training data's documents, for `novel`), read only when `novel`

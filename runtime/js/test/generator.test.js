@@ -22,7 +22,7 @@ const engines = { 'onnxruntime-node': async () => ortNode, 'onnxruntime-web': or
 // where the engine's logits are Python's to the bit (README, "What is guaranteed"), so that its samples
 // must be Python's exactly; elsewhere (wasm; names-large, whose larger products onnxruntime-node 1.30
 // rounds unlike Python's 1.32) a near-tie may go the other way: see assertSamples
-const BIT_EXACT = { 'onnxruntime-node': ['names.onnx', 'non_ascii.onnx'] };
+const BIT_EXACT = { 'onnxruntime-node': ['names.onnx', 'non_ascii.onnx', 'labeled.onnx'] };
 
 for (const [engine, ortOf] of Object.entries(engines)) {
   for (const m of reference.models) {
@@ -32,6 +32,7 @@ for (const [engine, ortOf] of Object.entries(engines)) {
 
       test('reads its description from the file', () => {
         assert.deepEqual([...gen.vocab.chars], m.chars);
+        assert.deepEqual(gen.vocab.labels, m.labels);
         assert.equal(gen.blockSize, m.block_size);
         assert.equal(gen.info.nLayer, m.n_layer);
       });
@@ -72,10 +73,23 @@ for (const [engine, ortOf] of Object.entries(engines)) {
       }
 
       test('scores equal Python\'s', async () => {
-        const nll = await gen.score(m.score.texts);
+        const labels = m.score.labels;
+        const nll = await gen.score(m.score.texts, { labels });
         assert.ok(Math.abs(nll - m.score.nll) < 1e-6, `${nll} vs ${m.score.nll}`);
-        assert.ok(Math.abs((await gen.score(m.score.texts, { batchSize: 3 })) - m.score.nll) < 1e-6);
+        assert.ok(Math.abs((await gen.score(m.score.texts, { batchSize: 3, labels })) - m.score.nll) < 1e-6);
       });
+
+      if (m.labels.length) {
+        test('labels are needed, one per group, and an unknown one is an error listing them', async () => {
+          const all = m.labels.map((g) => g.join(' | ')).join('; ');
+          await assert.rejects(gen.generate({ labels: ['nope', m.labels[0][0]] }),
+            { name: 'RangeError', message: `unknown label 'nope'; this model's labels are ${all}` });
+          await assert.rejects(gen.generate({}), { name: 'RangeError', message: new RegExp('^this model needs one label from each group') });
+          await assert.rejects(gen.score('a'), { name: 'RangeError', message: new RegExp('^this model needs one label from each group') });
+          await assert.rejects(gen.generate({ labels: m.labels.map((g) => g[0]), maxLength: m.block_size }),
+            { name: 'RangeError', message: `maxLength ${m.block_size} exceeds the model's block size ${m.block_size} less its ${m.labels.length} label tokens` });
+        });
+      }
 
       test('concurrent calls draw what they draw alone', async () => {
         const { options, seed, samples } = m.cases[1];
@@ -217,7 +231,7 @@ describe('bad arguments throw at the call, naming the argument', async () => {
     }
     assert.equal((await gen.generate()).length, 20); // no options at all: the defaults
     assert.equal((await gen.generate(Object.create(null))).length, 20);
-    await assert.rejects(gen.score('emma', { batch: 2 }), /^TypeError: unknown option "batch"; score's only option is batchSize$/);
+    await assert.rejects(gen.score('emma', { batch: 2 }), /^TypeError: unknown option "batch"; score's options are batchSize and labels$/);
   });
 
   test('an ort that is not onnxruntime\'s namespace is a TypeError about ort, not about the model', async () => {

@@ -14,8 +14,9 @@ export const reference = JSON.parse(readFileSync(join(directory, 'reference.json
 export const modelPath = (file) => join(directory, file);
 
 /** A Python option dict as the JavaScript runtime's options. */
-export function jsOptions({ temperature, top_k, top_p, prefix, max_length }) {
+export function jsOptions({ temperature, top_k, top_p, prefix, max_length, labels }) {
   const options = { temperature };
+  if (labels != null) options.labels = labels;
   if (top_k != null) options.topK = top_k;
   if (top_p != null) options.topP = top_p;
   if (prefix != null) options.prefix = prefix;
