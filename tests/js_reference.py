@@ -52,6 +52,8 @@ LABELED_SAMPLE_CASES = [
     ({"labels": ["F", "2010s"], "temperature": 2.0, "max_length": 3}, 0, 200),
     ({"labels": ["M", "1950s"], "temperature": 2.0, "max_length": 1}, 3, 50),
     ({"labels": ["F", "x y"], "temperature": 0.0}, 5, 3),
+    ({"labels": ["M", "1950s"], "temperature": 1.0, "min_length": 3, "suffix": "a"}, 8, 100),  # shape masks by characters
+    ({"labels": ["F", "2010s"], "temperature": 1.0, "pattern": "[aeiou][lns].*"}, 9, 100),
 ]
 
 

@@ -170,7 +170,7 @@ export class Generator {
       attempt = attempts[index];
     }
     const { chars, bos } = this.vocab;
-    const token = (t) => ({ token: t, char: t === bos ? null : chars[t] });
+    const token = (t) => ({ token: t, char: t < bos ? chars[t] : null }); // BOS and a label token (step 1's input): no char
     const steps = [];
     let text = plan.prefix, input = plan.context.at(-1), stopped = false;
     const record = (logits, row, u, t, p) => {

@@ -14,9 +14,11 @@ export const reference = JSON.parse(readFileSync(join(directory, 'reference.json
 export const modelPath = (file) => join(directory, file);
 
 /** A Python option dict as the JavaScript runtime's options. */
-export function jsOptions({ temperature, top_k, top_p, prefix, max_length, labels }) {
+export function jsOptions({ temperature, top_k, top_p, prefix, max_length, labels, min_length, suffix, contains, pattern }) {
   const options = { temperature };
   if (labels != null) options.labels = labels;
+  if (min_length != null) options.minLength = min_length;
+  for (const [name, value] of Object.entries({ suffix, contains, pattern })) if (value != null) options[name] = value;
   if (top_k != null) options.topK = top_k;
   if (top_p != null) options.topP = top_p;
   if (prefix != null) options.prefix = prefix;
