@@ -487,9 +487,9 @@ def test_score_streams_any_iterable_reading_one_batch_ahead_at_most(gen, monkeyp
 
     original = scoring._score_batch
 
-    def watched(runner, tokens, predicts):
+    def watched(runner, tokens, predicts, skip=0):
         seen.append((produced[0], len(tokens)))
-        return original(runner, tokens, predicts)
+        return original(runner, tokens, predicts, skip)
 
     monkeypatch.setattr(scoring, "_score_batch", watched)
     assert abs(gen.score(texts(), batch_size=64) - expected) < 1e-9
