@@ -160,6 +160,25 @@ class Batch:
             self.cache = [c.take(keep, axis=0) for c in self.cache]
         self.token, self.position = token, p + 1
 
+    def drop(self, dropped) -> None:
+        """Remove the rows of the parts for which ``dropped(part)`` is true, without telling them
+        (the server's requests whose clients went away)."""
+        going = np.ones(len(self), dtype=bool)
+        gone = [dropped(part) for part in self.parts]
+        for (part, lo, hi), drop in zip(self._ranges(), gone):
+            going[lo:hi] = not drop
+        if going.all():
+            return
+        keep = np.flatnonzero(going)
+        self.columns = [first for first, drop in zip(self.columns, gone) if not drop]
+        self.parts = [part for part, drop in zip(self.parts, gone) if not drop]
+        self.alive = self.alive.take(keep)
+        if self.logits is not None:
+            self.expand = self.expand.take(keep)
+        else:
+            self.token = self.token.take(keep)
+            self.cache = [c.take(keep, axis=0) for c in self.cache]
+
     def _ranges(self):
         """(part, lo, hi) for each part: its rows are lo..hi-1."""
         lo = 0

@@ -22,12 +22,13 @@ import mgpt.models
 from mgpt.export.cli import export_command
 from mgpt.runtime import Generator, ModelError, modelfile
 from mgpt.runtime.cli import generate_command
+from mgpt.serve.cli import serve_command
 from mgpt.train.cli import eval_command, train_command
 from mgpt.train.plot_cli import plot_command
 from mgpt.train.config import GPTConfig
 
 COMMANDS = {"train": train_command, "eval": eval_command, "export": export_command, "generate": generate_command,
-            "plot": plot_command}
+            "plot": plot_command, "serve": serve_command}
 SHIPPED = Path(mgpt.models.__file__).parent
 NAMES = "\n".join(["emma", "olivia", "ava", "isabella", "sophia", "mia", "liam", "noah", "jo", "kaya"] * 5) + "\n"
 
@@ -503,6 +504,25 @@ CLI_CASES = [
 ]
 CLI_CASES += [(f"generate-{name}", "generate", ["--model", name, "-n", "1"], 1, [words])
               for name, words in MODEL_WORDS.items()]
+# mgpt-serve: refused before it serves (its socket on a free port, so no case needs a given one)
+CLI_CASES += [
+    ("serve-model-missing", "serve", ["--port", "0", "--model", "nope.onnx"], 1, ["does not exist"]),
+    ("serve-model-dir", "serve", ["--port", "0", "--model", "dir"], 1, ["is a directory"]),
+    ("serve-model-checkpoint", "serve", ["--port", "0", "--model", "good.npz"], 1, ["not an ONNX model"]),
+    ("serve-model-twice", "serve", ["--port", "0", "--model", "names", "--model", "names"], 2, ["two models", "'names'"]),
+    ("serve-public-without-key", "serve", ["--port", "0", "--host", "0.0.0.0"], 2, ["--api-key", "--no-key-ok"]),
+    ("serve-named-host-without-key", "serve", ["--port", "0", "--host", "example.invalid"], 2, ["--api-key"]),
+    ("serve-empty-key", "serve", ["--port", "0", "--api-key", " "], 2, ["--api-key is empty"]),
+    ("serve-port-range", "serve", ["--port", "70000"], 2, ["--port"]),
+    ("serve-host-unknown", "serve", ["--port", "0", "--host", "256.1.1.1", "--api-key", "k"], 1, ["cannot listen"]),
+    ("serve-timeout-zero", "serve", ["--timeout", "0"], 2, ["--timeout"]),
+    ("serve-timeout-nan", "serve", ["--timeout", "nan"], 2, ["--timeout"]),
+    ("serve-queue-zero", "serve", ["--queue", "0"], 2, ["--queue"]),
+    ("serve-max-n-zero", "serve", ["--max-n", "0"], 2, ["--max-n"]),
+    ("serve-unknown-option", "serve", ["--workers", "2"], 2, ["--workers"]),
+]
+CLI_CASES += [(f"serve-{name}", "serve", ["--port", "0", "--model", name], 1, [words])
+              for name, words in list(MODEL_WORDS.items())[1::4]]
 CLI_CASES += [(f"eval-{name}", "eval", [name, "--data", "names.txt"], 1, [words])
               for name, words in list(MODEL_WORDS.items())[::3]]
 

@@ -1,4 +1,4 @@
-"""pip maps the repository's folders (train/, export/, runtime/, models/) onto the mgpt.* packages,
+"""pip maps the repository's folders (train/, export/, runtime/, models/, serve/) onto the mgpt.* packages,
 with their data files, for a regular and for an editable install alike."""
 
 import json
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = {"mgpt.train": "train", "mgpt.export": "export", "mgpt.runtime": "runtime", "mgpt.models": "models"}
+PACKAGES = {"mgpt.train": "train", "mgpt.export": "export", "mgpt.runtime": "runtime", "mgpt.models": "models",
+            "mgpt.serve": "serve"}
 DATA = {"mgpt.train": ["names.txt"], "mgpt.models": ["names.npz", "names.onnx", "names-large.npz", "names-large.onnx"]}
 
 # Locate the packages without importing them (the fresh environment has no numpy or onnxruntime).
@@ -45,4 +46,4 @@ def test_pip_installs_each_folder_as_an_mgpt_package_with_its_data(tmp_path, edi
         for name in DATA.get(package, []):
             assert (where / name).is_file(), (package, name)
     scripts = {p.name for p in (venv / "bin").iterdir()}
-    assert {"mgpt-train", "mgpt-eval", "mgpt-export", "mgpt-generate"} <= scripts
+    assert {"mgpt-train", "mgpt-eval", "mgpt-export", "mgpt-generate", "mgpt-serve"} <= scripts

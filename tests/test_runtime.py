@@ -74,10 +74,10 @@ def next_token_counts(gen: Generator, prefix: str, n: int, **options) -> np.ndar
 
 # ----------------------------------------------------------------------------- the library's surface
 
-def test_importing_the_runtime_loads_neither_onnx_click_nor_training_code():
+def test_importing_the_runtime_loads_neither_onnx_click_training_code_nor_the_server():
     code = ("import sys, mgpt.runtime; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'click') "
-            "or m.startswith(('mgpt.train', 'mgpt.export'))))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'click', 'uvicorn', 'prometheus_client') "
+            "or m.startswith(('mgpt.train', 'mgpt.export', 'mgpt.serve'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

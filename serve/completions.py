@@ -1,0 +1,124 @@
+"""``POST /v1/completions`` between the request's fields and the engine: plans from the checked
+fields, and the answer in OpenAI's shape, whole or as server-sent events.
+
+A choice's text is what follows the prompt (``echo`` prepends the prompt), cut before the first
+``stop`` string it contains. Tokens are characters: a prompt counts BOS and its characters, a
+choice its draws, the ending BOS included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from mgpt.runtime import Generator, sampling
+
+from .engine import Engine, Request
+from .errors import ApiError
+from .schema import Field
+
+# the runtime's names for the arguments its errors are about -> the request's fields
+PARAMS = {"prefix": "prompt", "max_length": "max_tokens"}
+
+
+def start(engine: Engine, fields: dict[str, Field], values: dict) -> tuple[Request, dict]:
+    """A Request for the checked ``values`` with its plans made (422 for an option the model cannot
+    take, e.g. a prompt character outside its vocabulary), and what the answer needs to know."""
+    generator: Generator = engine.generator
+    prompts = values["prompt"] if isinstance(values["prompt"], list) else [values["prompt"]]
+    options = {field.option: values[name] for name, field in fields.items() if field.option}
+    if options.get("seed") is None:
+        options["seed"] = sampling.new_seed()
+    request = Request(engine, values["stream"])
+    for prompt in prompts:
+        if values["max_tokens"] is not None:
+            options["max_length"] = min(len(prompt) + values["max_tokens"], generator.block_size)
+        try:
+            plan = generator.plan(prefix=prompt, **options)
+        except (TypeError, ValueError) as e:
+            name = str(e).split(" ", 1)[0]
+            raise ApiError(422, str(e), PARAMS.get(name, name if name in fields else None), "invalid_value") from None
+        request.add(plan, values["n"])
+    stops = values["stop"]
+    answer = {"id": f"cmpl-{os.urandom(12).hex()}", "created": int(time.time()), "model": values["model"],
+              "seed": options["seed"], "n": values["n"], "echo": values["echo"],
+              "stops": [stops] if isinstance(stops, str) else list(stops or ()),
+              "usage": bool((values["stream_options"] or {}).get("include_usage"))}
+    return request, answer
+
+
+def cut(text: str, stops: list[str]) -> tuple[str, bool]:
+    """``text`` before the first of ``stops`` in it, and whether one was found."""
+    ends = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return (text[: min(ends)], True) if ends else (text, False)
+
+
+def usage(request: Request) -> dict:
+    prompt = sum(len(part.plan.context) for part in request.parts)
+    completion = sum(part.tokens for part in request.parts)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def body(request: Request, answer: dict) -> bytes:
+    """The whole answer, once every sample has ended."""
+    choices, n, stops = [], answer["n"], answer["stops"]
+    for i, part in enumerate(request.parts):
+        prefix = part.plan.prefix if answer["echo"] else ""
+        for slot, (text, reason) in enumerate(zip(part.texts_, part.reasons)):
+            if stops:
+                text, stopped = cut(text, stops)
+                reason = "stop" if stopped else reason
+            choices.append({"text": prefix + text, "index": i * n + slot, "logprobs": None, "finish_reason": reason})
+    return json.dumps({"id": answer["id"], "object": "text_completion", "created": answer["created"],
+                       "model": answer["model"], "choices": choices, "usage": usage(request),
+                       "seed": answer["seed"]}, ensure_ascii=False).encode()
+
+
+async def events(request: Request, answer: dict):
+    """The answer as server-sent events: a chunk per step with the choices that drew, each choice's
+    last with its finish_reason, a usage chunk if asked for, then ``[DONE]``."""
+    n, stops, parts = answer["n"], answer["stops"], request.parts
+    head = {"id": answer["id"], "object": "text_completion", "created": answer["created"], "model": answer["model"]}
+
+    def chunk(choices, **extra) -> bytes:
+        return b"data: " + json.dumps({**head, "choices": choices, **extra, "seed": answer["seed"]},
+                                      ensure_ascii=False).encode() + b"\n\n"
+
+    base = {id(part): i * n for i, part in enumerate(parts)}
+    if answer["echo"]:
+        yield chunk([{"text": part.plan.prefix, "index": base[id(part)] + slot, "logprobs": None,
+                      "finish_reason": None} for part in parts for slot in range(n)])
+    sent = {}  # choice index -> characters of its text sent so far (with stop strings: all but a possible start of one)
+    stopped = set()
+    left = n * len(parts)
+    while left:
+        item = await request.events.get()
+        if item is None:  # the request failed: the handler ends the stream
+            return
+        part, drawn = item
+        choices = []
+        for slot, text, reason in drawn:
+            index = base[id(part)] + slot
+            if reason is not None:
+                left -= 1
+            if index in stopped:
+                continue
+            if stops:
+                so_far = "".join(part.sofar[slot])
+                kept, found = cut(so_far, stops)
+                if found:
+                    reason = "stop"
+                    stopped.add(index)
+                elif reason is None:  # hold back an end that may begin a stop string
+                    hold = max((k for s in stops for k in range(1, len(s)) if kept.endswith(s[:k])), default=0)
+                    kept = kept[: len(kept) - hold]
+                text = kept[sent.get(index, 0):]
+                sent[index] = len(kept)
+            if text or reason is not None:
+                choices.append({"text": text, "index": index, "logprobs": None, "finish_reason": reason})
+        if choices:
+            yield chunk(choices)
+    if answer["usage"]:
+        yield chunk([], usage=usage(request))
+    yield b"data: [DONE]\n\n"

@@ -1,0 +1,164 @@
+"""Continuous batching: the samples of every request in flight advance together, one graph step
+per position present, each tick.
+
+A request's rows (one ``Choices`` per prompt) join at the next tick in a batch of their own for
+their first draw (from the plan's logits: no graph run), then run with every other row at the same
+position: batches that reach the same position join (``runtime.batched.Batch``, the Generator's own
+step, so a sample is drawn exactly as ``Generator.generate`` draws it alone). A tick steps every
+batch once, so it runs the graph once per position in flight (at most the block size); rows leave
+as they end, and the rows of a request whose client went away leave at the next tick.
+
+The ticks run on the event loop itself, between its turns: a tick at the 64-connection load of
+the benchmark takes well under a millisecond, and results go to the waiting handlers without any
+hand-over between threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+
+from mgpt.runtime import Generator, ModelError
+from mgpt.runtime.batched import Batch, Part, decode
+
+
+class Choices(Part):
+    """One prompt's ``n`` samples in a request: sample indices 0..n-1 of its plan, as
+    ``mgpt-generate -n N`` draws them. Non-streaming, it keeps the samples' tokens when all have
+    ended; streaming, it turns each step's tokens into events for its request."""
+
+    def __init__(self, request: Request, plan, n: int, vocab):
+        super().__init__(plan, np.arange(n), vocab)
+        self.request = request
+        self.streams = request.stream
+        self.tokens = 0  # draws made for the part's samples, each ending BOS included
+        if self.streams:
+            self.sofar = [[] for _ in range(n)]  # the characters drawn per sample
+
+    def drew(self, slots, tokens, position):
+        bos, chars, last = self.vocab.bos, self.vocab.chars, self.plan.length - 1
+        events = []
+        for slot, token in zip(slots.tolist(), tokens.tolist()):
+            end = token == bos or position == last
+            text = "" if token == bos else chars[token]
+            self.sofar[slot].append(text)
+            events.append((slot, text, None if not end else "stop" if token == bos else "length"))
+        self.request.streamed(self, events)
+
+    def finished(self, drawn):
+        drawn = drawn[self.plan.start:self.plan.length]  # (positions, n) from the first draw on
+        ended = drawn == self.vocab.bos
+        self.tokens = int(np.count_nonzero(~ended)) + int(np.count_nonzero(ended.any(axis=0)))
+        if not self.streams:
+            self.texts_ = decode(self.vocab, drawn.T)
+            self.reasons = ["stop" if e else "length" for e in ended.any(axis=0).tolist()]
+        self.request.part_done(self)
+
+
+class Request:
+    """A completion request in flight: its parts (one per prompt), and how it hears of them. The
+    handler awaits ``done``; a streaming handler reads ``events`` too."""
+
+    def __init__(self, engine: Engine, stream: bool):
+        self.engine, self.stream = engine, stream
+        self.parts: list[Choices] = []
+        self.left = 0
+        self.done = engine.loop.create_future()
+        self.events: asyncio.Queue | None = asyncio.Queue() if stream else None
+        self.started = time.perf_counter()
+
+    def add(self, plan, n: int) -> Choices:
+        part = Choices(self, plan, n, self.engine.generator.vocab)
+        self.parts.append(part)
+        self.left += 1
+        return part
+
+    def streamed(self, part: Choices, events: list) -> None:
+        self.events.put_nowait((part, events))
+
+    def part_done(self, part: Choices) -> None:
+        self.left -= 1
+        if not self.left and not self.done.done():
+            self.done.set_result(None)
+            self.engine.finished(self)
+
+    def fail(self, error: BaseException) -> None:
+        """End the request with ``error`` (a client gone, a timeout, a model failure): its rows
+        leave the batches at the next tick."""
+        if not self.done.done():
+            self.done.set_exception(error)
+            self.done.exception()  # retrieved: a handler that has gone too must not make asyncio warn
+            self.engine.drop(self)
+        if self.events is not None:
+            self.events.put_nowait(None)
+
+
+class Engine:
+    """The batches of one model, stepped by ``run`` (a task on the server's event loop)."""
+
+    def __init__(self, generator: Generator, metrics=None):
+        self.generator, self.runner, self.metrics = generator, generator._runner, metrics
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.fresh: dict[int, Batch] = {}  # new rows by context length: their first draws at the next tick
+        self.batches: dict[int, Batch] = {}  # rows past their first draw, by the position of their next step
+        self.dropped: set[Request] = set()  # requests whose rows are to leave at the next tick
+        self.in_flight = 0  # requests submitted and not yet finished or failed
+        self.wake = asyncio.Event()
+
+    def submit(self, request: Request) -> None:
+        """Start ``request``'s parts at the next tick."""
+        self.in_flight += 1
+        for part in request.parts:
+            batch = Batch(self.runner, part)
+            if part.plan.start in self.fresh:
+                self.fresh[part.plan.start].join(batch)
+            else:
+                self.fresh[part.plan.start] = batch
+        self.wake.set()
+
+    def finished(self, request: Request) -> None:
+        self.in_flight -= 1
+
+    def drop(self, request: Request) -> None:
+        self.in_flight -= 1
+        self.dropped.add(request)
+
+    async def run(self) -> None:
+        """Tick while there are rows; sleep until a request comes when there are none."""
+        self.loop = asyncio.get_running_loop()
+        while True:
+            if not (self.fresh or self.batches):
+                self.wake.clear()
+                await self.wake.wait()
+            self.tick()
+            await asyncio.sleep(0)  # the loop's turn: reads, new requests, responses
+
+    def tick(self) -> None:
+        """Every batch steps once; batches that then share a position join."""
+        batches = [*self.fresh.values(), *self.batches.values()]
+        self.fresh = {}
+        if self.dropped:
+            dropped, self.dropped = self.dropped, set()
+            for batch in batches:
+                batch.drop(lambda part: part.request in dropped)
+        stepped: dict[int, Batch] = {}
+        observe = self.metrics.batch_rows.observe if self.metrics else None
+        for batch in batches:
+            if not len(batch):
+                continue
+            if observe:
+                observe(len(batch))
+            try:
+                batch.step()
+            except ModelError as e:  # a model that fails only at some position: its rows' requests fail
+                for part in batch.parts:
+                    part.request.fail(e)
+                continue
+            if len(batch):
+                if batch.position in stepped:
+                    stepped[batch.position].join(batch)
+                else:
+                    stepped[batch.position] = batch
+        self.batches = stepped
