@@ -173,6 +173,8 @@ class Batch:
         self.columns = [first for first, drop in zip(self.columns, gone) if not drop]
         self.parts = [part for part, drop in zip(self.parts, gone) if not drop]
         self.alive = self.alive.take(keep)
+        if self.masked:
+            self.states = self.states.take(keep)
         if self.logits is not None:
             self.expand = self.expand.take(keep)
         else:

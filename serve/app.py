@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from mgpt.runtime import Generator, ModelError
+from mgpt.runtime import Generator, ModelError, SamplingError
 
 from . import completions, schema
 from .engine import Engine
@@ -192,7 +192,9 @@ class App:
         if sum(e.in_flight for e in self.engines.values()) >= self.limits.queue:
             raise ApiError(429, f"the server has {self.limits.queue} requests in flight, its limit; retry shortly",
                            code="queue_full", headers={"retry-after": str(self.limits.retry_after)})
-        request, answer = completions.start(engine, self.completion_fields, values)
+        request, answer, work = completions.start(engine, self.completion_fields, values)
+        if work is not None:
+            return await self.whole(send, engine, request, answer, work, origin)
         engine.submit(request)
         self.metrics.queue.inc()
         # the client going away, or the time limit, fails the request: its rows leave at the next tick
@@ -220,6 +222,32 @@ class App:
             timer.cancel()
             watch.cancel()
             self.metrics.queue.dec()
+
+    async def whole(self, send, engine, request, answer, work, origin) -> int:
+        """A request with set controls: its choices drawn by Generator.generate on a worker thread
+        (rejection takes attempts in order, so it cannot share the batches); 422 when the attempt
+        cap is reached first."""
+        engine.in_flight += 1
+        self.metrics.queue.inc()
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, work), self.limits.timeout)
+        except TimeoutError:  # the thread ends by itself: max_attempts bounds its work
+            raise ApiError(504, f"the request took over {self.limits.timeout:g} s, the server's limit; "
+                           "ask for fewer samples or retry", code="timeout") from None
+        except SamplingError as e:
+            raise ApiError(422, str(e), "max_attempts", "attempts_exhausted") from None
+        finally:
+            engine.in_flight -= 1
+            self.metrics.queue.dec()
+        self.count_tokens(request)
+        if request.stream:
+            headers = SSE + ([(b"access-control-allow-origin", origin), (b"vary", b"origin")] if origin else [])
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            async for chunk in completions.whole_events(request, answer):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return 200
+        return await self.respond(send, 200, completions.body(request, answer), JSON, origin)
 
     async def stream(self, send, request, answer, origin) -> int:
         headers = SSE + ([(b"access-control-allow-origin", origin), (b"vary", b"origin")] if origin else [])
@@ -260,7 +288,8 @@ class App:
         return {"id": name, "object": "model", "created": 0, "owned_by": "mgpt",
                 "metadata": {"vocab": "".join(info.vocab.chars), "vocab_size": info.vocab_size,
                              "block_size": info.block_size, "n_layer": info.n_layer, "n_head": info.n_head,
-                             "n_embd": info.n_embd, "producer": info.producer, "training": info.training}}
+                             "n_embd": info.n_embd, "labels": [list(group) for group in info.vocab.labels],
+                             "producer": info.producer, "training": info.training}}
 
     async def models(self, scope, receive, send, origin) -> int:
         body = {"object": "list", "data": [self.model_card(name) for name in self.engines]}

@@ -12,40 +12,58 @@ import json
 import os
 import time
 
-from mgpt.runtime import Generator, sampling
+from typing import Callable
+
+from mgpt.runtime import Generator, ModelError, rejection, sampling
 
 from .engine import Engine, Request
 from .errors import ApiError
-from .schema import Field
+from .schema import SET_CONTROLS, Field
 
 # the runtime's names for the arguments its errors are about -> the request's fields
 PARAMS = {"prefix": "prompt", "max_length": "max_tokens"}
 
 
-def start(engine: Engine, fields: dict[str, Field], values: dict) -> tuple[Request, dict]:
+def start(engine: Engine, fields: dict[str, Field], values: dict) -> tuple[Request, dict, Callable | None]:
     """A Request for the checked ``values`` with its plans made (422 for an option the model cannot
-    take, e.g. a prompt character outside its vocabulary), and what the answer needs to know."""
+    take, e.g. a prompt character outside its vocabulary), what the answer needs to know, and for
+    requests with set controls (``novel``, ``unique``, ``exclude``) the work that draws their
+    choices with Generator.generate instead of the shared batches (None for the others)."""
     generator: Generator = engine.generator
     prompts = values["prompt"] if isinstance(values["prompt"], list) else [values["prompt"]]
     options = {field.option: values[name] for name, field in fields.items() if field.option}
+    chosen = {name: options.pop(name) for name in SET_CONTROLS if name in options}
     if options.get("seed") is None:
         options["seed"] = sampling.new_seed()
     request = Request(engine, values["stream"])
+    longest = generator.block_size - len(options.get("labels") or ())
+    plans = []
     for prompt in prompts:
         if values["max_tokens"] is not None:
-            options["max_length"] = min(len(prompt) + values["max_tokens"], generator.block_size)
+            options["max_length"] = max(1, min(len(prompt) + values["max_tokens"], longest))
         try:
             plan = generator.plan(prefix=prompt, **options)
-        except (TypeError, ValueError) as e:
-            name = str(e).split(" ", 1)[0]
+            if any(chosen.get(name) for name in ("novel", "unique", "exclude")):
+                rejection.check_set_options(**chosen)
+                if chosen["novel"]:
+                    generator.novelty()  # a model without the filter: ModelError now, not in a thread
+        except (TypeError, ValueError, ModelError) as e:
+            name = str(e).split(" ", 1)[0].strip("'")
             raise ApiError(422, str(e), PARAMS.get(name, name if name in fields else None), "invalid_value") from None
+        plans.append((prompt, plan))
         request.add(plan, values["n"])
     stops = values["stop"]
     answer = {"id": f"cmpl-{os.urandom(12).hex()}", "created": int(time.time()), "model": values["model"],
               "seed": options["seed"], "n": values["n"], "echo": values["echo"],
               "stops": [stops] if isinstance(stops, str) else list(stops or ()),
               "usage": bool((values["stream_options"] or {}).get("include_usage"))}
-    return request, answer
+    work = None
+    if any(chosen.get(name) for name in ("novel", "unique", "exclude")):
+        def work():
+            for part, (prompt, plan) in zip(request.parts, plans):
+                texts = generator.generate(values["n"], prefix=prompt, **options, **chosen)
+                part.whole([text[len(prompt):] for text in texts])
+    return request, answer, work
 
 
 def cut(text: str, stops: list[str]) -> tuple[str, bool]:
@@ -73,6 +91,18 @@ def body(request: Request, answer: dict) -> bytes:
     return json.dumps({"id": answer["id"], "object": "text_completion", "created": answer["created"],
                        "model": answer["model"], "choices": choices, "usage": usage(request),
                        "seed": answer["seed"]}, ensure_ascii=False).encode()
+
+
+async def whole_events(request: Request, answer: dict):
+    """The answer of a request drawn whole (set controls) as server-sent events: one chunk of every
+    choice's text, a usage chunk if asked for, then ``[DONE]``."""
+    data = json.loads(body(request, answer))
+    data.pop("usage")
+    yield b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+    if answer["usage"]:
+        data["choices"], data["usage"] = [], usage(request)
+        yield b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
 
 
 async def events(request: Request, answer: dict):

@@ -57,6 +57,16 @@ class Choices(Part):
         self.request.part_done(self)
 
 
+    def whole(self, texts: list[str]) -> None:
+        """The samples drawn whole by Generator.generate (requests with set controls), as what
+        follows the prompt: the part as if its rows had run here."""
+        plan = self.plan
+        longest = plan.length - plan.offset - len(plan.prefix)  # characters a sample may draw
+        self.texts_ = texts
+        self.reasons = ["length" if len(text) >= longest else "stop" for text in texts]
+        self.tokens = sum(len(text) + (reason == "stop") for text, reason in zip(texts, self.reasons))
+
+
 class Request:
     """A completion request in flight: its parts (one per prompt), and how it hears of them. The
     handler awaits ``done``; a streaming handler reads ``events`` too."""

@@ -60,10 +60,37 @@ def completion_fields(max_n: int, max_prompts: int, max_tokens: int) -> dict[str
         "frequency_penalty": Field({"type": "number", "enum": [0], "description": neutral}, 0),
         "logit_bias": Field({"type": ["object", "null"], "additionalProperties": False, "description": neutral}),
         "user": Field({"type": "string", "maxLength": 256, "description": "ignored"}, ""),
-        # mgpt's own
+        # mgpt's own: the runtime's sampling controls under their Generator.generate names
         "top_k": Field({"type": ["integer", "null"], "minimum": 1, "description":
                         "draw among the k most likely tokens only"}, None, "top_k"),
+        "labels": Field({"type": ["array", "null"], "items": {"type": "string", "maxLength": 256}, "maxItems": 64,
+                         "description": "a labeled model's labels, one per group (GET /v1/models lists them)"},
+                        None, "labels"),
+        "min_length": Field({"type": ["integer", "null"], "minimum": 0, "description":
+                             "samples of at least this many characters, the prompt included"}, None, "min_length"),
+        "suffix": Field({"type": "string", "maxLength": 256, "description":
+                         "every sample ends with these characters (they are part of the choice's text, "
+                         "unlike OpenAI's insertion suffix)"}, "", "suffix"),
+        "contains": Field({"type": "string", "maxLength": 256, "description":
+                           "every sample contains these characters"}, "", "contains"),
+        "pattern": Field({"type": ["string", "null"], "maxLength": 1000, "description":
+                          "every sample matches this pattern whole (docs/sampling-controls.md: the subset)"},
+                         None, "pattern"),
+        "novel": Field({"type": "boolean", "description": "never a training document (the model's novelty filter)"},
+                       False, "novel"),
+        "unique": Field({"type": "boolean", "description": "no sample twice among a prompt's choices"},
+                        False, "unique"),
+        "exclude": Field({"type": ["array", "null"], "items": {"type": "string", "maxLength": 256},
+                          "maxItems": 10000, "description": "never one of these strings"}, None, "exclude"),
+        "max_attempts": Field({"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000, "description":
+                               "attempts at most for novel, unique and exclude [default: max(1000, 50 n)]"},
+                              None, "max_attempts"),
     }
+
+
+# the set controls: a choice is the k-th accepted attempt, so such requests run through
+# Generator.generate (on a worker thread) instead of the shared batches
+SET_CONTROLS = ("novel", "unique", "exclude", "max_attempts")
 
 
 def score_fields(max_texts: int, max_length: int) -> dict[str, Field]:

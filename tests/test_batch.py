@@ -22,6 +22,9 @@ CALLS = [
     (dict(temperature=1.0, seed=6, prefix="b", max_length=3), 2, 2),
     (dict(temperature=2.0, seed=7, max_length=1), 0, 3),  # the first draw is the last
     (dict(temperature=1.2, top_k=3, top_p=0.9, seed=8, prefix="ma"), 1, 1),
+    (dict(temperature=1.0, seed=9, min_length=5), 0, 4),  # shape controls: rows masked in the shared step
+    (dict(temperature=1.0, seed=10, suffix="a", prefix="j"), 0, 3),
+    (dict(temperature=1.5, seed=11, pattern="[a-m]+e?"), 2, 4),
 ]
 
 
@@ -48,10 +51,12 @@ class Streamed(Part):
                 self.pieces[slot].append(self.vocab.chars[token])
 
 
-def run_scheduler(gen, calls, rounds):
+def run_scheduler(gen, calls, rounds, drop_every=0):
     """A server's loop in miniature: each tick the next 1, 2 or 3 calls start (their rows in a
-    batch per context length), batches at the same position join, and every batch steps once."""
+    batch per context length), batches at the same position join, and every batch steps once.
+    With ``drop_every`` k, every k-th call's rows are dropped (as a client gone) at its second tick."""
     runner, parts, batches, pending = gen._runner, [], {}, list(calls) * rounds
+    dropping = []
     tick = 0
     while pending or batches:
         fresh: dict[int, Batch] = {}
@@ -67,8 +72,15 @@ def run_scheduler(gen, calls, rounds):
             else:
                 fresh[part.plan.start] = Batch(runner, part)
         tick += 1
+        gone = {id(part) for part in dropping}
+        for batch in batches.values():
+            batch.drop(lambda part: id(part) in gone)
+        dropping = [part for *_, part in parts[drop_every - 1::drop_every] if part.size] if drop_every else []
+        dropping = [part for part in dropping if id(part) not in gone]
         stepped: dict[int, Batch] = {}
         for batch in [*fresh.values(), *batches.values()]:
+            if not len(batch):
+                continue
             batch.step()
             if len(batch):
                 if batch.position in stepped:
@@ -91,6 +103,17 @@ def test_rows_of_many_calls_in_one_batch_draw_what_each_call_draws_alone(gen):
             assert [prefix + "".join(p) for p in part.pieces] == alone
             joined += part.steps
     assert joined > 0
+
+
+def test_rows_dropped_mid_way_leave_the_others_as_they_were(gen):
+    parts = run_scheduler(gen, CALLS, rounds=3, drop_every=3)
+    dropped = 0
+    for options, first, n, part in parts:
+        if part.size:  # dropped while some of its rows ran: never finished
+            dropped += 1
+            continue
+        assert part.texts() == gen.generate(first + n, **options)[first:], options
+    assert dropped > 3
 
 
 def test_fresh_batches_join_and_draw_as_they_would_apart(gen):

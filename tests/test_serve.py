@@ -58,8 +58,11 @@ def alone(models, body: dict) -> list[str]:
     max_length = None
     if body.get("max_tokens") is not None:
         max_length = min(len(prompt) + body["max_tokens"], gen.block_size)
+    controls = {k: body[k] for k in ("min_length", "suffix", "contains", "pattern", "novel", "unique", "exclude")
+                if k in body}
     samples = gen.generate(body.get("n", 1), temperature=body.get("temperature", 0.5), top_k=body.get("top_k"),
-                           top_p=body.get("top_p"), seed=body.get("seed"), prefix=prompt, max_length=max_length)
+                           top_p=body.get("top_p"), seed=body.get("seed"), prefix=prompt, max_length=max_length,
+                           **controls)
     return [s[len(prompt):] for s in samples]
 
 
@@ -140,6 +143,37 @@ def test_prompt_lists_echo_and_stop(server, models):
     assert streamed == [c.text for c in stopped.choices]
 
 
+@pytest.mark.parametrize("body", [
+    dict(model="names", n=6, seed=1, min_length=6, suffix="a"),
+    dict(model="names-large", n=5, seed=2, temperature=1.0, pattern="k[aeiou]+.*"),
+    dict(model="names", n=20, seed=3, novel=True),  # set controls: drawn whole by Generator.generate
+    dict(model="names", n=12, seed=4, unique=True, exclude=["emma", "ava"], temperature=0.3),
+])
+def test_the_runtimes_sampling_controls_are_extra_fields(server, models, body):
+    completion = client(server).completions.create(prompt="", **{"model": body["model"], "n": body["n"]},
+                                                   extra_body={k: v for k, v in body.items() if k not in ("model", "n")})
+    texts = [c.text for c in completion.choices]
+    assert texts == alone(models, body)
+    streamed = streamed_texts(server, {**body, "stream": True})
+    assert streamed == texts
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("pattern", "[a-", "pattern"), ("suffix", "Z", "cannot produce"), ("min_length", 99, "min_length"),
+    ("exclude", "emma", "must be array"), ("labels", ["x"], "no labels"),
+])
+def test_bad_controls_are_422(server, field, value, words):
+    status, answer = server.post("/v1/completions", {"model": "names", field: value, **(
+        {"novel": True} if field == "exclude" else {})})
+    assert status == 422 and words in answer["error"]["message"], answer
+
+
+def test_a_set_control_that_cannot_be_met_is_422(server):
+    status, answer = server.post("/v1/completions", {"model": "names", "n": 5, "temperature": 0, "unique": True,
+                                                     "max_attempts": 20})
+    assert status == 422 and answer["error"]["param"] == "max_attempts", answer
+
+
 def test_models_lists_each_model_with_its_metadata(server, models):
     listed = client(server).models.list()
     assert [m.id for m in listed.data] == ["names", "names-large"]
@@ -188,6 +222,12 @@ def random_request(rng: random.Random) -> dict:
         body["max_tokens"] = rng.randint(1, 6)
     if rng.random() < 0.3:
         body["stream"] = True
+    if rng.random() < 0.25:  # the runtime's shape controls mask rows inside the shared batches
+        control = rng.choice(["min_length", "suffix", "contains", "pattern"])
+        body[control] = rng.choice({"min_length": [3, 5], "suffix": ["a", "n"], "contains": ["e", "ri"],
+                                    "pattern": ["[a-k]+", "(ma|jo).*"]}[control])
+        if control == "pattern" and body.get("prompt"):
+            body["pattern"] = body["prompt"] + "[a-p]*"
     return body
 
 
@@ -205,8 +245,14 @@ def streamed_texts(server, body) -> list[str]:
 
 
 def test_hundreds_of_concurrent_mixed_requests_each_get_what_they_get_alone(server, models):
-    rng = random.Random(16)
-    bodies = [random_request(rng) for _ in range(300)]
+    rng, bodies, expected = random.Random(16), [], []
+    while len(bodies) < 300:
+        body = random_request(rng)
+        try:
+            expected.append(alone(models, body))
+        except ValueError:  # controls no sample can meet (a long min_length under a small max_tokens)
+            continue
+        bodies.append(body)
 
     def ask(body):
         if body.get("stream"):
@@ -217,8 +263,9 @@ def test_hundreds_of_concurrent_mixed_requests_each_get_what_they_get_alone(serv
 
     with ThreadPoolExecutor(48) as pool:
         answers = list(pool.map(ask, bodies))
-    for body, texts in zip(bodies, answers):
-        assert texts == alone(models, body), body
+    for body, texts, alone_texts in zip(bodies, answers, expected):
+        assert texts == alone_texts, body
+    assert sum(any(k in body for k in ("min_length", "suffix", "contains", "pattern")) for body in bodies) > 40
     rows = [line for line in server.get("/metrics")[1].decode().splitlines() if line.startswith("mgpt_batch_rows_sum")]
     assert float(rows[0].split()[-1]) > 300  # rows were stepped in batches
 
