@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from itertools import islice
 from typing import Iterator
 from json.encoder import encode_basestring
 
@@ -113,18 +112,22 @@ def generate_command(model_path, num_samples, temperature, top_k, top_p, seed, p
         raise OptionError(f"Invalid value for {hint}: {e}" if hint else str(e)) from e
     # stdout is guarded by Command: a closed, full or broken one is one line or a quiet exit
     show, write = (lambda start, texts: "".join(texts)) if trace else FORMATS[fmt], sys.stdout.write
-    start, chunk = 1, 1 if trace else CHUNK  # a trace is written as soon as it is made
+    start, chunk, buffer, capped = 1, 1 if trace else CHUNK, [], None  # a trace is written as soon as it is made
     try:
-        while texts := list(islice(samples, chunk)):
-            write(show(start, texts))
-            start += len(texts)
+        for text in samples:
+            buffer.append(text)
+            if len(buffer) == chunk:
+                write(show(start, buffer))
+                start, buffer = start + len(buffer), []
     except SamplingError as e:  # the cap: what was found is printed, then the error
-        if not trace:
-            write(show(start, e.samples[start - 1:]))
-        raise click.ClickException(rejection.cap_message(e.found, num_samples, e.attempts, "--max-attempts")) from e
+        capped = e
     except ModelError as e:  # a model that fails only at some later step, or gives NaN logits
         raise click.ClickException(str(e)) from e
-
+    if buffer:
+        write(show(start, buffer))
+    if capped is not None:
+        raise click.ClickException(rejection.cap_message(capped.found, num_samples, capped.attempts,
+                                                         "--max-attempts")) from capped
 
 def _traces(generator: Generator, n: int, fmt: str, options: dict) -> Iterator[str]:
     """Each sample's trace, as text or as a JSON line; options are checked before the first."""

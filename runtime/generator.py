@@ -19,6 +19,7 @@ from . import batched, constraints, rejection, sampling, scoring, single, tracin
 from .metadata import strict_json
 from .modelfile import ModelError, model_path, open_session
 from .novelty import NoveltyFilter
+from .rejection import SamplingError
 from .plan import Plan, check_count
 from .runner import StepRunner
 from .vocab import Vocab, VocabError
@@ -87,10 +88,16 @@ class Generator:
         document), ``exclude`` (never one of these strings), ``unique`` (no repeats in the call), with
         at most ``max_attempts`` attempts (default max(1000, 50 * num_samples)); at the cap a
         ``SamplingError`` carries the samples found. docs/sampling-controls.md is the reference."""
-        return list(self.samples(num_samples, temperature, top_k, top_p, seed, prefix, max_length, batch_size,
-                                 labels=labels, min_length=min_length, suffix=suffix, contains=contains,
-                                 pattern=pattern, novel=novel, unique=unique, exclude=exclude,
-                                 max_attempts=max_attempts))
+        found: list[str] = []
+        try:
+            found.extend(self.samples(num_samples, temperature, top_k, top_p, seed, prefix, max_length, batch_size,
+                                      labels=labels, min_length=min_length, suffix=suffix, contains=contains,
+                                      pattern=pattern, novel=novel, unique=unique, exclude=exclude,
+                                      max_attempts=max_attempts))
+        except SamplingError as e:
+            e.samples = found  # what the stream yielded before the cap
+            raise
+        return found
 
     def samples(self, num_samples: int = 20, temperature: float = 0.5, top_k: int | None = None,
                 top_p: float | None = None, seed: int | None = None, prefix: str = "",

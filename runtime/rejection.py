@@ -24,13 +24,13 @@ JUDGED = 1024  # attempts judged at once (the novelty filter asked with NumPy fo
 
 
 class SamplingError(ValueError):
-    """The attempt cap was reached before enough samples were accepted: ``samples`` holds those
-    found (yielded already, for ``Generator.samples``), ``found`` their number, ``attempts`` the
-    attempts made."""
+    """The attempt cap was reached before enough samples were accepted: ``found`` samples were,
+    in ``attempts`` attempts. ``samples`` holds them for ``Generator.generate``; ``Generator.samples``
+    has yielded them already and keeps none (its memory stays bounded), so there it is empty."""
 
-    def __init__(self, message: str, samples: list[str], attempts: int):
+    def __init__(self, message: str, found: int, attempts: int, samples: list[str] | None = None):
         super().__init__(message)
-        self.samples, self.found, self.attempts = samples, len(samples), attempts
+        self.found, self.attempts, self.samples = found, attempts, [] if samples is None else samples
 
 
 def default_max_attempts(num_samples: int) -> int:
@@ -89,22 +89,21 @@ def accepted(attempts: Callable[[range], Iterator[str]], judge: Judge, wanted: i
     """(attempt, text) of the first ``wanted`` accepted attempts, in order. ``attempts(r)`` draws
     the attempts of range ``r`` in order; rounds are sized by the acceptance rate seen so far, so a
     call that accepts most attempts draws few extra. SamplingError at the cap."""
-    found: list[str] = []
-    tried = 0
-    while len(found) < wanted:
+    found = tried = 0
+    while found < wanted:
         if tried >= max_attempts:
-            raise SamplingError(cap_message(len(found), wanted, tried), found, tried)
-        need = wanted - len(found)
-        rate = max(len(found) / tried, 1 / 64) if tried else 1.0
+            raise SamplingError(cap_message(found, wanted, tried), found, tried)
+        need = wanted - found
+        rate = max(found / tried, 1 / 64) if tried else 1.0
         size = min(max_attempts - tried, max(need, ceil(need / rate * 1.2)))
         stream = attempts(range(tried, tried + size))
         try:
             while texts := list(islice(stream, JUDGED)):
                 for i, (text, ok) in enumerate(zip(texts, judge.accept(texts)), tried):
                     if ok:
-                        found.append(text)
+                        found += 1
                         yield i, text
-                        if len(found) == wanted:
+                        if found == wanted:
                             return
                 tried += len(texts)
         finally:
