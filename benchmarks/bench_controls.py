@@ -34,7 +34,8 @@ from pathlib import Path
 from mgpt.runtime import Generator
 from mgpt.runtime.rejection import Judge
 
-SHAPES = {"pattern [a-z]{4,6}(a|ie)": {"pattern": "[a-z]{4,6}(a|ie)"},
+SHAPES = {"pattern .* (the same samples: the mask's own cost)": {"pattern": ".*"},
+          "pattern [a-z]{4,6}(a|ie)": {"pattern": "[a-z]{4,6}(a|ie)"},
           "suffix yn, min_length 5": {"suffix": "yn", "min_length": 5}}
 
 
@@ -80,10 +81,14 @@ def novel_unique_rates(repeats: int) -> tuple[list[str], list[str]]:
                 controlled.append(n / dt)
             # the acceptance rate and the judge's own cost, on the attempts a call of n makes
             attempts = gen.generate(3 * n, temperature=t, seed=0)
-            draw_dt, _ = timed(lambda: gen.generate(3 * n, temperature=t, seed=0))
-            judge = Judge(gen.vocab, gen.novelty(), frozenset(), True)
-            check_dt, verdicts = timed(lambda: [v for first in range(0, len(attempts), 1024)
-                                                for v in judge.accept(attempts[first:first + 1024])])
+            draws, judged = [], []
+            for _ in range(repeats):
+                draws.append(timed(lambda: gen.generate(3 * n, temperature=t, seed=0))[0])
+                judge = Judge(gen.vocab, gen.novelty(), frozenset(), True)
+                dt, verdicts = timed(lambda: [v for first in range(0, len(attempts), 1024)
+                                              for v in judge.accept(attempts[first:first + 1024])])
+                judged.append(dt)
+            draw_dt, check_dt = statistics.median(draws), statistics.median(judged)
             tokens = drawn_tokens(attempts, "", gen.block_size)
             a, b = statistics.median(plain), statistics.median(controlled)
             rows.append(f"| {model} | {t} | {a:,.0f} | {b:,.0f} | {b / a:.2f}x | {sum(verdicts) / len(verdicts):.1%} |")
@@ -105,13 +110,14 @@ def cold(repeats: int) -> list[str]:
             f"| plain | {a:.3f} |", f"| --novel --unique | {b:.3f} |", f"| ratio | {b / a:.2f}x |"]
 
 
+# the process's own peak (VmHWM: getrusage's maxrss would carry the parent's over fork and exec)
 MEMORY = """
-import resource, sys
+import sys
 from mgpt.runtime import Generator
 g = Generator("names")
 for _ in g.samples(1_000_000, temperature=1.0, seed=1, unique=sys.argv[1] == "1", max_attempts=10**8):
     pass
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
 
 

@@ -195,8 +195,8 @@ class Batch:
         for part, lo, hi in self._ranges():
             constraint = part.plan.constraint
             if constraint is not None:
-                allowed = constraint.allowed(self.states[lo:hi], p - part.plan.offset)  # (b, V)
-                np.copyto(columns[:, lo:hi], -np.inf, where=~allowed.T)
+                banned = constraint.banned_columns(p - part.plan.offset).take(self.states[lo:hi], axis=1)  # (V, b)
+                np.copyto(columns[:, lo:hi], -np.inf, where=banned)
         return columns
 
     def _advance(self, token: np.ndarray) -> None:

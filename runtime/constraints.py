@@ -339,6 +339,7 @@ class Constraint:
     bos: int  # V - 1
     prefix: tuple[int, ...]  # the prefix's ids: ``start`` is the state after them
     _single: dict = field(default_factory=dict, repr=False)
+    _columns: dict = field(default_factory=dict, repr=False)
 
     @cached_property
     def rows(self) -> list[list[int]]:
@@ -351,14 +352,26 @@ class Constraint:
 
     def allowed(self, states: np.ndarray, n: int) -> np.ndarray:
         """(B, V) bool: the tokens rows in ``states`` holding ``n`` characters may draw."""
-        mask = np.empty((len(states), self.bos + 1), dtype=bool)
-        mask[:, :-1] = self.ok[:, n + 1][self.delta[states]]
-        mask[:, -1] = self.accept[states] & (n >= self.min_length)
-        return mask
+        return ~self.banned_columns(n).take(states, axis=1).T
+
+    def banned_columns(self, n: int) -> np.ndarray:
+        """(V, S) bool: token t is banned in state s holding n characters; made once per n (the
+        batched loop's mask for a batch is then one gather of its rows' columns)."""
+        table = self._columns.get(n)
+        if table is None:
+            table = np.empty((self.bos + 1, self.states), dtype=bool)
+            table[:-1] = ~self.ok[:, n + 1][self.delta].T
+            table[-1] = ~(self.accept & (n >= self.min_length))
+            self._columns[n] = table
+        return table
 
     def advance(self, states: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """The rows' states after drawing ``tokens`` (BOS only in rows that end: they keep theirs)."""
-        return self.delta[states, np.minimum(tokens, self.bos - 1)]
+        return self.flat_delta.take(states * self.bos + np.minimum(tokens, self.bos - 1))
+
+    @cached_property
+    def flat_delta(self) -> np.ndarray:
+        return self.delta.ravel()
 
     def banned(self, state: int, n: int) -> tuple[int, ...]:
         """The token ids a single row may not draw, memoized: the batch-1 loop's mask."""
