@@ -18,7 +18,7 @@ from .generator import DEFAULT_BATCH_SIZE, Generator
 from .modelfile import ModelError
 from .paths import PathError, read_lines
 from .rejection import SamplingError
-from . import rejection, sampling, tracing
+from . import rejection, sampling
 
 # --format: how a run of samples, the first numbered `start` (counted from 1), is printed. The
 # output is written a batch at a time, one string per batch: with -n 1000000 a write per line
@@ -131,13 +131,15 @@ def generate_command(model_path, num_samples, temperature, top_k, top_p, seed, p
 
 def _traces(generator: Generator, n: int, fmt: str, options: dict) -> Iterator[str]:
     """Each sample's trace, as text or as a JSON line; options are checked before the first."""
+    from .tracing import render
+
     generator.plan(**{k: options[k] for k in ("temperature", "top_k", "top_p", "seed", "prefix", "max_length",
                                                "labels", "min_length", "suffix", "contains", "pattern")})
     if n and options["novel"]:
         generator.novelty()
     for index in range(n):
         data = generator.trace(index=index, **options)
-        yield (json.dumps(data, ensure_ascii=False) + "\n") if fmt == "jsonl" else tracing.render(data, index + 1)
+        yield (json.dumps(data, ensure_ascii=False) + "\n") if fmt == "jsonl" else render(data, index + 1)
 
 
 def _hint(message: str) -> str | None:

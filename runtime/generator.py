@@ -11,15 +11,18 @@ from __future__ import annotations
 import os
 from collections import deque
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
-from . import batched, constraints, rejection, sampling, scoring, single, tracing
+from . import batched, rejection, sampling, scoring, single
 from .metadata import strict_json
 from .modelfile import ModelError, model_path, open_session
-from .novelty import NoveltyFilter
 from .rejection import SamplingError
+
+if TYPE_CHECKING:  # imported when first used: start-up time is part of mgpt-generate's speed
+    from .constraints import Constraint
+    from .novelty import NoveltyFilter
 from .plan import Plan, check_count
 from .runner import StepRunner
 from .vocab import Vocab, VocabError
@@ -53,7 +56,7 @@ class Generator:
         self.threads = threads if threads is not None else _usable_cpus()
         self._runner = StepRunner(self.path, session, self.info)
         self._spare = single.SparePool(self._runner)
-        self._compiled: dict[tuple, constraints.Constraint | None] = {}  # automata by their controls, newest last
+        self._compiled: dict[tuple, Constraint | None] = {}  # automata by their controls, newest last
         self._novelty: NoveltyFilter | None = None  # read from the metadata when novel is first asked for
 
     def __repr__(self) -> str:
@@ -146,6 +149,8 @@ class Generator:
             for attempt, _ in rejection.accepted(lambda r: self._stream(plan, r, DEFAULT_BATCH_SIZE), judge,
                                                  index + 1, cap):
                 pass
+        from . import tracing
+
         return tracing.trace(self._runner, plan, index, attempt)
 
     def plan(self, temperature: float = 0.5, top_k: int | None = None, top_p: float | None = None,
@@ -168,6 +173,8 @@ class Generator:
                 raise ModelError(f"{str(self.path)!r} has no novelty filter, so novel cannot be checked (its "
                                  f"checkpoint was trained with --no-novelty or by an older mgpt); export a model "
                                  f"whose checkpoint has one, or drop novel")
+            from .novelty import NoveltyFilter
+
             try:
                 self._novelty = NoveltyFilter.from_json(strict_json(text))
             except (ValueError, RecursionError) as e:
@@ -216,6 +223,10 @@ class Generator:
     def _compile(self, limit, pattern, prefix, suffix, contains, min_length):
         """The shape controls' automaton (None without any), the last COMPILED kept: calls that
         repeat their controls, as a server's do, skip the work."""
+        if pattern is None and suffix == "" and contains == "" and min_length is None:
+            return None  # the defaults: nothing to check or compile
+        from . import constraints
+
         constraints.check_shape(pattern, suffix, contains, min_length)
         key = (limit, pattern, prefix, suffix, contains, None if min_length is None else int(min_length))
         found = self._compiled.get(key)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from itertools import islice
 from math import ceil
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .novelty import NoveltyFilter, encode_texts
 from .plan import check_count
 from .vocab import Vocab
+
+if TYPE_CHECKING:
+    from .novelty import NoveltyFilter
 
 
 JUDGED = 1024  # attempts judged at once (the novelty filter asked with NumPy for all of them)
@@ -53,8 +55,12 @@ class Judge:
 
     def accept(self, texts: list[str]) -> list[bool]:
         """The verdicts on consecutive attempts; the novelty filter asked for all of them at once."""
-        known = (self.novelty.contains_many(*encode_texts(texts, self.vocab.chars)).tolist()
-                 if self.novelty is not None else [False] * len(texts))
+        if self.novelty is not None:
+            from .novelty import encode_texts
+
+            known = self.novelty.contains_many(*encode_texts(texts, self.vocab.chars)).tolist()
+        else:
+            known = [False] * len(texts)
         exclude, seen, verdicts = self.exclude, self.seen, []
         for text, member in zip(texts, known):
             ok = not member and text not in exclude and (seen is None or text not in seen)
