@@ -311,3 +311,9 @@ def test_trace_text_format():
         "\n"
         'Output: "ka"\n'
         "\n")
+
+
+def test_characters_streams_the_constrained_sample(names):
+    options = dict(temperature=1.0, seed=8, pattern="[a-z]{3,5}(a|ie)", prefix="j")
+    samples = names.generate(20, **options)
+    assert ["".join(names.characters(index=k, **options)) for k in range(20)] == samples
