@@ -317,3 +317,19 @@ def test_characters_streams_the_constrained_sample(names):
     options = dict(temperature=1.0, seed=8, pattern="[a-z]{3,5}(a|ie)", prefix="j")
     samples = names.generate(20, **options)
     assert ["".join(names.characters(index=k, **options)) for k in range(20)] == samples
+
+
+def test_shape_controls_count_a_labeled_models_characters_only(tmp_path):
+    # label tokens are fed after BOS: the mask's n must not count them (min_length 6 of a block of 8
+    # with 2 label tokens would otherwise end samples 2 characters early or never)
+    ckpt = runtime_models.labeled_checkpoint()
+    gen = Generator(runtime_models.export_to(ckpt, tmp_path / "labeled.onnx"))
+    labels = [group[0] for group in ckpt.vocab.labels]
+    for batch_size in (1, 4096):
+        samples = gen.generate(300, temperature=1.5, seed=1, labels=labels, min_length=5, suffix="a",
+                               pattern="[aeilnos]*", batch_size=batch_size)
+        assert all(len(s) >= 5 and s.endswith("a") for s in samples)
+        assert samples == gen.generate(300, temperature=1.5, seed=1, labels=labels, min_length=5, suffix="a",
+                                       pattern="[aeilnos]*")
+    t = gen.trace(temperature=1.5, seed=1, labels=labels, min_length=5, suffix="a", index=7)
+    assert t["text"] == samples[7] and t["steps"][0]["input"]["char"] is None
