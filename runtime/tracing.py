@@ -31,7 +31,11 @@ def trace(runner: StepRunner, plan: Plan, index: int, attempt: int) -> dict:
     cache, logits = plan.cache, plan.logits
     token, text, steps, stopped = plan.context[-1], plan.prefix, [], False
 
-    def described(t: int) -> dict:  # a label token (a labeled model's step 1 input) is shown as BOS is: no char
+    labels = [label for group in info.vocab.labels for label in group]  # token bos + 1 + i is labels[i]
+
+    def described(t: int) -> dict:  # a label token (a labeled model's step 1 input): no char, its label
+        if t > bos:
+            return {"token": int(t), "char": None, "label": labels[t - bos - 1]}
         return {"token": int(t), "char": chars[t] if t < bos else None}
 
     for p in range(plan.start, plan.length):
@@ -72,9 +76,11 @@ def trace(runner: StepRunner, plan: Plan, index: int, attempt: int) -> dict:
             "steps": steps}
 
 
-def shown(char: str | None) -> str:
-    """A token as the text shows it: BOS, or the character in single quotes with JSON's escapes
-    (but " as itself and ' escaped)."""
+def shown(char: str | None, label: str | None = None) -> str:
+    """A token as the text shows it: BOS, a label (label 'F'), or the character in single quotes
+    with JSON's escapes (but " as itself and ' escaped)."""
+    if label is not None:
+        return f"label {shown(label)}"
     if char is None:
         return "BOS"
     inner = json.dumps(char, ensure_ascii=False)[1:-1].replace('\\"', '"').replace("'", "\\'")
@@ -96,7 +102,7 @@ def render(data: dict, number: int) -> str:
             lines.append("")
         predicted = ", ".join(f"{shown(t['char'])}({percent(t['p'])})" for t in step["top"])
         pick = step["pick"]
-        lines += [f"Step {step['step']}: Input {shown(step['input']['char'])}",
+        lines += [f"Step {step['step']}: Input {shown(step['input']['char'], step['input'].get('label'))}",
                   f"        Model predicts: {predicted}{', ...' if step['more'] else ''}",
                   f"        {'Random' if step['uniform'] is not None else 'Greedy'} pick: {shown(pick['char'])} "
                   f"(token {pick['token']})"]

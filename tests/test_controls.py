@@ -332,4 +332,15 @@ def test_shape_controls_count_a_labeled_models_characters_only(tmp_path):
         assert samples == gen.generate(300, temperature=1.5, seed=1, labels=labels, min_length=5, suffix="a",
                                        pattern="[aeilnos]*")
     t = gen.trace(temperature=1.5, seed=1, labels=labels, min_length=5, suffix="a", index=7)
-    assert t["text"] == samples[7] and t["steps"][0]["input"]["char"] is None
+    assert t["text"] == samples[7] and t["steps"][0]["input"] == {
+        "token": ckpt.vocab.label_ids(labels)[-1], "char": None, "label": labels[-1]}
+    assert f"Step 1: Input label '{labels[-1]}'" in tracing.render(t, 1)
+
+
+def test_an_oversized_exclude_file_is_one_error_line(tmp_path, monkeypatch):
+    from mgpt.runtime import cli
+
+    (tmp_path / "ex.txt").write_text("emma\nava\n")
+    monkeypatch.setattr(cli, "MAX_EXCLUDE_BYTES", 8)
+    result = CliRunner().invoke(generate_command, ["--exclude", str(tmp_path / "ex.txt")])
+    assert result.exit_code == 1 and result.output.count("Error:") == 1 and "more than the 8" in result.output
