@@ -55,6 +55,15 @@ LABELED_SAMPLE_CASES = [
     ({"labels": ["M", "1950s"], "temperature": 1.0, "min_length": 3, "suffix": "a"}, 8, 100),  # shape masks by characters
     ({"labels": ["F", "2010s"], "temperature": 1.0, "pattern": "[aeiou][lns].*"}, 9, 100),
 ]
+# a labeled model trained on runtime_models.ending_lines (labels A | O, L | S; block 10): the round trip
+# from labeled training data to JavaScript's samples
+ENDINGS_SAMPLE_CASES = [
+    ({"labels": ["A", "S"], "temperature": 0.5}, 1, 300),
+    ({"labels": ["L", "O"], "temperature": 1.0, "top_p": 0.9, "prefix": "PREFIX"}, 2, 300),
+    ({"labels": ["O", "S"], "temperature": 1.5, "top_k": 4}, -7, 300),
+    ({"labels": ["A", "L"], "temperature": 1.0, "contains": "e"}, 3, 150),
+    ({"labels": ["A", "L"], "temperature": 0.0}, 5, 2),
+]
 
 
 # Sampling controls (docs/sampling-controls.md). reference.json's "controls" holds, per case: "file"
@@ -321,7 +330,9 @@ def write_reference(directory: Path) -> Path:
               model_reference(non_ascii_model(directory), "γά😀"),
               model_reference(directory / "names-large.onnx", "ma", LARGE_SAMPLE_CASES),
               model_reference(runtime_models.export_to(runtime_models.labeled_checkpoint(), directory / "labeled.onnx"),
-                              "no", LABELED_SAMPLE_CASES, ["M", "x y"])]
+                              "no", LABELED_SAMPLE_CASES, ["M", "x y"]),
+              model_reference(runtime_models.export_to(runtime_models.trained_labeled_checkpoint(directory)[0],
+                                                       directory / "endings.onnx"), "li", ENDINGS_SAMPLE_CASES, ["O", "L"])]
     reference = {"models": models, "uniforms": uniforms_reference(), "draws": draws_reference(),
                  "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name,
                  "non_finite_record": non_finite_record_model(directory / "nan_record.onnx"),

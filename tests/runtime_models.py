@@ -44,8 +44,36 @@ def labeled_checkpoint(seed: int = 0) -> Checkpoint:
     params["wte"] *= 20  # sharp distributions, so that the label tokens change what is drawn
     params["lm_head"] *= 20
     params["lm_head"][vocab.drawable:] *= 2  # logits within ~20: float32's rounding stays near 1e-6
-    return Checkpoint(config, vocab, params, {"data": "none: random weights (runtime_models.labeled_checkpoint)",
-                                              "steps": 1})
+    return Checkpoint(config, vocab, params, {"data": "none: random weights (runtime_models.labeled_checkpoint)"})
+
+
+STEMS = ["ann", "mar", "el", "ros", "jul", "vic", "len", "dor", "car", "bet", "lin", "pat", "sus", "tin", "fel", "ren"]
+
+
+def ending_lines(n: int = 3000, seed: int = 0) -> str:
+    """Labeled data whose labels decide the text's shape: group 1 its last letter (A: 'a', O: 'o'),
+    group 2 its length class (S: a bare stem and the letter, L: a longer one): ``O,L\tvicino``."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(n):
+        end, size = rng.choice(["A", "O"]), rng.choice(["S", "L"])
+        stem = str(rng.choice(STEMS)) + (str(rng.choice(["i", "e", "in", "et", "ol"])) if size == "L" else "")
+        lines.append(f"{end},{size}\t{stem}{end.lower()}\n")
+    return "".join(lines)
+
+
+def trained_labeled_checkpoint(folder: Path, steps: int = 600, labeled: bool = True) -> tuple[Checkpoint, float]:
+    """A model trained on ``ending_lines`` (written to ``folder``) for ``steps`` steps of 16, and its
+    held-out loss; ``labeled=False`` trains on the same texts without their labels."""
+    from mgpt.train.data import Split, read_corpus
+    from mgpt.train.trainer import train_split
+
+    data = folder / "endings.txt"
+    text = ending_lines()
+    data.write_text(text if labeled else "".join(line.split("\t")[1] for line in text.splitlines(keepends=True)))
+    result = train_split(Split.of(read_corpus(data, labeled=labeled), 0.1), GPTConfig(1, block_size=10),
+                         TrainOptions(steps=steps, batch_size=16, seed=1, eval_every=steps))
+    return Checkpoint(result.config, result.vocab, result.params, {"steps": steps, "data": data.name}), result.val_loss
 
 
 def export_to(ckpt: Checkpoint, path: Path) -> Path:

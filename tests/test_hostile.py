@@ -53,6 +53,29 @@ def make_files(folder: Path) -> None:
     (folder / "half.onnx").write_bytes((SHIPPED / "names.onnx").read_bytes()[:5000])
     make_hostile_models(folder)
     make_hostile_checkpoints(folder)
+    make_labeled_files(folder)
+
+
+LABELED = "A,x\tanna\nB,y\tbob\n"  # two groups: A | B, x | y
+BAD_LABELED = {  # each file's second document is bad (after blank lines: line 4)
+    "no-tab": "A,x\tanna\n\n \nB y bob\n",
+    "empty-label": "A,x\tanna\n\n \nB,\tbob\n",
+    "empty-text": "A,x\tanna\n\n \nB,y\t\n",
+    "two-tabs": "A,x\tanna\n\n \nB,y\tbo\tb\n",
+    "count": "A,x\tanna\n\n \nB\tbob\n",
+    "place": "A,y\tanna\n\n \ny,B\tbob\n",
+    "spaced": "A,x\tanna\n\n \nB, y\tbob\n",
+}
+
+
+def make_labeled_files(folder: Path) -> None:
+    """A labeled data file, bad ones, and a labeled model (docs/labels.md)."""
+    import runtime_models
+
+    (folder / "labeled.txt").write_text(LABELED)
+    for name, text in BAD_LABELED.items():
+        (folder / f"labeled-{name}.txt").write_text(text)
+    runtime_models.export_to(runtime_models.labeled_checkpoint(), folder / "labeled.onnx")
 
 
 def make_special_files(folder: Path) -> None:
@@ -460,6 +483,26 @@ CLI_CASES = [
     ("plot-log-missing", "plot", ["nope.jsonl"], 1, ["does not exist"]),
     ("plot-output-dev-null", "plot", ["run.metrics.jsonl", "-o", "/dev/null"], 1, ["never replaced"]),
     ("plot-output-socket", "plot", ["run.metrics.jsonl", "-o", "sock"], 1, ["socket"]),
+    # --- labels (docs/labels.md): bad labeled lines name their line (blank lines counted)
+    ("train-labeled-no-tab", "train", ["--data", "labeled-no-tab.txt", "--labeled"], 1, ["line 4 has no tab", "LABELS<TAB>TEXT"]),
+    ("train-labeled-empty-label", "train", ["--data", "labeled-empty-label.txt", "--labeled"], 1, ["line 4 has an empty label"]),
+    ("train-labeled-empty-text", "train", ["--data", "labeled-empty-text.txt", "--labeled"], 1, ["line 4 has no text after its tab"]),
+    ("train-labeled-two-tabs", "train", ["--data", "labeled-two-tabs.txt", "--labeled"], 1, ["line 4 has a second tab"]),
+    ("train-labeled-count", "train", ["--data", "labeled-count.txt", "--labeled"], 1, ["line 4 has 1 label, the lines before it 2"]),
+    ("train-labeled-place", "train", ["--data", "labeled-place.txt", "--labeled"], 1, ["line 4 has label 'y' in place 1, earlier lines in place 2"]),
+    ("train-labeled-spaced", "train", ["--data", "labeled-spaced.txt", "--labeled"], 1, ["line 4 has a bad label", "begins or ends with a space"]),
+    ("train-labeled-plain-file", "train", ["--data", "names.txt", "--labeled"], 1, ["line 1 has no tab"]),
+    ("train-labeled-block-1", "train", ["--data", "labeled.txt", "--labeled", "--block-size", "2"], 1, ["--block-size 2 leaves no position", "2 label tokens"]),
+    ("train-labeled-init-unlabeled", "train", ["--data", "labeled.txt", "--labeled", "--init-from", "good.npz"], 1, ["has no labels; drop --labeled"]),
+    ("eval-labeled-unlabeled-model", "eval", ["good.npz", "--data", "labeled.txt", "--labeled"], 1, ["has no labels; drop --labeled"]),
+    ("eval-labeled-model-plain-data", "eval", ["labeled.onnx", "--data", "names.txt"], 1, ["has labels; pass --labeled"]),
+    ("eval-labeled-unknown-label", "eval", ["labeled.onnx", "--data", "labeled.txt", "--labeled"], 1, ["do not fit the model's", "unknown label 'A'"]),
+    ("generate-label-unknown", "generate", ["--model", "labeled.onnx", "--label", "Q", "--label", "F"], 2, ["--label", "unknown label 'Q'", "F | M; 1950s | 2010s | x y"]),
+    ("generate-label-missing", "generate", ["--model", "labeled.onnx", "--label", "F"], 2, ["--label", "needs one label from each group", "1950s | 2010s | x y"]),
+    ("generate-label-none", "generate", ["--model", "labeled.onnx"], 2, ["--label", "needs one label from each group"]),
+    ("generate-label-doubled", "generate", ["--model", "labeled.onnx", "--label", "F", "--label", "M"], 2, ["--label", "'F' and 'M' are of one group"]),
+    ("generate-label-unlabeled-model", "generate", ["--label", "F"], 2, ["--label", "this model has no labels"]),
+    ("generate-label-max-length", "generate", ["--model", "labeled.onnx", "--label", "F", "--label", "x y", "--max-length", "7"], 2, ["--max-length", "less its 2 label tokens"]),
     # --- mgpt-generate's sampling controls (docs/sampling-controls.md)
     ("generate-pattern-class", "generate", ["--pattern", "\\d+"], 2, ["--pattern", "\\d", "[0-9]"]),
     ("generate-pattern-anchor", "generate", ["--pattern", "^a"], 2, ["--pattern", "anchor"]),

@@ -166,3 +166,107 @@ def test_score_is_the_nll_of_the_text_given_its_labels_over_characters_and_bos(l
     assert gen.score(texts, labels=["F", "x y"]) != pytest.approx(expected, rel=1e-3)
     with pytest.raises(ValueError, match="needs one label from each group"):
         gen.score(texts)
+
+
+# --- training on labeled data (a file made here: runtime_models.ending_lines)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("trained")
+    ckpt, val_loss = runtime_models.trained_labeled_checkpoint(folder)
+    save(folder / "endings.npz", ckpt)
+    return ckpt, val_loss, runtime_models.export_to(ckpt, folder / "endings.onnx"), folder
+
+
+def test_labeled_lines_become_label_groups_by_place(trained):
+    ckpt, _, path, _ = trained
+    assert ckpt.vocab.labels == (("A", "O"), ("L", "S")) and ckpt.vocab.chars == tuple(sorted(set("".join(
+        runtime_models.STEMS) + "ieonltao")))
+    assert load(path.with_suffix(".npz")).vocab == ckpt.vocab == Generator(path).vocab
+
+
+def test_samples_follow_their_labels(trained):
+    """Under A every sample should end in 'a', under O in 'o' (the data never does otherwise). We ask
+    400 samples per label at temperature 1 to end so in at least 95%: a model that follows its label
+    99% of the time falls below with probability < 1e-9 (binomial), one blind to it (50%) with
+    probability ~1e-68 of passing."""
+    _, _, path, _ = trained
+    gen = Generator(path)
+    for end in ("A", "O"):
+        for size in ("S", "L"):
+            texts = gen.generate(400, temperature=1.0, seed=5, labels=[size, end])
+            assert sum(t.endswith(end.lower()) for t in texts) >= 380, (end, size)
+    short = gen.generate(400, temperature=1.0, seed=6, labels=["A", "S"])
+    long = gen.generate(400, temperature=1.0, seed=6, labels=["A", "L"])
+    assert np.mean([len(t) for t in long]) > np.mean([len(t) for t in short]) + 1.0  # S: stem + 1, L: stem + 2..3
+
+
+def test_labels_lower_the_held_out_nll_of_the_same_texts(trained):
+    """The same texts, split alike (the same count of documents), trained alike without labels: the
+    labels tell the last letter and the length, so their NLL per token is lower (measured 0.736
+    against 0.873 nats)."""
+    _, labeled_loss, _, folder = trained
+    (folder / "plain").mkdir()
+    _, plain_loss = runtime_models.trained_labeled_checkpoint(folder / "plain", labeled=False)
+    assert labeled_loss < plain_loss - 0.05
+
+
+def test_eval_scores_texts_given_labels_alike_for_checkpoint_and_onnx(trained):
+    from click.testing import CliRunner
+
+    from mgpt.train.cli import eval_command
+
+    _, _, path, folder = trained
+    runner = CliRunner()
+    scores = []
+    for model in (path.with_suffix(".npz"), path):
+        result = runner.invoke(eval_command, [str(model), "--data", str(folder / "endings.txt"), "--labeled"])
+        assert result.exit_code == 0, result.output
+        scores.append(float(result.output.split()[0]))
+    assert scores[0] == pytest.approx(scores[1], abs=2e-4)  # the full softmax vs characters and BOS only
+    texts = [line.split("\t")[1] for line in runtime_models.ending_lines().splitlines() if line.startswith("A,S")]
+    assert 0 < Generator(path).score(texts, labels=["S", "A"]) < scores[1]  # the easiest kind
+
+
+def test_mgpt_train_labeled_end_to_end(tmp_path):
+    from click.testing import CliRunner
+
+    from mgpt.runtime.cli import generate_command
+    from mgpt.train.cli import train_command
+
+    data = tmp_path / "e.txt"
+    data.write_text(runtime_models.ending_lines(800))
+    runner = CliRunner()
+    out = tmp_path / "e.npz"
+    result = runner.invoke(train_command, ["--data", str(data), "--labeled", "--out", str(out), "--steps", "50",
+                                           "--block-size", "10", "-q"])
+    assert result.exit_code == 0, result.output
+    from mgpt.export import export
+
+    export(out, tmp_path / "e.onnx")
+    result = runner.invoke(generate_command, ["--model", str(tmp_path / "e.onnx"), "--label", "O", "--label", "L",
+                                              "-n", "5", "--seed", "1", "--format", "names"])
+    assert result.exit_code == 0 and len(result.output.splitlines()) == 5
+    assert Generator(tmp_path / "e.onnx").generate(5, seed=1, labels=["L", "O"]) == result.output.splitlines()
+
+
+def test_a_packed_labeled_batch_has_the_padded_batchs_loss():
+    from mgpt.train import model
+    from mgpt.train.data import Corpus
+    from mgpt.train.labels import with_labels
+    from mgpt.train.packing import pack
+
+    vocab = Vocab(tuple("aeilnos"), runtime_models.LABEL_GROUPS)
+    texts = ["ana", "lonesol", "e", "ilse", "no", "sal"]
+    framed = Corpus.from_documents(texts).frame(np.arange(6), Vocab(vocab.chars), 8 - 2)
+    data = with_labels(framed, np.array([vocab.label_ids(["F", "x y"]), vocab.label_ids(["M", "1950s"])] * 3))
+    ckpt = runtime_models.labeled_checkpoint()
+    T = int(data.lengths.max())
+    padded = model.loss_and_grads(ckpt.params, model.views(np.zeros(ckpt.config.num_params()), ckpt.config),
+                                  ckpt.config, data.tokens[:, :T], data.tokens[:, 1:T + 1], data.weights[:, :T])
+    inputs, targets, weights, positions, mask = pack(data.tokens, data.lengths, 8, data.weights)
+    assert weights.sum() == data.weights.sum() == sum(min(len(t) + 1, 6) for t in texts)
+    packed = model.loss_and_grads(ckpt.params, model.views(np.zeros(ckpt.config.num_params()), ckpt.config),
+                                  ckpt.config, inputs, targets, weights, packed=(positions, mask))
+    assert packed == pytest.approx(padded, abs=1e-12)

@@ -35,7 +35,7 @@ def test_a_packed_batch_has_the_padded_batchs_loss_and_gradients(n_layer, block_
     g_pad, g_pack = np.zeros_like(flat), np.zeros_like(flat)
     padded = model.loss_and_grads(params, model.views(g_pad, config), config, data.tokens[:, :T],
                                   data.tokens[:, 1 : T + 1], data.weights[:, :T])
-    inputs, targets, weights, positions, mask = pack(data.tokens, lengths, block_size)
+    inputs, targets, weights, positions, mask = pack(data.tokens, lengths, block_size, data.weights)
     assert inputs.shape[0] < len(DOCS) and weights.sum() == lengths.sum()
     packed = model.loss_and_grads(params, model.views(g_pack, config), config, inputs, targets, weights,
                                   packed=(positions, mask))

@@ -30,6 +30,7 @@ from . import model
 from .checkpoint import Checkpoint, CheckpointError
 from .config import ConfigError, GPTConfig
 from .data import VAL_MAX, DataError, Split, default_data_path, iter_documents, read_corpus, stream_corpus
+from .labels import label_tokens
 from .files import check_space, check_writable, replace_together, staged
 from .progress import MetricsLog, Progress, Reading
 from .memory import available_memory, size_text
@@ -89,6 +90,9 @@ def _shape_option(name: str, help: str):
 @click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
 @click.option("--data", type=click.Path(dir_okay=True, path_type=Path), default=None,
               help="UTF-8 text file, one document per line. [default: the shipped US baby names of 2017]")
+@click.option("--labeled", is_flag=True,
+              help="Each line is LABEL[,LABEL...]<TAB>TEXT (e.g. F,1950s<TAB>linda): learn the text given its "
+                   "labels, one per group by place (docs/labels.md). Without it a tab is a character.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path(ckpt_io.DEFAULT_PATH), show_default=True,
               help="Checkpoint to write (.npz); mgpt-export reads this path by default.")
 @click.option("--metrics", type=click.Path(path_type=Path), default=None,
@@ -152,7 +156,7 @@ def _shape_option(name: str, help: str):
               default=novelty.DEFAULT_HASHES, show_default=True, help="The filter's probes per document.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines; the summary only.")
 @click.version_option(__version__, prog_name="mgpt")
-def train_command(data, out, metrics, metrics_every, steps, time_limit, batch_size, lr, warmup, weight_decay,
+def train_command(data, labeled, out, metrics, metrics_every, steps, time_limit, batch_size, lr, warmup, weight_decay,
                   dropout, ema, dtype, n_layer, n_embd, n_head, block_size, seed, init_from, shuffle, val_fraction,
                   val_max, eval_every, pack, blas_threads, keep_best, novelty, novelty_bits, novelty_hashes, quiet):
     """Train microgpt's GPT on a text file and write a checkpoint."""
@@ -168,13 +172,13 @@ def train_command(data, out, metrics, metrics_every, steps, time_limit, batch_si
                                dtype=dtype, time_limit=time_limit, keep_best=keep_best, threads=blas_threads,
                                pack=pack, ema=ema)
         _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, block_size, init_from,
-               val_fraction, val_max, quiet, (novelty_bits, novelty_hashes) if novelty else None)
+               val_fraction, val_max, quiet, (novelty_bits, novelty_hashes) if novelty else None, labeled)
     except USER_ERRORS as e:
         raise click.ClickException(str(e)) from e
 
 
 def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, block_size, init_from,
-           val_fraction, val_max, quiet, novelty_sizes=None):
+           val_fraction, val_max, quiet, novelty_sizes=None, labeled=False):
     # 1) everything that can be wrong with the input is found before any work
     out = check_writable(out, "--out")
     metrics = check_writable(metrics or metrics_path_for(out), "--metrics")
@@ -194,7 +198,7 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
     reading = Reading(lambda text, nl: click.echo(text, nl=nl, err=True), sys.stderr.isatty() and not quiet,
                       data_path.name)
     try:
-        corpus = read_corpus(data_path, reading)
+        corpus = read_corpus(data_path, reading, labeled)
     finally:
         reading.end()
     if init_from is not None:
@@ -202,6 +206,10 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
         if unknown:
             raise DataError(f"the --init-from checkpoint's vocabulary lacks {len(unknown)} characters of the data "
                             f"({''.join(unknown[:10])!r}); train from scratch or clean the data")
+        if labeled != bool(start.vocab.labels):
+            raise DataError(f"the --init-from checkpoint {'has' if start.vocab.labels else 'has no'} labels; "
+                            f"{'pass' if start.vocab.labels else 'drop'} --labeled (docs/labels.md)")
+        corpus.frame(np.arange(min(len(corpus), 1)), start.vocab, start.config.block_size)  # labels it lacks
         config, init = start.config, (start.config, start.vocab, model.flatten(start.params, start.config))
     else:
         config = GPTConfig(1, **{k: v if v is not None else SEED_SHAPE[k] for k, v in shape.items()})
@@ -215,7 +223,10 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
         for ids, lengths in corpus.id_chunks(init[1] if init else Vocab(corpus.chars), novelty.CHUNK_DOCUMENTS):
             novelty_filter.add(ids, lengths)
     # what cannot fit in memory, then on disk, is found now rather than after the training
-    sized = dataclasses.replace(config, vocab_size=config.vocab_size if init else len(corpus.chars) + 1)
+    sized = dataclasses.replace(config, vocab_size=config.vocab_size if init else Vocab(corpus.chars, corpus.groups).size)
+    if labeled and sized.block_size <= len(corpus.groups):
+        raise TrainingError(f"--block-size {sized.block_size} leaves no position for text after the "
+                            f"{len(corpus.groups)} label tokens; raise it")
     check_memory(sized, options.batch_size, split.n_train, len(split.held))
     check_space(out, 8 * sized.num_params() + 65536 + (novelty_filter.data.size if novelty_filter else 0),
                 "--out")  # the float64 weights, the meta and the novelty filter
@@ -300,11 +311,13 @@ def _train(data, out, metrics, metrics_every, options, n_layer, n_embd, n_head, 
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path), default=Path(ckpt_io.DEFAULT_PATH))
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="UTF-8 text file, one document per line. [default: the shipped names]")
+@click.option("--labeled", is_flag=True,
+              help="Each line is LABEL[,LABEL...]<TAB>TEXT: score each text given its labels (a labeled model's).")
 @click.version_option(__version__, prog_name="mgpt")
-def eval_command(model_path, data):
+def eval_command(model_path, data, labeled):
     """Mean negative log-likelihood per predicted token (nats) of MODEL (a checkpoint .npz or an
     exported .onnx, told apart by their content; default: mgpt-checkpoint.npz, where mgpt-train
-    writes) on a data file."""
+    writes) on a data file; with --labeled, of each text given its labels."""
     path = data if data is not None else default_data_path()
     try:
         exported = not is_checkpoint(model_path)  # scored by onnxruntime, through the runtime's Generator
@@ -320,22 +333,37 @@ def eval_command(model_path, data):
                                 f"{size_text(available_memory())} is available")
         # 1) a first pass checks the whole file (UTF-8, line lengths, the model's characters) and
         #    counts, before any scoring; 2) a second scores it. Both stream: any size in bounded memory.
+        if labeled != bool(vocab.labels):
+            raise DataError(f"the model {'has' if vocab.labels else 'has no'} labels; "
+                            f"{'pass' if vocab.labels else 'drop'} --labeled (docs/labels.md)")
         chars, documents, tokens, truncated = set(), 0, 0, 0
-        for part in stream_corpus(path):
+        text_block = block_size - len(vocab.labels)  # the label tokens take positions of the block
+        for part in stream_corpus(path, labeled=labeled):
             chars.update(part.chars)
             lengths = part.lengths(np.arange(len(part)))
             documents += len(part)
-            tokens += int(np.minimum(lengths + 1, block_size).sum())
-            truncated += int(np.sum(lengths + 1 > block_size))
+            tokens += int(np.minimum(lengths + 1, text_block).sum())
+            truncated += int(np.sum(lengths + 1 > text_block))
+            if labeled:
+                label_tokens(part.label_lists, vocab)  # a DataError for a label the model lacks
         unknown = sorted(chars - set(vocab.chars))
         if unknown:
             raise DataError(f"{len(unknown)} characters of the data are not in the model's vocabulary "
                             f"({''.join(unknown[:10])!r}); score text made of the model's characters")
-        if exported:
+        if exported and not labeled:
             nll = generator.score(iter_documents(path))
+        elif exported:  # each label list's texts scored given it: the sum of the lists' mean x tokens
+            total = 0.0
+            for part in stream_corpus(path, labeled=True):
+                for number, labels in enumerate(part.label_lists):
+                    rows = np.flatnonzero(part.label_of == number)
+                    if len(rows):
+                        n = int(np.minimum(part.lengths(rows) + 1, text_block).sum())
+                        total += n * generator.score(part.documents(rows), labels=list(labels))
+            nll = total / tokens
         else:
             total = 0.0
-            for part in stream_corpus(path):
+            for part in stream_corpus(path, labeled=labeled):
                 for lo in range(0, len(part), EVAL_ROWS):
                     framed = part.frame(np.arange(lo, min(lo + EVAL_ROWS, len(part))), vocab, block_size)
                     total += nll_total(ckpt.params, ckpt.config, framed)[0]

@@ -17,7 +17,7 @@ import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from mgpt.runtime.vocab import Vocab
 
 from . import arguments
 from .memory import available_memory, size_text
+
+if TYPE_CHECKING:
+    from .labels import LabelSets
 
 # The shipped dataset: 32,469 US baby names of 2017 (see scripts/make_names.py).
 DEFAULT_DATA = "names.txt"
@@ -77,9 +80,19 @@ class Corpus:
     starts: np.ndarray  # (N + 1,) uint32 (or int64 past 4 G characters), starts[0] = 0
     chars: tuple[str, ...]  # the sorted distinct characters: the vocabulary trained from scratch
     _tables: dict = field(default_factory=dict, repr=False)
+    # labeled documents (--labeled, docs/labels.md): the distinct label lists, one label per group,
+    # and each document's list number (N,); a corpus without labels has () and None
+    label_lists: tuple[tuple[str, ...], ...] = ()
+    label_of: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.starts) - 1
+
+    @property
+    def groups(self) -> tuple[tuple[str, ...], ...]:
+        """The label groups (each place's labels, sorted): the vocabulary's labels trained from scratch."""
+        width = len(self.label_lists[0]) if self.label_lists else 0
+        return tuple(tuple(sorted({labels[g] for labels in self.label_lists})) for g in range(width))
 
     @classmethod
     def from_documents(cls, documents: list[str]) -> "Corpus":
@@ -139,7 +152,21 @@ class Corpus:
 
     def frame(self, rows: np.ndarray, vocab: Vocab, block_size: int, dtype=np.float64) -> Encoded:
         """Documents ``rows`` framed and padded (``Encoded``), looked up in ``vocab``: the one home
-        of the framing, for a training batch, the held-out set and ``encode``."""
+        of the framing, for a training batch, the held-out set and ``encode``. Labeled documents
+        are ``[BOS] + labels + ids + [BOS]``, the label tokens' predictions weighing 0 (labels.py)."""
+        if bool(self.label_lists) != bool(vocab.labels):
+            raise DataError("labeled data needs a labeled model and unlabeled data an unlabeled one (--labeled "
+                            "reads LABELS<TAB>TEXT lines; a model's checkpoint says whether it has labels)")
+        if self.label_lists:
+            from .labels import label_tokens, with_labels
+
+            width = len(vocab.labels)
+            framed = self._frame(rows, vocab, block_size - width, dtype)
+            tokens = label_tokens(self.label_lists, vocab)[self.label_of[np.asarray(rows, dtype=np.int64)]]
+            return with_labels(framed, tokens)
+        return self._frame(rows, vocab, block_size, dtype)
+
+    def _frame(self, rows: np.ndarray, vocab: Vocab, block_size: int, dtype=np.float64) -> Encoded:
         table = self.table(vocab)
         rows = np.asarray(rows, dtype=np.int64)
         start, length = self.starts[rows].astype(np.int64), self.lengths(rows)
@@ -155,7 +182,9 @@ class Corpus:
         return Encoded(tokens, weights, int(np.sum(length + 1 > block_size)), predicts)
 
     def count_longer(self, block_size: int, skip: np.ndarray | None = None, chunk: int = 1 << 20) -> int:
-        """How many documents (but those in ``skip``) are longer than the block (len + 1 > block_size)."""
+        """How many documents (but those in ``skip``) are longer than the block (len + 1 > block_size;
+        a labeled document's labels take positions of the block)."""
+        block_size -= len(self.label_lists[0]) if self.label_lists else 0
         count = 0
         for lo in range(0, len(self), chunk):
             count += int(np.sum(np.diff(self.starts[lo : lo + chunk + 1].astype(np.int64)) + 1 > block_size))
@@ -282,6 +311,29 @@ class _Reader:
             at += len(block)
         return line, offset - last
 
+    def document_line(self, j: int) -> int:
+        """The line (from 1, counted by \n) of document ``j`` (from 0: the j-th non-blank line):
+        found again from the start, only for an error message about that document."""
+        seen = 0
+        for buffer in self._buffers():
+            n = len(self._chunk(buffer).lengths)
+            if seen + n > j:
+                offset, k = 0, j - seen
+                for line in buffer.decode("utf-8").splitlines(keepends=True):
+                    if line.strip():
+                        if not k:
+                            return self._line_at(self.offset + offset)[0]
+                        k -= 1
+                    offset += len(line.encode("utf-8"))
+            seen += n
+        raise AssertionError(f"document {j} is not in the file")  # not reached: j came from this file
+
+    def labels(self) -> "LabelSets":
+        """An empty set of label lists for this file's labeled documents, whose errors name lines."""
+        from .labels import LabelSets
+
+        return LabelSets(self.name, lambda j: f"line {self.document_line(j):,}")
+
     def _too_long(self, start: int, seen: int) -> None:
         """The line at ``start`` has no break in its first ``seen`` bytes: read on to its end
         (without keeping it) for its size, and raise."""
@@ -379,18 +431,21 @@ def _learn_chars(codes: np.ndarray, seen: set[int]) -> None:
         seen.update(np.unique(codes).tolist())
 
 
-def read_corpus(path: str | Path, progress: Callable[[int, int], None] | None = None) -> Corpus:
+def read_corpus(path: str | Path, progress: Callable[[int, int], None] | None = None,
+                labeled: bool = False) -> Corpus:
     """The documents (non-blank lines, without their line breaks: \\n, \\r\\n, \\r or any
     break str.splitlines() knows) of a UTF-8 text file, read in chunks, twice: a first pass checks
     it (bad UTF-8 or a line over MAX_LINE_BYTES is a DataError naming the line, found before
     anything is kept), a second keeps its documents' characters.
     ``progress(bytes_read, bytes_total)`` is called after each chunk. A file larger than the
-    memory available is refused before it is read."""
+    memory available is refused before it is read. ``labeled``: each document is a line
+    ``LABELS<TAB>TEXT`` (docs/labels.md), kept as its text and label list (a bad one is a DataError
+    naming the line)."""
     with contextlib.closing(_Reader(path, progress)) as reader:
-        return _read_corpus(reader, str(path))
+        return _read_corpus(reader, str(path), labeled)
 
 
-def _read_corpus(reader: "_Reader", name: str) -> Corpus:
+def _read_corpus(reader: "_Reader", name: str, labeled: bool = False) -> Corpus:
     size = reader.size
     if size > available_memory():
         raise DataError(f"data file {name!r} is {size_text(size)}, more than the {size_text(available_memory())} "
@@ -401,9 +456,13 @@ def _read_corpus(reader: "_Reader", name: str) -> Corpus:
     starts = np.empty(size // 2 + 2, dtype=np.uint32 if size < 1 << 32 else np.int64)  # a document takes >= 2 bytes
     starts[0] = 0
     n_chars, n_docs, seen = 0, 0, set()
+    sets, label_of = (reader.labels(), np.empty(len(starts) - 1, dtype=np.int32)) if labeled else (None, None)
     for chunk in reader.chunks():
         if not len(chunk.lengths):
             continue
+        if labeled:
+            chunk, numbers = _split_labels(chunk, sets, n_docs)
+            label_of[n_docs : n_docs + len(numbers)] = numbers
         wide = _code_dtype(int(chunk.codes.max()))
         if wide.itemsize > codes.dtype.itemsize:  # a wider character than any before: widen the array
             wider = np.empty(max(size, 1), dtype=wide)
@@ -416,27 +475,43 @@ def _read_corpus(reader: "_Reader", name: str) -> Corpus:
         n_chars, n_docs = n_chars + len(chunk.codes), n_docs + len(ends)
     if not n_docs:
         raise DataError(f"data file {name!r} has no documents, only blank lines; put one document per line")
-    return Corpus(codes[:n_chars], starts[: n_docs + 1], tuple(chr(c) for c in sorted(seen)))
+    return Corpus(codes[:n_chars], starts[: n_docs + 1], tuple(chr(c) for c in sorted(seen)),
+                  label_lists=tuple(sets.lists) if labeled else (),
+                  label_of=label_of[:n_docs].copy() if labeled else None)
 
 
-def stream_corpus(path: str | Path, progress: Callable[[int, int], None] | None = None) -> Iterator[Corpus]:
+def _split_labels(chunk: "_Chunk", sets: "LabelSets", first: int) -> tuple["_Chunk", np.ndarray]:
+    """A chunk of labeled documents as its texts, and each one's label list number."""
+    from .labels import split_chunk
+
+    codes, lengths, numbers = split_chunk(chunk.codes, chunk.lengths, sets, first)
+    return _Chunk(codes, lengths), numbers
+
+
+def stream_corpus(path: str | Path, progress: Callable[[int, int], None] | None = None,
+                  labeled: bool = False) -> Iterator[Corpus]:
     """The documents of a data file as a Corpus a chunk at a time (about CHUNK_BYTES of text each),
     read and checked as by read_corpus, in one pass: any size in bounded memory. Each chunk's
-    ``chars`` are its own."""
+    ``chars`` are its own; with ``labeled``, its ``label_lists`` are every list seen so far."""
     with contextlib.closing(_Reader(path, progress)) as reader:
-        yield from _corpora(reader)
+        yield from _corpora(reader, labeled)
 
 
-def _corpora(reader: "_Reader") -> Iterator[Corpus]:
-    found = False
+def _corpora(reader: "_Reader", labeled: bool = False) -> Iterator[Corpus]:
+    found, sets, n_docs = False, reader.labels() if labeled else None, 0
     for chunk in reader.chunks():
         if len(chunk.lengths):
             found = True
+            numbers = None
+            if labeled:
+                chunk, numbers = _split_labels(chunk, sets, n_docs)
+            n_docs += len(chunk.lengths)
             seen: set[int] = set()
             _learn_chars(chunk.codes, seen)
             starts = np.zeros(len(chunk.lengths) + 1, dtype=np.int64)
             np.cumsum(chunk.lengths, out=starts[1:])
-            yield Corpus(chunk.codes, starts, tuple(chr(c) for c in sorted(seen)))
+            yield Corpus(chunk.codes, starts, tuple(chr(c) for c in sorted(seen)),
+                         label_lists=tuple(sets.lists) if labeled else (), label_of=numbers)
     if not found:
         raise DataError(f"data file {reader.name!r} has no documents, only blank lines; put one document per line")
 

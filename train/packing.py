@@ -34,10 +34,13 @@ def best_fit(lengths: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray
     return row, start, fill
 
 
-def pack(tokens: np.ndarray, lengths: np.ndarray, block_size: int, dtype=np.float64):
+def pack(tokens: np.ndarray, lengths: np.ndarray, block_size: int, doc_weights: np.ndarray):
     """Pack documents ``tokens`` (B, block_size + 1, framed by data.encode) with ``lengths`` (B,)
-    predictions each. Returns inputs, targets, weights, positions (R, T) and the additive attention
-    mask (R, 1, T, T): 0 where a query may see a key (same document, not later), -inf elsewhere."""
+    predictions each, weighed by ``doc_weights`` (B, block_size; a labeled document's label
+    predictions weigh 0). Returns inputs, targets, weights (in doc_weights' dtype), positions (R, T)
+    and the additive attention mask (R, 1, T, T): 0 where a query may see a key (same document, not
+    later), -inf elsewhere."""
+    dtype = doc_weights.dtype
     row, start, fill = best_fit(lengths, block_size)
     R, T = len(fill), max(fill)
     # 1) every predicted token: its document, its index k in the document, and where it goes
@@ -47,7 +50,7 @@ def pack(tokens: np.ndarray, lengths: np.ndarray, block_size: int, dtype=np.floa
     inputs, targets = np.zeros((R, T), np.int64), np.zeros((R, T), np.int64)
     inputs[r, c], targets[r, c] = tokens[doc, k], tokens[doc, k + 1]
     weights, positions = np.zeros((R, T), dtype), np.zeros((R, T), np.int64)
-    weights[r, c], positions[r, c] = 1, k
+    weights[r, c], positions[r, c] = doc_weights[doc, k], k
     # 2) the mask: a padding position is its own document (-1 - column), so it sees itself only
     segment = np.broadcast_to(-1 - np.arange(T), (R, T)).copy()
     segment[r, c] = doc

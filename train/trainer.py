@@ -220,7 +220,7 @@ def _batch(tokens: np.ndarray, weights: np.ndarray, lengths: np.ndarray, config:
     """A step's (inputs, targets, weights, packed) from its documents' rows of data.encode: one
     document a row cut to the longest (packed None), or several a row (see packing.pack)."""
     if pack:
-        inputs, targets, w, positions, mask = packing.pack(tokens, lengths, config.block_size, weights.dtype)
+        inputs, targets, w, positions, mask = packing.pack(tokens, lengths, config.block_size, weights)
         return inputs, targets, w, (positions, mask)
     T = int(lengths.max())
     return tokens[:, :T], tokens[:, 1 : T + 1], weights[:, :T], None
@@ -267,7 +267,7 @@ def train_split(
     if init is not None:
         config, vocab = init[0], init[1]
     else:
-        vocab = Vocab(corpus.chars)
+        vocab = Vocab(corpus.chars, corpus.groups)  # a labeled corpus's label groups too (docs/labels.md)
         config = GPTConfig(vocab.size, config.n_layer, config.n_embd, config.n_head, config.block_size)
     check_memory(config, options.batch_size, n_train, len(data.held))
     flat = (np.array(init[2], dtype=dtype) if init is not None

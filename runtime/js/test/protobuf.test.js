@@ -17,7 +17,7 @@ test('reads the metadata of the exported models', () => {
     assert.deepEqual([...info.vocab.chars], m.chars);
     assert.deepEqual([info.blockSize, info.nLayer, info.nHead, info.headDim], [m.block_size, m.n_layer, m.n_head, m.head_dim]);
     assert.deepEqual(info.vocab.labels, m.labels);
-    assert.equal(info.training.steps > 0, true);
+    if (m.file !== 'labeled.onnx') assert.equal(info.training.steps > 0, true); // labeled.onnx: random weights
   }
 });
 
