@@ -12,7 +12,7 @@ import { Generator, ModelError, PatternError, SamplingError, fullmatch, modelInf
 import { Shape, parsePattern } from '../src/constraints.js';
 import { NoveltyFilter, hashTokens, noveltyFrom } from '../src/novelty.js';
 import { DrawScratch, drawOne } from '../src/sampling.js';
-import { modelPath, ortWeb } from './reference.js';
+import { assertSamples, modelPath, ortWeb, reference } from './reference.js';
 
 // accepted patterns: strings that must match, strings that must not
 const ACCEPTED = [
@@ -202,6 +202,56 @@ describe('controlled samples on onnxruntime-node and onnxruntime-web', async () 
         assert.equal(trace.text, want[59]);
         assert.equal(trace.attempt, attempts.indexOf(want[59]));
       }
+    });
+  }
+});
+
+// Python's options (reference.json's keyword names) as the JavaScript runtime's
+const camel = (options) => Object.fromEntries(Object.entries(options).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c) => c.toUpperCase()), v]));
+// where the engine's logits are Python's to the bit (generator.test.js's BIT_EXACT): samples and traces exactly
+const EXACT = { 'onnxruntime-node': ['names.onnx', 'non_ascii.onnx'] };
+
+describe('controlled samples and traces equal Python\'s (tests/js_reference.py)', async () => {
+  const engines = { 'onnxruntime-node': ortNode, 'onnxruntime-web': await ortWeb() };
+  const { controls, traces } = reference;
+  for (const [engine, ort] of Object.entries(engines)) {
+    const gens = new Map();
+    const load = async (file) => {
+      if (!gens.has(file)) gens.set(file, await Generator.load(modelPath(file), { ort }));
+      return gens.get(file);
+    };
+    for (const batchSize of [1, 7, 4096]) {
+      test(`${engine}, batch ${batchSize}: every case's samples, and the capped call's error`, async () => {
+        let compared = 0;
+        for (const { file, options, seed, count, samples, error } of controls) {
+          const gen = await load(file), exact = EXACT[engine]?.includes(file) ?? false;
+          const call = gen.generate({ numSamples: count, seed: BigInt(seed), batchSize, ...camel(options) });
+          const label = `${file} ${JSON.stringify(options)} seed ${seed}`;
+          if (error) {
+            await assert.rejects(call, (e) => e instanceof SamplingError && e.found === error.found && e.attempts === error.attempts &&
+              e.message === error.message.replaceAll('max_attempts', 'maxAttempts') && (assertSamples(e.samples, error.samples, exact, label), true));
+            compared += error.samples.length;
+          } else {
+            assertSamples(await call, samples, exact, label);
+            compared += samples.length;
+          }
+        }
+        assert.ok(compared >= 1000, `${compared} samples compared`);
+      });
+    }
+
+    test(`${engine}: traces, step by step (probabilities within 1e-12 where the logits are Python's, 1e-4 on wasm)`, async () => {
+      for (const { file, options, seed, index, trace: want } of traces) {
+        const exact = EXACT[engine]?.includes(file) ?? false;
+        const got = await (await load(file)).trace({ seed: BigInt(seed), index, ...camel(options) });
+        const label = `${file} ${JSON.stringify(options)} seed ${seed} index ${index}`;
+        const strip = (t) => ({ ...t, steps: t.steps.map((s) => ({ ...s, top: s.top.map(({ p, ...x }) => x) })) });
+        assert.deepEqual(strip(got), strip(want), label); // tokens, characters, uniforms, positions, texts: exactly
+        got.steps.forEach((step, i) => step.top.forEach((t, j) => {
+          assert.ok(Math.abs(t.p - want.steps[i].top[j].p) <= (exact ? 1e-12 : 1e-4), `${label} step ${i + 1}: ${t.p} vs ${want.steps[i].top[j].p}`);
+        }));
+      }
+      assert.ok(traces.length >= 8);
     });
   }
 });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -256,5 +256,55 @@ test('clicking a sample draws its trace as probability bars: a picture of the ri
   assert.ok(labels.some((l) => /^\d+%$|^<1%$/.test(l)));
   process.stdout.write(`# the trace's screenshot: ${join(pngDir, 'trace.png')}\n`);
   if (!process.env.MGPT_KEEP_SCREENSHOT) rmSync(pngDir, { recursive: true });
+  assert.deepEqual(errors, []);
+});
+
+test('in the page, Python\'s constrained and traced cases (tests/js_reference.py): the same samples and traces', async () => {
+  await fresh('seed=1&count=1');
+  const files = [...new Set([...reference.controls, ...reference.traces].map((c) => c.file))];
+  // each model's bytes, handed to the page as base64 (the reference's models are not served)
+  const models = Object.fromEntries(files.map((f) => [f, readFileSync(modelPath(f)).toString('base64')]));
+  const camel = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c) => c.toUpperCase()), v]));
+  const cases = reference.controls.map(({ file, options, seed, count }) => ({ file, options: camel(options), seed, count }));
+  const traces = reference.traces.map(({ file, options, seed, index }) => ({ file, options: camel(options), seed, index }));
+  const got = await page.evaluate(async ({ models, cases, traces }) => {
+    const ort = await import('/ort/ort.wasm.min.mjs');
+    const { Generator } = await import('/src/index.js');
+    const gens = {};
+    for (const [file, b64] of Object.entries(models)) gens[file] = await Generator.load(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)), { ort });
+    const samples = [];
+    for (const { file, options, seed, count } of cases) {
+      try {
+        samples.push(await gens[file].generate({ numSamples: count, seed: BigInt(seed), batchSize: 64, ...options }));
+      } catch (e) {
+        samples.push({ name: e.name, samples: e.samples, message: e.message });
+      }
+    }
+    const traced = [];
+    for (const { file, options, seed, index } of traces) traced.push(await gens[file].trace({ seed: BigInt(seed), index, ...options }));
+    for (const gen of Object.values(gens)) await gen.release();
+    return { samples, traced };
+  }, { models, cases, traces });
+  let compared = 0;
+  reference.controls.forEach(({ file, options, samples, error }, i) => {
+    const label = `${file} ${JSON.stringify(options)}`;
+    if (error) {
+      assert.equal(got.samples[i].name, 'SamplingError', label);
+      assert.equal(got.samples[i].message, error.message.replaceAll('max_attempts', 'maxAttempts'));
+      assertSamples(got.samples[i].samples, error.samples, false, label);
+      compared += error.samples.length;
+    } else {
+      assertSamples(got.samples[i], samples, false, label); // wasm: see assertSamples
+      compared += samples.length;
+    }
+  });
+  assert.ok(compared >= 1000, `${compared} samples`);
+  reference.traces.forEach(({ trace: want }, i) => {
+    const trace = got.traced[i];
+    assert.equal(trace.text, want.text);
+    assert.deepEqual(trace.steps.map((s) => [s.pick.token, s.uniform, s.top.map((t) => t.token)]),
+      want.steps.map((s) => [s.pick.token, s.uniform, s.top.map((t) => t.token)]));
+    trace.steps.forEach((s, j) => s.top.forEach((t, k) => assert.ok(Math.abs(t.p - want.steps[j].top[k].p) < 1e-4)));
+  });
   assert.deepEqual(errors, []);
 });
