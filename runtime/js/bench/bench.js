@@ -226,6 +226,56 @@ async function controlsCost(tab) {
   return rows;
 }
 
+// ----------------------------------------------------------------------------- novel + unique
+
+const LARGE = fileURLToPath(new URL('../../../models/names-large.onnx', import.meta.url));
+
+/** Names per second returned by plain sampling and by novel + unique (8,192 at batch 1024), per
+ * shipped model and temperature; the share of plain samples those controls accept (judged in
+ * order, as the runtime judges attempts); and the check's own cost per token (the novelty hash and
+ * filter, the set), timed over those samples. */
+async function novelCost() {
+  const rows = [];
+  const { noveltyFrom } = await import('../src/novelty.js');
+  const { strictJson } = await import('../src/metadata.js');
+  for (const [name, path] of [['names', MODEL], ['names-large', LARGE]]) {
+    const gen = await Generator.load(path, { ort: ortNode });
+    const filter = noveltyFrom(strictJson(gen.info.noveltyText));
+    for (const temperature of [0.5, 1.0]) {
+      const call = (controls) => async () => {
+        const t0 = performance.now();
+        const samples = await gen.generate({ numSamples: 8192, batchSize: 1024, temperature, ...controls });
+        return { tokens: samples.length, ms: performance.now() - t0 }; // names, not tokens
+      };
+      const [plainRate, novelRate] = await alternate(call({}), call({ novel: true, unique: true }));
+      const plainSamples = await gen.generate({ numSamples: 8192, batchSize: 1024, temperature, seed: 1 });
+      const ids = plainSamples.map((s) => Array.from(s, (c) => gen.vocab.ids.get(c)));
+      const seen = new Set();
+      let accepted = 0;
+      for (const [i, s] of plainSamples.entries()) if (!filter.has(ids[i]) && !seen.has(s)) { seen.add(s); accepted++; }
+      const tokens = ids.reduce((n, x) => n + x.length, 0), times = [];
+      for (let r = 0; r < repeats; r++) {
+        const t0 = performance.now(), set = new Set();
+        for (const [i, s] of plainSamples.entries()) if (!filter.has(Array.from(s, (c) => gen.vocab.ids.get(c))) && !set.has(s)) set.add(s);
+        times.push(performance.now() - t0);
+      }
+      rows.push([name, temperature, plainRate, novelRate, accepted / plainSamples.length, (median(times) * 1e6) / tokens]);
+    }
+    await gen.release();
+  }
+  return rows;
+}
+
+function printNovel(rows) {
+  console.log('\nnovel + unique beside plain sampling (Node, onnxruntime-node, 8,192 names at batch 1024): names returned per ' +
+    'second, the share of plain samples they accept, and the check\'s own cost (novelty hash and filter, the set) per token:\n');
+  console.log('| model | temperature | plain names/s | novel + unique names/s | accepted | check, ns per token |');
+  console.log('|---|---:|---:|---:|---:|---:|');
+  for (const [name, t, plainRate, novelRate, share, ns] of rows) {
+    console.log(`| ${name} | ${t} | ${k(plainRate)} | ${k(novelRate)} | ${(100 * share).toFixed(1)}% | ${ns.toFixed(0)} |`);
+  }
+}
+
 function printControls(rows) {
   console.log(`\nShape controls: tokens per second with each beside plain sampling, and the cost per drawn token ` +
     '(plain rate / controlled rate; target ≤ 1.25×), alternating in one run:\n');
@@ -337,4 +387,5 @@ printControls(args['no-browser'] ? await controlsCost(null) : await withPage(asy
   await pageGenerator(tab);
   return controlsCost(tab);
 }));
+printNovel(await novelCost());
 await Promise.all([node.release(), web.release(), plainSession.release()]);

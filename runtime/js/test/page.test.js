@@ -168,6 +168,7 @@ test('every control on the page gives the runtime\'s samples for the same option
   const { Generator } = await import('../src/index.js');
   const gen = await Generator.load(modelPath('names.onnx'), { ort: await ortWeb() }); // the page's engine, in Node
   const cases = [
+    ['novel=1&minLength=5', { novel: true, minLength: 5 }], // the shipped model carries the novelty filter
     ['minLength=6&suffix=a&contains=l', { minLength: 6, suffix: 'a', contains: 'l' }],
     [`pattern=${encodeURIComponent('[a-z]{4,6}(a|ie)')}&unique=1`, { pattern: '[a-z]{4,6}(a|ie)', unique: true }],
     ['exclude=anna&exclude=emma&unique=true&prefix=ma', { exclude: ['anna', 'emma'], unique: true, prefix: 'ma' }],
