@@ -54,11 +54,16 @@ async function timed(generate, block) {
   return { tokens: tokensOf(samples, block), ms };
 }
 
-/** Medians of each of `fns`' rates, run alternately after one warm-up each. */
+/** Medians of each of `fns`' rates, run alternately after one warm-up each (`rounds` times, by
+ * default --repeats). */
 async function alternate(...fns) {
+  return alternateRounds(repeats, ...fns);
+}
+
+async function alternateRounds(rounds, ...fns) {
   for (const fn of fns) await fn();
   const rates = fns.map(() => []);
-  for (let r = 0; r < repeats; r++) for (const [i, fn] of fns.entries()) rates[i].push(await rate(fn));
+  for (let r = 0; r < rounds; r++) for (const [i, fn] of fns.entries()) rates[i].push(await rate(fn));
   return rates.map(median);
 }
 
@@ -211,16 +216,35 @@ const info = node.info;
 const CONTROLS = [['pattern', { pattern: '[a-z]{4,6}(a|ie)' }], ['suffix + minLength', { suffix: 'a', minLength: 6 }]];
 const WORK = [['batch 1', 2000, 1], ['batch 1024', 8192, 1024], ['batch 4096', 32768, 4096]];
 
-/** Tokens per second of plain sampling and of each control, alternating, per work size: in Node
- * (onnxruntime-node) and, with a tab, in the page (batch 1 and 1024). */
+/** {tokens, ms} of a Node call, `ms` being the process's CPU time (user + system, every thread's)
+ * rather than the wall clock's: on a shared machine other processes' load stretches the wall
+ * time of one call and not the next, and the CPU time much less. */
+const cpuTimed = (gen, n, batchSize, controls) => async () => {
+  const t0 = process.cpuUsage();
+  const samples = await gen.generate({ numSamples: n, temperature: TEMPERATURE, batchSize, ...controls });
+  const { user, system } = process.cpuUsage(t0);
+  return { tokens: tokensOf(samples, gen.blockSize), ms: (user + system) / 1000 };
+};
+
+/** Per work size, the rates of plain sampling and of each control, alternating round by round, and
+ * each control's cost: the median over rounds of plain rate / controlled rate within the round (a
+ * round's calls run seconds apart, so they see the same load). Node by CPU time (onnxruntime-node),
+ * the page (batch 1 and 1024) by the wall clock. */
 async function controlsCost(tab) {
   const rows = [];
+  const measure = async (fns) => {
+    for (const fn of fns) await fn(); // warm-up
+    const rates = fns.map(() => []);
+    for (let r = 0; r < repeats; r++) for (const [i, fn] of fns.entries()) rates[i].push(await rate(fn));
+    const costs = rates.slice(1).map((rs) => median(rs.map((x, r) => rates[0][r] / x)));
+    return [median(rates[0]), ...rates.slice(1).flatMap((rs, i) => [median(rs), costs[i]])];
+  };
   for (const [label, n, batch] of WORK) {
-    const fns = [mgpt(node, n, batch, { seed: 1 }), ...CONTROLS.map(([, c]) => mgpt(node, n, batch, { seed: 1, ...c }))];
-    rows.push(['Node', label, ...(await alternate(...fns))]);
+    rows.push(['Node (CPU time)', label, ...(await measure([cpuTimed(node, n, batch, { seed: 1 }),
+      ...CONTROLS.map(([, c]) => cpuTimed(node, n, batch, { seed: 1, ...c }))]))]);
     if (tab && batch <= 1024) {
-      const inTab = [inPage(tab, n, batch, { seed: 1 }), ...CONTROLS.map(([, c]) => inPage(tab, n, batch, { seed: 1, ...c }))];
-      rows.push(['page', label, ...(await alternate(...inTab))]);
+      rows.push(['page (wall clock)', label, ...(await measure([inPage(tab, n, batch, { seed: 1 }),
+        ...CONTROLS.map(([, c]) => inPage(tab, n, batch, { seed: 1, ...c }))]))]);
     }
   }
   return rows;
@@ -247,7 +271,8 @@ async function novelCost() {
         const samples = await gen.generate({ numSamples: 8192, batchSize: 1024, temperature, ...controls });
         return { tokens: samples.length, ms: performance.now() - t0 }; // names, not tokens
       };
-      const [plainRate, novelRate] = await alternate(call({}), call({ novel: true, unique: true }));
+      // three rounds: a novel + unique call of names-large at temperature 0.5 takes ~15 s
+      const [plainRate, novelRate] = await alternateRounds(3, call({}), call({ novel: true, unique: true }));
       const plainSamples = await gen.generate({ numSamples: 8192, batchSize: 1024, temperature, seed: 1 });
       const ids = plainSamples.map((s) => Array.from(s, (c) => gen.vocab.ids.get(c)));
       const seen = new Set();
@@ -267,7 +292,7 @@ async function novelCost() {
 }
 
 function printNovel(rows) {
-  console.log('\nnovel + unique beside plain sampling (Node, onnxruntime-node, 8,192 names at batch 1024): names returned per ' +
+  console.log('\nnovel + unique beside plain sampling (Node, onnxruntime-node, 8,192 names at batch 1024, medians of 3): names returned per ' +
     'second, the share of plain samples they accept, and the check\'s own cost (novelty hash and filter, the set) per token:\n');
   console.log('| model | temperature | plain names/s | novel + unique names/s | accepted | check, ns per token |');
   console.log('|---|---:|---:|---:|---:|---:|');
@@ -277,12 +302,14 @@ function printNovel(rows) {
 }
 
 function printControls(rows) {
-  console.log(`\nShape controls: tokens per second with each beside plain sampling, and the cost per drawn token ` +
-    '(plain rate / controlled rate; target ≤ 1.25×), alternating in one run:\n');
+  console.log(`\nShape controls: tokens per second with each beside plain sampling (medians of ${repeats} rounds), and ` +
+    'the cost per drawn token (the median of plain rate / controlled rate within a round; target ≤ 1.25×):\n');
   console.log(`| where | work | plain | ${CONTROLS.map(([name]) => `${name} | cost`).join(' | ')} |`);
   console.log(`|---|---|---:|${CONTROLS.map(() => '---:|---:').join('|')}|`);
-  for (const [where, label, plainRate, ...rates] of rows) {
-    console.log(`| ${where} | ${label} | ${k(plainRate)} | ${rates.map((r) => `${k(r)} | ${(plainRate / r).toFixed(2)}×`).join(' | ')} |`);
+  for (const [where, label, plainRate, ...rest] of rows) {
+    const cells = [];
+    for (let i = 0; i < rest.length; i += 2) cells.push(`${k(rest[i])} | ${rest[i + 1].toFixed(2)}×`);
+    console.log(`| ${where} | ${label} | ${k(plainRate)} | ${cells.join(' | ')} |`);
   }
 }
 
