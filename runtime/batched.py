@@ -86,6 +86,37 @@ class Batch:
         self.masked = plan.constraint is not None
         self.states = np.full(B, plan.constraint.start if self.masked else 0, dtype=np.int64)
 
+    @classmethod
+    def starting(cls, runner: StepRunner, parts: list[Part]) -> Batch:
+        """One new batch for several parts whose contexts have the same length: what joining a
+        batch per part gives, made at once (the server starts a tick's requests this way)."""
+        if len(parts) == 1:
+            return cls(runner, parts[0])
+        plans = [part.plan for part in parts]
+        start = plans[0].start
+        assert all(plan.start == start for plan in plans), "contexts of different lengths"
+        sizes = [part.size for part in parts]
+        N, L = sum(sizes), max(plan.length for plan in plans)
+        self = cls.__new__(cls)
+        self.runner, self.parts, self.position = runner, list(parts), start
+        self.columns = np.cumsum([0, *sizes[:-1]]).tolist()
+        self.lasts = {plan.length - 1 for plan in plans}
+        self.streams = any(part.streams for part in parts)
+        self.alive = np.arange(N)
+        # every row's uniforms in one pass (greedy rows' go unread: a draw at temperature 0 takes none)
+        seeds = np.repeat(np.array([plan.seed % 2**64 for plan in plans], dtype=np.uint64), sizes)
+        self.u = sampling.row_uniforms(seeds, np.concatenate([part.indices for part in parts]), L).T.copy()
+        self.drawn = np.full((L, N), runner.info.bos, dtype=np.int64)
+        self.token = None
+        self.cache = [np.concatenate(layer) for layer in zip(*(plan.cache for plan in plans))]
+        self.logits = np.stack([plan.logits for plan in plans])
+        self.expand = np.repeat(np.arange(len(parts)), sizes)
+        self.feed = {}
+        self.masked = any(plan.constraint is not None for plan in plans)
+        self.states = np.repeat(np.array([plan.constraint.start if plan.constraint is not None else 0
+                                          for plan in plans], dtype=np.int64), sizes)
+        return self
+
     def __len__(self) -> int:
         return len(self.alive)
 

@@ -35,6 +35,9 @@ class Limits:
     queue: int = 512  # completion requests in flight at once (429 beyond)
     timeout: float = 30.0  # seconds a completion request may take (504 beyond)
     retry_after: int = 1  # seconds, told to a client refused with 429
+    # new requests start together at most every this many ticks: fewer positions in flight, so
+    # fewer and larger graph steps (n=1 at 64 connections: 1 -> 3,000 requests/s, 4 -> 4,600)
+    cohort_ticks: int = 4
 
 
 @dataclass
@@ -51,7 +54,8 @@ class App:
     def __init__(self, settings: Settings):
         self.settings, self.limits = settings, settings.limits
         self.metrics = Metrics()
-        self.engines = {name: Engine(gen, self.metrics) for name, gen in settings.models.items()}
+        self.engines = {name: Engine(gen, self.metrics, settings.limits.cohort_ticks)
+                        for name, gen in settings.models.items()}
         self.key = settings.api_key.encode() if settings.api_key else None
         largest_block = max(gen.block_size for gen in settings.models.values())
         self.completion_fields = schema.completion_fields(self.limits.max_n, self.limits.max_prompts, largest_block)
@@ -267,8 +271,8 @@ class App:
 
     def count_tokens(self, request) -> None:
         used = completions.usage(request)
-        self.metrics.tokens.labels("prompt").inc(used["prompt_tokens"])
-        self.metrics.tokens.labels("completion").inc(used["completion_tokens"])
+        self.metrics.prompt_tokens.inc(used["prompt_tokens"])
+        self.metrics.completion_tokens.inc(used["completion_tokens"])
 
     async def score(self, scope, receive, send, origin) -> int:
         values = schema.check(self.score_fields, schema.REQUIRED["score"], await self.read_json(scope, receive))

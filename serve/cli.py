@@ -76,6 +76,9 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
               help="Seconds a completion request may take (504 beyond).")
 @click.option("--drain-timeout", type=FiniteRange(min=0), default=10.0, show_default=True,
               help="On SIGTERM, seconds to finish the requests in flight before exiting.")
+@click.option("--cohort-ticks", type=click.IntRange(1), default=4, show_default=True,
+              help="New requests start together at most every this many steps: larger batches, a little "
+                   "more latency.")
 @click.option("--reuse-port", is_flag=True,
               help="Let several mgpt-serve processes listen on the same port (SO_REUSEPORT): the kernel "
                    "shares connections among them.")
@@ -83,7 +86,7 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
               show_default=True, help="uvicorn's log level (info prints the address and each start and stop).")
 @click.version_option(package_name="mgpt", prog_name="mgpt")
 def serve_command(models, host, port, api_key, no_key_ok, cors_origins, max_n, max_body, queue, timeout,
-                  drain_timeout, reuse_port, log_level):
+                  drain_timeout, cohort_ticks, reuse_port, log_level):
     """Serve mgpt models over HTTP: OpenAI's completions API, continuous batching, the same samples
     for the same seed whatever else runs."""
     try:
@@ -113,7 +116,7 @@ def serve_command(models, host, port, api_key, no_key_ok, cors_origins, max_n, m
             raise OptionError(f"two models would be served as {name!r} (--model {given}); rename one file")
         loaded[name] = generator
     sock = listening_socket(host, port, reuse_port)
-    limits = Limits(max_body=max_body, max_n=max_n, queue=queue, timeout=timeout)
+    limits = Limits(max_body=max_body, max_n=max_n, queue=queue, timeout=timeout, cohort_ticks=cohort_ticks)
     app = App(Settings(loaded, api_key, list(cors_origins), limits))
     config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=drain_timeout,
                             lifespan="on", **_fast_parts())

@@ -27,6 +27,7 @@ class Metrics:
                                     buckets=ROW_BUCKETS, registry=registry)
         self.tokens = Counter("mgpt_tokens", "Tokens: prompt (BOS and the prompt's characters, once per "
                               "choice) and completion (draws, each ending BOS included)", ["kind"], registry=registry)
+        self.prompt_tokens, self.completion_tokens = self.tokens.labels("prompt"), self.tokens.labels("completion")
         self._requests = {}  # (endpoint, status) -> the child counter: labels() costs more than inc()
         self._latency = {}
 

@@ -130,6 +130,27 @@ def test_fresh_batches_join_and_draw_as_they_would_apart(gen):
         assert part.texts() == gen.generate(first + n, **options)[first:]
 
 
+def test_a_batch_started_with_many_parts_draws_as_they_would_apart(gen):
+    runner = gen._runner
+    calls = [c for c in CALLS if not c[0].get("prefix")]
+    parts = [Part(gen.plan(**options), np.arange(first, first + n), runner.info.vocab) for options, first, n in calls]
+    batch = Batch.starting(runner, parts)
+    assert len(batch) == sum(len(p.indices) for p in parts)
+    while len(batch):
+        batch.step()
+    for (options, first, n), part in zip(calls, parts):
+        assert part.texts() == gen.generate(first + n, **options)[first:], options
+
+
+def test_row_uniforms_are_each_seeds_uniforms():
+    from mgpt.runtime import sampling
+
+    seeds, indices = [1, 2**64 - 1, -5, 2**70 + 3], [0, 7, 3, 1]
+    rows = sampling.row_uniforms([s % 2**64 for s in seeds], indices, 9)
+    for row, seed, index in zip(rows, seeds, indices):
+        assert np.array_equal(row, sampling.uniforms(seed, [index], 9)[0])
+
+
 def test_batches_at_different_stages_do_not_join(gen):
     runner = gen._runner
     a = Batch(runner, Part(gen.plan(seed=1), np.arange(50), runner.info.vocab))

@@ -121,6 +121,19 @@ def test_options_give_what_the_runtime_gives_alone(server, models, body):
     assert [c.text for c in completion.choices] == alone(models, body)
 
 
+def test_lone_one_sample_requests_are_the_same_samples(server, models):
+    # one at a time, so the server is idle when each comes: the batch-1 loop draws it
+    for seed in range(12):
+        body = {"model": ["names", "names-large"][seed % 2], "n": 1, "seed": seed, "temperature": 0.3 + seed / 5,
+                "prompt": ["", "a", "jo"][seed % 3], "max_tokens": [None, 3][seed % 2], "top_k": [None, 4][seed % 3 == 1]}
+        status, answer = server.post("/v1/completions", body)
+        assert status == 200 and [c["text"] for c in answer["choices"]] == alone(models, body), body
+        choice = answer["choices"][0]
+        longest = min(len(body["prompt"]) + (body["max_tokens"] or 99), models[body["model"]].block_size)
+        assert choice["finish_reason"] == ("length" if len(body["prompt"] + choice["text"]) == longest else "stop")
+        assert answer["usage"]["completion_tokens"] == len(choice["text"]) + (choice["finish_reason"] == "stop")
+
+
 def test_prompt_lists_echo_and_stop(server, models):
     completion = client(server).completions.create(model="names", prompt=["a", "jo"], n=3, seed=4, echo=True)
     expected = [f"a{t}" for t in alone(models, dict(model="names", prompt="a", n=3, seed=4))]
@@ -344,6 +357,26 @@ def test_the_key_is_required_and_compared(keyed):
     with pytest.raises(openai.AuthenticationError):
         client(keyed, "wrong").completions.create(model="names", prompt="")
     assert client(keyed, KEY).completions.create(model="names", prompt="", seed=1).choices
+
+
+def test_cors_is_off_unless_origins_are_given(server):
+    headers = {"origin": "http://app.example"}
+    status, answer_headers, _ = server.request("POST", "/v1/completions", {"model": "names"}, headers)
+    assert status == 200 and "access-control-allow-origin" not in {k.lower() for k in answer_headers}
+    cors = Server("--cors-origin", "http://app.example")
+    try:
+        preflight = cors.request("OPTIONS", "/v1/completions", headers={
+            **headers, "access-control-request-method": "POST", "access-control-request-headers": "content-type"})
+        assert preflight[0] == 204 and preflight[1]["access-control-allow-origin"] == "http://app.example"
+        assert "POST" in preflight[1]["access-control-allow-methods"]
+        status, answer_headers, _ = cors.request("POST", "/v1/completions", {"model": "names"}, headers)
+        assert status == 200 and answer_headers["access-control-allow-origin"] == "http://app.example"
+        status, answer_headers, _ = cors.request("POST", "/v1/completions", {"model": "names"},
+                                                 {"origin": "http://other.example"})
+        assert status == 200 and "access-control-allow-origin" not in {k.lower() for k in answer_headers}
+        assert cors.request("OPTIONS", "/v1/completions", headers={"origin": "http://other.example"})[0] == 405
+    finally:
+        assert cors.stop() == 0
 
 
 def test_a_client_that_goes_away_has_its_rows_dropped(server):
