@@ -426,7 +426,11 @@ def _learn_chars(codes: np.ndarray, seen: set[int]) -> None:
     """Add the code points of ``codes`` to ``seen``: for ASCII, what is left once the known ones
     are removed (usually nothing, at memory speed); else each distinct one."""
     if codes.dtype == np.uint8 and (not len(codes) or codes.max() < 0x80):
-        seen.update(codes.tobytes().translate(None, bytes(sorted(c for c in seen if c < 0x80))))
+        rest = codes.tobytes().translate(None, bytes(sorted(c for c in seen if c < 0x80)))
+        while rest:  # the new characters of a sample, then what is left without them: a few rounds
+            new = set(rest[:4096])
+            seen.update(new)
+            rest = rest.translate(None, bytes(sorted(new)))
     else:
         seen.update(np.unique(codes).tolist())
 
