@@ -57,12 +57,12 @@ def run(name: str, args: list[str], workdir: Path) -> dict:
     return {"ckpt": ckpt, "samples": samples}
 
 
-def tokens_per_second(generator: Generator, samples: int, batch_size: int, repeats: int = 3) -> float:
+def tokens_per_second(generator: Generator, samples: int, batch_size: int, repeats: int = 3, labels=None) -> float:
     """Drawn tokens (characters and each sample's ending) per second, median of ``repeats``."""
     rates = []
     for seed in range(repeats):
         start = time.perf_counter()
-        texts = generator.generate(samples, seed=seed, batch_size=batch_size)
+        texts = generator.generate(samples, seed=seed, batch_size=batch_size, labels=labels)
         rates.append((sum(map(len, texts)) + samples) / (time.perf_counter() - start))
     return statistics.median(rates)
 
@@ -76,11 +76,14 @@ def shipped() -> None:
         ckpt = load(path.with_suffix(".npz"))
         c, t = ckpt.config, ckpt.training
         generator = Generator(name)
-        one, many = tokens_per_second(generator, 2_000, 1), tokens_per_second(generator, 20_000, 4096)
+        labels = [group[0] for group in generator.vocab.labels] or None  # a labeled model: each group's first
+        one = tokens_per_second(generator, 2_000, 1, labels=labels)
+        many = tokens_per_second(generator, 20_000, 4096, labels=labels)
         print(f"| `{name}` | {c.n_layer}×{c.n_embd}, {c.n_head} heads, block {c.block_size} | {c.num_params():,} "
               f"| {path.stat().st_size / 1e3:,.0f} kB | {path.with_suffix('.npz').stat().st_size / 1e3:,.0f} kB "
               f"| {t['val_loss']:.3f} | {t['steps']:,} | {one:,.0f} | {many:,.0f} "
-              f"| {', '.join(generator.generate(5, seed=1))} |", flush=True)
+              f"| {', '.join(generator.generate(5, seed=1, labels=labels))}{f' ({chr(44).join(labels)})' if labels else ''} |",
+              flush=True)
 
 
 def main() -> None:

@@ -42,8 +42,12 @@ def verify(model: onnx.ModelProto, checkpoint: Checkpoint, batch: int = BATCH, s
            tolerance: float = TOLERANCE, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL) -> float:
     """The largest absolute difference between onnxruntime and ``mgpt.train.model.step`` over a full
     rollout: positions 0..block_size-1, ``batch`` rows of random tokens, each side feeding its own
-    cache back. Raises ExportError when it exceeds ``tolerance`` (or is not finite)."""
+    cache back. Raises ExportError when it exceeds ``tolerance`` (or is not finite). A labeled
+    model's label-token logits, which no runtime draws or scores and which training drives to
+    large negative values (about -200 in names-era, where float32 rounding alone is ~1e-4), are
+    held to ``tolerance`` relative to their size."""
     config = checkpoint.config
+    drawable = checkpoint.vocab.drawable
     try:
         sess = session(model, level)
     except Exception as e:  # onnxruntime raises its own exception types, without a common base
@@ -68,8 +72,11 @@ def verify(model: onnx.ModelProto, checkpoint: Checkpoint, batch: int = BATCH, s
         if not all(np.all(np.isfinite(a)) for a in (ref_logits, *ref_keys, *ref_values)):
             raise CheckpointError(f"the checkpoint's weights give non-finite values in the NumPy forward itself at "
                                   f"position {position}: the checkpoint is the problem, not the export; retrain it")
-        for got, want in zip([logits, *keys, *values], [ref_logits, *ref_keys, *ref_values]):
-            error = float(np.max(np.abs(got - want), initial=0.0))
+        for j, (got, want) in enumerate(zip([logits, *keys, *values], [ref_logits, *ref_keys, *ref_values])):
+            difference = np.abs(got - want)
+            if j == 0 and drawable < config.vocab_size:  # a labeled model's label columns: relative
+                difference[:, drawable:] /= np.maximum(1.0, np.abs(want[:, drawable:]))
+            error = float(np.max(difference, initial=0.0))
             if not error <= tolerance:  # also catches NaN
                 raise ExportError(f"verification failed: onnxruntime differs from the NumPy forward by {error:.3g} "
                                   f"at position {position} (tolerance {tolerance:g})")

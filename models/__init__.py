@@ -4,5 +4,5 @@ Imports nothing: the runtime looks models up here by name without loading anythi
 The README's "Shipped models" section gives each one's training command, size and held-out NLL.
 """
 
-NAMES = ("names", "names-large")  # the first is the default
+NAMES = ("names", "names-large", "names-era")  # the first is the default; names-era is labeled (docs/labels.md)
 DEFAULT = NAMES[0]

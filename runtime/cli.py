@@ -38,7 +38,8 @@ EXCLUDE_HINT = "pass a UTF-8 text file with one string per line to --exclude"
 
 @click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
 @click.option("--model", "model_path", default=None,
-              help="An mgpt .onnx file, or a shipped model by name: names (the default) or names-large.")
+              help="An mgpt .onnx file, or a shipped model by name: names (the default), names-large or names-era "
+                   "(labeled: give --label).")
 @click.option("-n", "--num-samples", type=click.IntRange(min=0), default=20, show_default=True,
               help="Samples to draw.")
 @click.option("-t", "--temperature", type=FiniteRange(min=0), default=0.5, show_default=True,

@@ -34,7 +34,7 @@ COMPILED = 16  # shape controls whose automata a Generator keeps
 
 class Generator:
     """Samples from an mgpt ``.onnx`` step graph: a path, or a shipped model's name (``"names"``,
-    ``"names-large"``; when no file of that name is here), or None for the default shipped model.
+    ``"names-large"``, ``"names-era"``; when no file of that name is here), or None for the default shipped model.
 
     ``threads`` splits large batches across threads (default: the usable CPUs), each running its part
     on its own with onnxruntime's GIL-free ``run``; ``session_threads`` is onnxruntime's intra-op

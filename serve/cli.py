@@ -57,7 +57,7 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
 
 @click.command(cls=Command, context_settings=CONTEXT_SETTINGS)
 @click.option("--model", "models", multiple=True,
-              help="An mgpt .onnx file, or a shipped model by name (names, names-large); repeat to serve "
+              help="An mgpt .onnx file, or a shipped model by name (names, names-large, names-era); repeat to serve "
                    "several. Served under the shipped name or the file's stem. [default: names]")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; another than loopback needs --api-key (or --no-key-ok).")

@@ -64,6 +64,12 @@ ENDINGS_SAMPLE_CASES = [
     ({"labels": ["A", "L"], "temperature": 1.0, "contains": "e"}, 3, 150),
     ({"labels": ["A", "L"], "temperature": 0.0}, 5, 2),
 ]
+# the shipped labeled model (3 layers, block 18): few samples, as names-large
+ERA_SAMPLE_CASES = [
+    ({"labels": ["M", "1950s"], "temperature": 0.5}, 1, 100),
+    ({"labels": ["2010s", "F"], "temperature": 1.0, "top_k": 10, "prefix": "PREFIX"}, 2, 100),
+    ({"labels": ["F", "1910s"], "temperature": 1.0, "suffix": "ie"}, 3, 50),
+]
 
 
 # Sampling controls (docs/sampling-controls.md). reference.json's "controls" holds, per case: "file"
@@ -170,7 +176,8 @@ def model_reference(path: Path, prefix: str, sample_cases=SAMPLE_CASES, labels: 
             "labels": [list(g) for g in gen.vocab.labels],
             "n_layer": gen.info.n_layer, "n_head": gen.info.n_head, "head_dim": gen.info.head_dim,
             "training": gen.info.training, "cases": cases, "rollout": rollout(path, gen),
-            "score": {"texts": texts, "labels": labels, "nll": gen.score(texts, labels=labels)}}
+            "score": {"texts": texts, "labels": labels, "nll": gen.score(texts, labels=labels)},
+            "trace": gen.trace(temperature=1.0, seed=11, index=3, labels=labels) if labels else None}
 
 
 def rollout(path: Path, gen: Generator, rows: int = 128) -> dict:
@@ -326,13 +333,15 @@ def write_reference(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(default_model_path(), directory / "names.onnx")
     shutil.copy(default_model_path().with_name("names-large.onnx"), directory / "names-large.onnx")
+    shutil.copy(default_model_path().with_name("names-era.onnx"), directory / "names-era.onnx")
     models = [model_reference(directory / "names.onnx", "ma"),
               model_reference(non_ascii_model(directory), "γά😀"),
               model_reference(directory / "names-large.onnx", "ma", LARGE_SAMPLE_CASES),
               model_reference(runtime_models.export_to(runtime_models.labeled_checkpoint(), directory / "labeled.onnx"),
                               "no", LABELED_SAMPLE_CASES, ["M", "x y"]),
               model_reference(runtime_models.export_to(runtime_models.trained_labeled_checkpoint(directory)[0],
-                                                       directory / "endings.onnx"), "li", ENDINGS_SAMPLE_CASES, ["O", "L"])]
+                                                       directory / "endings.onnx"), "li", ENDINGS_SAMPLE_CASES, ["O", "L"]),
+              model_reference(directory / "names-era.onnx", "ma", ERA_SAMPLE_CASES, ["F", "1950s"])]
     reference = {"models": models, "uniforms": uniforms_reference(), "draws": draws_reference(),
                  "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name,
                  "non_finite_record": non_finite_record_model(directory / "nan_record.onnx"),

@@ -82,7 +82,10 @@ export interface TraceOptions extends SampleOptions, SetOptions {
 /** A token in a trace: its id, and its character (null for BOS). */
 export interface TraceToken {
   token: number;
+  /** null for BOS and for a label token (a labeled model's step 1 input) */
   char: string | null;
+  /** a label token's label */
+  label?: string;
 }
 
 /** One draw of a traced sample. */

@@ -170,7 +170,9 @@ export class Generator {
       attempt = attempts[index];
     }
     const { chars, bos } = this.vocab;
-    const token = (t) => ({ token: t, char: t < bos ? chars[t] : null }); // BOS and a label token (step 1's input): no char
+    const labels = this.vocab.labels.flat(); // token bos + 1 + i is labels[i]
+    // BOS: no char; a label token (a labeled model's step 1 input): no char, its label, as tracing.py
+    const token = (t) => (t > bos ? { token: t, char: null, label: labels[t - bos - 1] } : { token: t, char: t === bos ? null : chars[t] });
     const steps = [];
     let text = plan.prefix, input = plan.context.at(-1), stopped = false;
     const record = (logits, row, u, t, p) => {

@@ -46,7 +46,7 @@ for (const [engine, ortOf] of Object.entries(engines)) {
             assertSamples(got, samples, exact, `${JSON.stringify(options)} seed ${seed}`);
             compared += samples.length;
           }
-          if (m.file !== 'names-large.onnx') assert.ok(compared >= 1000, `${compared} samples`);
+          if (!['names-large.onnx', 'names-era.onnx'].includes(m.file)) assert.ok(compared >= 1000, `${compared} samples`);
         });
       }
 
@@ -61,7 +61,7 @@ for (const [engine, ortOf] of Object.entries(engines)) {
         }
       });
 
-      test('logits within 1e-5 of Python onnxruntime\'s over a rollout of many rows', () => {
+      test('logits within 1e-5 of Python onnxruntime\'s (relative above 1) over a rollout of many rows', () => {
         assert.ok(m.rollout.tokens[0].length >= 64, `${m.rollout.tokens[0].length} rows`);
         assert.ok(worst < 1e-5, `largest difference ${worst}`);
       });
@@ -80,6 +80,17 @@ for (const [engine, ortOf] of Object.entries(engines)) {
       });
 
       if (m.labels.length) {
+        test('a labeled trace is Python\'s: step 1\'s input is the last label token, with its label', async () => {
+          const got = await gen.trace({ temperature: 1.0, seed: 11n, index: 3, labels: m.score.labels });
+          const want = m.trace;
+          assert.deepEqual(got.steps[0].input, want.steps[0].input);
+          assert.equal(got.steps[0].input.label, m.score.labels.find((l) => m.labels.at(-1).includes(l)));
+          if (exact) {
+            assert.equal(got.text, want.text);
+            assert.deepEqual(got.steps.map((s) => s.pick), want.steps.map((s) => s.pick));
+          }
+        });
+
         test('labels are needed, one per group, and an unknown one is an error listing them', async () => {
           const all = m.labels.map((g) => g.join(' | ')).join('; ');
           await assert.rejects(gen.generate({ labels: ['nope', m.labels[0][0]] }),
@@ -117,7 +128,11 @@ async function rolloutDifference(gen, m) {
     feeds.token = new gen.ort.Tensor('int64', BigInt64Array.from(tokens[p], BigInt), [rows]);
     feeds.position = new gen.ort.Tensor('int64', BigInt64Array.of(BigInt(p)), []);
     const out = await runInLane(gen.ort, gen.session, feeds);
-    logits[p].flat().forEach((want, i) => { worst = Math.max(worst, Math.abs(out.logits.data[i] - want)); });
+    // relative to the logit's size above 1: float32 rounding grows with it (names-era's label columns,
+    // never drawn, are trained to about -200, and its characters' logits reach tens)
+    logits[p].flat().forEach((want, i) => {
+      worst = Math.max(worst, Math.abs(out.logits.data[i] - want) / Math.max(1, Math.abs(want)));
+    });
     for (const name of Object.keys(feeds)) {
       if (name.startsWith('past_key_values')) feeds[name] = out[name.replace('past_key_values', 'present')];
     }

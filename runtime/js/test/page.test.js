@@ -152,7 +152,7 @@ async function fresh(query) {
 test('the picker offers the shipped models by name, and one picked by name is sampled', async () => {
   await fresh('seed=1&count=5');
   const offered = await page.$$eval('#model-name option', (options) => options.map((o) => o.textContent));
-  assert.deepEqual(offered, ['names', 'names-large']);
+  assert.deepEqual(offered, ['names', 'names-era', 'names-large']);
   const large = reference.models.find((m) => m.file === 'names-large.onnx');
   const { seed, samples } = large.cases[0]; // temperature 0.5
   await page.fill('#count', '50');
@@ -162,6 +162,26 @@ test('the picker offers the shipped models by name, and one picked by name is sa
   assert.match(await page.textContent('#shape'), /block size\s*16/);
   assert.deepEqual(await fresh(`model=names-large&seed=${seed}&count=20`), await page.$$eval('#samples li', (li) => li.map((x) => x.textContent)));
   assertSamples(await page.$$eval('#samples li', (li) => li.map((x) => x.textContent)), samples.slice(0, 20), false, '?model=names-large');
+});
+
+test('a labeled model gets a picker per label group, and its samples are Python\'s for the labels picked', async () => {
+  const era = reference.models.find((m) => m.file === 'names-era.onnx');
+  const { seed, samples, options } = era.cases[0]; // M, 1950s at temperature 0.5
+  const got = await fresh(`model=names-era&label=${options.labels.join('&label=')}&seed=${seed}&count=100&temperature=0.5`);
+  assertSamples(got, samples, false, 'names-era from the address');
+  assert.deepEqual(await page.$$eval('#labels select', (s) => s.map((x) => x.value)), ['M', '1950s']);
+  assert.deepEqual(await page.$$eval('#label-0 option', (o) => o.map((x) => x.value)), ['F', 'M']);
+  assert.match(await page.textContent('#shape'), /labels\s*F \| M; 1880s \| 1890s/); // the record lists them
+  const { Generator } = await import('../src/index.js');
+  const gen = await Generator.load(modelPath('names-era.onnx'), { ort: await ortWeb() }); // the page's engine, in Node
+  await page.selectOption('#label-0', 'F');
+  await page.selectOption('#label-1', '1910s');
+  await page.click('#generate');
+  assertSamples(await samplesAfter(2), await gen.generate({ numSamples: 100, seed: BigInt(seed), temperature: 0.5, labels: ['F', '1910s'] }),
+    false, 'pickers F, 1910s');
+  await fresh('model=names&seed=1&count=5'); // a model without labels: no pickers
+  assert.equal(await page.$eval('#labels', (f) => f.hidden), true);
+  assert.deepEqual(errors, []);
 });
 
 test('every control on the page gives the runtime\'s samples for the same options', async () => {

@@ -94,11 +94,13 @@ test('serves the page, the runtime, onnxruntime-web\'s three files and the model
 test('the picker\'s list: the served model first, then the repository\'s shipped ones other than it', async () => {
   const models = async (address) => (await fetch(new URL('/models.json', address))).json();
   await serving(async (address) => {
-    assert.deepEqual(await models(address), [{ name: 'names', url: '/model.onnx' }, { name: 'names-large', url: '/models/names-large.onnx' }]);
+    assert.deepEqual(await models(address), [{ name: 'names', url: '/model.onnx' }, { name: 'names-era', url: '/models/names-era.onnx' },
+      { name: 'names-large', url: '/models/names-large.onnx' }]);
   });
   const large = fileURLToPath(new URL('../../../models/names-large.onnx', import.meta.url));
   await serving(async (address) => {
-    assert.deepEqual(await models(address), [{ name: 'names-large', url: '/model.onnx' }, { name: 'names', url: '/models/names.onnx' }]);
+    assert.deepEqual(await models(address), [{ name: 'names-large', url: '/model.onnx' }, { name: 'names-era', url: '/models/names-era.onnx' },
+      { name: 'names', url: '/models/names.onnx' }]);
     const [a, b] = await Promise.all(['/model.onnx', '/models/names.onnx'].map(async (p) => (await fetch(new URL(p, address))).arrayBuffer()));
     assert.ok(a.byteLength > b.byteLength); // the large model is served as the model, the small one by name
   }, '--model', large);

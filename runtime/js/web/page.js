@@ -3,7 +3,8 @@
 // sample appearing as it is drawn; clicking a sample draws its trace as probability bars. Everything
 // runs here, with onnxruntime-web's wasm files served by serve.js. The URL's query string can preset
 // the controls (?model=names-large&seed=1&count=5&temperature=0.8&topK=10&topP=0.9&prefix=ma&minLength=4
-// &suffix=a&contains=l&pattern=...&novel=1&unique=1&exclude=anna&exclude=emma).
+// &suffix=a&contains=l&pattern=...&novel=1&unique=1&exclude=anna&exclude=emma; a labeled model's labels:
+// &label=F&label=1950s).
 
 import * as ort from '/ort/ort.wasm.min.mjs';
 import { Generator } from '/src/index.js';
@@ -66,7 +67,9 @@ function describe(gen) {
   const parameters = (2 * info.vocabSize + info.blockSize) * info.nEmbd + 12 * info.nLayer * info.nEmbd ** 2;
   const shape = {
     parameters: parameters.toLocaleString('en'),
-    'vocabulary size': `${info.vocabSize} (${info.vocabSize - 1} characters + BOS)`,
+    'vocabulary size': `${info.vocabSize} (${gen.vocab.chars.length} characters + BOS` +
+      (gen.vocab.labels.length ? ` + ${info.vocabSize - info.drawable} labels)` : ')'),
+    ...(gen.vocab.labels.length ? { labels: gen.vocab.describeLabels() } : {}),
     'block size': info.blockSize, layers: info.nLayer, heads: `${info.nHead} × ${info.headDim}`,
     'embedding width': info.nEmbd,
     'held-out NLL': typeof heldOut === 'number'
@@ -78,6 +81,23 @@ function describe(gen) {
   $('vocab').textContent = gen.vocab.chars.map((c) => JSON.stringify(c).slice(1, -1)).join(' ');
   $('training').textContent = JSON.stringify(info.training, null, 2);
   $('description').hidden = false;
+  pickLabels(gen.vocab.labels);
+}
+
+/** A picker per label group of a labeled model (none otherwise), set from the address's `label`
+ * values where they name one of the group's labels, else to the group's first. */
+function pickLabels(groups) {
+  const wanted = query.getAll('label');
+  const pickers = groups.map((group, g) => {
+    const select = Object.assign(document.createElement('select'), { id: `label-${g}` });
+    select.append(...group.map((label) => Object.assign(element('option', label), { value: label })));
+    select.value = group.find((label) => wanted.includes(label)) ?? group[0];
+    const label = element('label', `Group ${g + 1} `);
+    label.append(select);
+    return label;
+  });
+  $('labels').replaceChildren($('labels').querySelector('legend'), ...pickers);
+  $('labels').hidden = groups.length === 0;
 }
 
 function element(tag, text) {
@@ -100,6 +120,7 @@ function options() {
     pattern: $('pattern').value === '' ? undefined : $('pattern').value,
     novel: $('novel').checked, unique: $('unique').checked,
     exclude: $('exclude').value.split('\n').map((line) => line.replace(/\r$/, '')).filter((line) => line !== ''),
+    ...(generator?.vocab.labels.length ? { labels: generator.vocab.labels.map((_, g) => $(`label-${g}`).value) } : {}),
   };
 }
 

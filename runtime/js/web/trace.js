@@ -15,9 +15,9 @@ export function percent(p) {
   return 100 * p < 0.5 ? '<1%' : `${Math.floor(100 * p + 0.5)}%`;
 }
 
-/** How a token is shown, as mgpt-generate --trace shows it: BOS for the end, a character in single
- * quotes with JSON's escapes, except that " stays as is and ' becomes \'. */
-export const shown = (char) => (char === null ? 'BOS'
+/** How a token is shown, as mgpt-generate --trace shows it: BOS for the end, a label token as
+ * label 'F', a character in single quotes with JSON's escapes, except that " stays as is and ' becomes \'. */
+export const shown = (char, label = undefined) => (typeof label === 'string' ? `label ${shown(label)}` : char === null ? 'BOS'
   : `'${JSON.stringify(char).slice(1, -1).replaceAll('\\"', '"').replaceAll("'", "\\'")}'`);
 
 function node(tag, attributes, text) {
@@ -42,7 +42,7 @@ export function tracePicture(trace) {
   };
   trace.steps.forEach((step, i) => {
     const g = cell(i);
-    g.append(node('text', { x: 10, y: 19, fill: COLORS.text, 'font-weight': 600 }, `Step ${step.step}: input ${shown(step.input.char)}`));
+    g.append(node('text', { x: 10, y: 19, fill: COLORS.text, 'font-weight': 600 }, `Step ${step.step}: input ${shown(step.input.char, step.input.label)}`));
     const rows = [...step.top];
     const picked = rows.some((t) => t.token === step.pick.token);
     step.top.forEach((t, j) => {
