@@ -1,6 +1,6 @@
 """Sampling speed of mgpt.runtime beside a plain Python loop over onnxruntime, measured in the same run.
 
-    python benchmarks/bench_generate.py [--model names.onnx] [--repeats 5]
+    python benchmarks/bench_generate.py [--model names.onnx] [--repeats 5] [--baseline old.onnx]
 
 Prints a Markdown table. A "token" is one drawn token: a sample's characters plus its ending BOS
 (a sample that reaches the block size draws no BOS). Both sides count the same way, use the same
@@ -14,6 +14,10 @@ takes one distribution), stopping when every row has drawn BOS, over the general
 same checkpoint (see ``reference_model``). The columns "per CPU s" divide by the CPU time of the
 process (all its threads) instead of the wall clock: on a machine shared with other work they say
 how much work a token takes when the wall clock cannot.
+
+``--baseline`` measures mgpt's sampling over another file of the same model too (the graph before a
+change, say), alternating with the rest, and prints a second table: the change's effect, in the
+same run.
 """
 
 from __future__ import annotations
@@ -147,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="an mgpt .onnx file [default: the shipped names model]")
     parser.add_argument("--repeats", type=int, default=5, help="runs per figure (the median is shown)")
+    parser.add_argument("--baseline", default=None, help="another .onnx file to sample beside --model, alternating")
     args = parser.parse_args()
     path = str(args.model or default_model_path())
     session, info = plain_session(reference_model(path))
@@ -164,13 +169,22 @@ def main() -> None:
         (f"score the {len(names):,} shipped names on two threads (plain: sample at 1024), tokens/s",
          (plain_loop, session, info, 16384, 1024), (mgpt_score, two_threads, names, names_tokens), "≥ 2 M"),
     ]
-    rows = []
+    baselines = {1: Generator(args.baseline, threads=1), 2: Generator(args.baseline, threads=2)} if args.baseline else {}
+    rows, baseline_rows = [], []
     for label, ref, ours, target in cases:
-        ref_rates, our_rates = [], []
-        rate(*ref), rate(*ours)  # warm-up: first runs allocate arenas
+        ref_rates, our_rates, base_rates = [], [], []
+        # the same call on the baseline's Generator of as many threads (sampling only)
+        base = (ours[0], baselines[ours[1].threads], *ours[2:]) if baselines and ours[0] is mgpt_loop else None
+        rate(*ref), rate(*ours), base and rate(*base)  # warm-up: first runs allocate arenas
         for _ in range(args.repeats):
             ref_rates.append(rate(*ref))
             our_rates.append(rate(*ours))
+            if base:
+                base_rates.append(rate(*base))
+        if base:
+            (b, bc), (o, oc) = (tuple(map(statistics.median, zip(*rates))) for rates in (base_rates, our_rates))
+            baseline_rows.append((label, f"{b:,.0f}", f"{o:,.0f}", f"{o / b:.3f}×", f"{bc:,.0f}", f"{oc:,.0f}",
+                                  f"{oc / bc:.3f}×"))
         (r, rc), (o, oc) = (tuple(map(statistics.median, zip(*rates))) for rates in (ref_rates, our_rates))
         rows.append((label, f"{r:,.0f}", f"{o:,.0f}", f"{o / r:.2f}×", f"{rc:,.0f}", f"{oc:,.0f}", f"{oc / rc:.2f}×",
                      target))
@@ -206,6 +220,12 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    if baseline_rows:
+        print(f"\nmgpt on {path} against mgpt on {args.baseline} (--baseline), alternating:\n")
+        print("| work | baseline | mgpt | mgpt / baseline | baseline, per CPU s | mgpt, per CPU s | mgpt / baseline, CPU |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for row in baseline_rows:
+            print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

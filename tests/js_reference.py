@@ -18,11 +18,13 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # runtime_models, when run as a script
 
+import engines  # noqa: E402
+import mgpt.models  # noqa: E402
 import runtime_models  # noqa: E402
-from mgpt.export import export  # noqa: E402
-from mgpt.runtime import Generator, SamplingError, default_model_path, sampling  # noqa: E402
+from mgpt.export import DEFAULT_OPSET, build_model, export, small, supported_opsets  # noqa: E402
+from mgpt.runtime import Generator, SamplingError, default_model_path, sampling, shipped_model_path  # noqa: E402
 from mgpt.runtime.metadata import LOGITS, POSITION, TOKEN, past_names  # noqa: E402
-from mgpt.train import Checkpoint, GPTConfig, TrainOptions, save, train  # noqa: E402
+from mgpt.train import Checkpoint, GPTConfig, TrainOptions, load, save, train  # noqa: E402
 
 # A tiny non-ASCII corpus: accents, Greek, CJK and an emoji outside the BMP (two UTF-16 units in
 # JavaScript, one character in Python), so the vocabulary's order and lengths are put to the test.
@@ -329,6 +331,40 @@ def newer_opset_model(path: Path, opset: int = 27) -> dict:
     return {"file": path.name, "opset": opset}
 
 
+# the newest opset that onnxruntime-node and onnxruntime-web 1.30 load (27 and 28 they refuse:
+# "ONNX Runtime only *guarantees* support for opsets up to 26"); docs/engines.md's table says so
+JS_NEWEST_OPSET = 26
+
+
+def engine_rollouts(directory: Path) -> list[dict]:
+    """Files of both graph forms (tests/engines.py's fresh shapes, the shipped models, the default
+    shape at every opset the exporter accepts), each with the NumPy reference step's logits at every
+    position and its final cache over rollouts of random tokens at batch 1 and batch 7: what
+    tests/test_engines.py holds Python's engines to, and engines.test.js the JavaScript ones."""
+    files = [(f"{name}.onnx", "shipped", load(shipped_model_path(name).with_suffix(".npz"))) for name in mgpt.models.NAMES]
+    for name in engines.FRESH:
+        ckpt = engines.fresh_checkpoint(name)
+        opsets = supported_opsets() if name == "default" else [DEFAULT_OPSET]
+        for opset in opsets:
+            for general in [True] + ([False] if small.is_small(ckpt.config) else []):
+                file = f"{name}-{'general' if general else 'small'}-opset{opset}.onnx"
+                onnx.save(build_model(ckpt, opset, general=general), str(directory / file))
+                files.append((file, "general" if general else "small", ckpt))
+    out = []
+    for file, form, ckpt in files:
+        config = ckpt.config
+        batches = {}
+        for batch in (1, 7):
+            tokens = engines.rollout_tokens(config, batch)
+            want = engines.reference_rollout(ckpt, tokens)
+            batches[str(batch)] = {"tokens": tokens.tolist(), "logits": [w[LOGITS].tolist() for w in want],
+                                   "presents": {k: v.ravel().tolist() for k, v in want[-1].items() if k != LOGITS}}
+        out.append({"file": file, "form": form, "opset": onnx.load(str(directory / file)).opset_import[0].version,
+                    "n_layer": config.n_layer, "n_head": config.n_head, "head_dim": config.head_dim,
+                    "block_size": config.block_size, "rollouts": batches})
+    return out
+
+
 def write_reference(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(default_model_path(), directory / "names.onnx")
@@ -346,6 +382,7 @@ def write_reference(directory: Path) -> Path:
                  "bad_models": bad_models(directory), "non_finite": non_finite_model(directory / "nan_z.onnx").name,
                  "non_finite_record": non_finite_record_model(directory / "nan_record.onnx"),
                  "newer_opset": newer_opset_model(directory / "opset27.onnx"),
+                 "engine_rollouts": engine_rollouts(directory), "js_newest_opset": JS_NEWEST_OPSET,
                  "onnxruntime_messages": list(ONNXRUNTIME_MESSAGES.items())}
     reference["controls"], reference["traces"] = controls_reference(directory)
     path = directory / "reference.json"

@@ -26,7 +26,7 @@ from mgpt.runtime import Generator, ModelError, __version__
 
 REPO = Path(__file__).resolve().parents[1]
 JS = REPO / "runtime" / "js"
-NODE_TESTS = ["sampling", "protobuf", "generator", "constraints", "types", "serve"]
+NODE_TESTS = ["sampling", "protobuf", "generator", "engines", "constraints", "types", "serve"]
 MESSAGE_LIMIT = 1000  # the longest a ModelError's message may be, beside the file's name (as in generator.test.js)
 
 
