@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -107,6 +108,69 @@ def chromium() -> str:
 def test_page_in_chromium(node, chromium, reference, monkeypatch):
     monkeypatch.setenv("MGPT_CHROMIUM", chromium)
     run_node_tests(node, ["test/page.test.js"], reference)
+
+
+# `npm test` on its own (runtime/js/test/run.js), as a JavaScript developer runs it: the whole suite takes
+# ~50 s (measured: `time npm test` in runtime/js, 49 s on this 2-core machine), which test_node above
+# already runs file by file, so these run two quick files: sampling.test.js needs Python's reference,
+# serve.test.js does not.
+NEEDS_REFERENCE, STANDS_ALONE = "test/sampling.test.js", "test/serve.test.js"
+
+
+def npm_test(files: list[str], path: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """`npm test -- FILES` in runtime/js with PATH as given, none of the MGPT_ variables but `env`, and a TMPDIR
+    that must be left empty; runtime/js's files as git sees them unchanged."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir(parents=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MGPT_") and k != "VIRTUAL_ENV"}
+    status = ["git", "status", "--porcelain", "--ignored=no", "--", str(JS)]
+    before = subprocess.run(status, cwd=REPO, capture_output=True, text=True).stdout
+    done = subprocess.run([shutil.which("npm"), "test", "--", "--test-reporter=spec", *files], cwd=JS,
+                          env=dict(clean, PATH=path, TMPDIR=str(scratch), **env), capture_output=True, text=True,
+                          timeout=600)
+    assert subprocess.run(status, cwd=REPO, capture_output=True, text=True).stdout == before
+    assert list(scratch.iterdir()) == []
+    return done
+
+
+def count(name: str, spec: str) -> int:
+    return int(re.search(rf"^ℹ {name} (\d+)$", spec, re.M).group(1))
+
+
+def test_npm_test_writes_pythons_reference_itself(node, tmp_path):
+    """Without MGPT_JS_REFERENCE, with a Python that has mgpt on PATH, `npm test` writes the reference and
+    runs the tests that need it; none is skipped."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    done = npm_test([NEEDS_REFERENCE, STANDS_ALONE], path, tmp_path, MGPT_REQUIRE_JS="1")
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert re.search(r"^reference: python3 .*js_reference\.py \(mgpt\.runtime from ", done.stdout, re.M), done.stdout
+    assert "skipped" not in done.stdout.replace("ℹ skipped 0", "")
+    assert count("fail", done.stdout) == count("skipped", done.stdout) == 0
+    assert count("pass", done.stdout) >= 9  # sampling.test.js's 4 tests and serve.test.js's 5
+
+
+def test_npm_test_without_python_skips_what_needs_it(node, tmp_path):
+    """With no Python that has mgpt, the tests that need Python's reference are skipped with one line saying how
+    to run them, and the others run; with MGPT_REQUIRE_JS set, that is a failure, in one line."""
+    if (REPO / ".venv").exists():
+        pytest.skip("the repository's .venv is there, and npm test would use its Python")
+    bin = tmp_path / "bin"  # node, npm and the shell npm runs scripts in: no Python
+    bin.mkdir()
+    for name in ("node", "npm", "sh"):
+        (bin / name).symlink_to(shutil.which(name))
+    nowhere = str(tmp_path / "no-such-python")
+    done = npm_test([NEEDS_REFERENCE, STANDS_ALONE], str(bin), tmp_path, MGPT_PYTHON=nowhere)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    skipped = [line for line in done.stdout.splitlines() if line.startswith("skipped")]
+    assert skipped == [f"skipped {NEEDS_REFERENCE}: no Python with mgpt to write the reference (tried {nowhere} "
+                       "(not found), python3 (not found), python (not found)); pip install -e ../.. (in a virtualenv) "
+                       "or set MGPT_PYTHON to a Python that has mgpt, or run them through pytest "
+                       "(python -m pytest tests/test_js.py in the repository)"]
+    assert count("fail", done.stdout) == 0 and count("pass", done.stdout) >= 5  # serve.test.js ran
+
+    required = npm_test([NEEDS_REFERENCE], str(bin), tmp_path / "required", MGPT_PYTHON=nowhere, MGPT_REQUIRE_JS="1")
+    assert required.returncode == 1
+    assert required.stderr.strip().splitlines() == [f"Error: {skipped[0]} (MGPT_REQUIRE_JS is set, so this is a failure)"]
 
 
 def test_readme_counts_the_samples_the_reference_holds():

@@ -1,14 +1,14 @@
 // The reference the Python runtime wrote for these tests (tests/js_reference.py), found through
-// MGPT_JS_REFERENCE: pytest's tests/test_js.py sets it; by hand, run
-//   python tests/js_reference.py /tmp/ref && MGPT_JS_REFERENCE=/tmp/ref npm test
+// MGPT_JS_REFERENCE: `npm test` (test/run.js) and pytest's tests/test_js.py set it; for node --test by hand,
+//   python tests/js_reference.py /tmp/ref && MGPT_JS_REFERENCE=/tmp/ref node --test test/sampling.test.js
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const directory = process.env.MGPT_JS_REFERENCE;
 if (!directory) {
-  throw new Error('MGPT_JS_REFERENCE is not set: run these tests through pytest (tests/test_js.py), or write a ' +
-    'reference with `python tests/js_reference.py DIR` and set MGPT_JS_REFERENCE=DIR');
+  throw new Error('MGPT_JS_REFERENCE is not set: run these tests with `npm test` (which writes the reference) or ' +
+    'through pytest (tests/test_js.py), or write one with `python tests/js_reference.py DIR` and set MGPT_JS_REFERENCE=DIR');
 }
 export const reference = JSON.parse(readFileSync(join(directory, 'reference.json'), 'utf8'));
 export const modelPath = (file) => join(directory, file);
