@@ -1,5 +1,5 @@
 """What the check at load costs: opening a model with ``mgpt.runtime.Generator`` with and without
-the one-row rollout that every model file must pass (see the README's Reliability section).
+the one-row rollout that every model file must pass (docs/reliability.md).
 
     python benchmarks/bench_loadcheck.py [--model names.onnx] [--repeats 200]
 

@@ -7,7 +7,7 @@ Each recipe is an mgpt-train command line, run as the user would run it (one pro
 progress quiet), then exported and sampled; the table gives the shape, parameters, options,
 training time (the optimization loop with its evaluations, from the training record), steps,
 held-out NLL (of the weights kept) and five samples at temperature 0.5, seed 1. Time-limited recipes
-depend on the machine: run this alone (the README's figures were measured under a lock that kept
+depend on the machine: run this alone (docs/models.md's figures were measured under a lock that kept
 the team's other benchmarks off the machine, on its 2 cores).
 
 --shipped describes the models in mgpt.models instead: size, held-out NLL, and sampling speed
@@ -29,11 +29,11 @@ from mgpt.export import export
 from mgpt.runtime import Generator, shipped_model_path
 from mgpt.train import load
 
-# name -> (what it shows, mgpt-train arguments). The shipped models' own commands are in the README.
+# name -> (what it shows, mgpt-train arguments). The shipped models' own commands are in docs/models.md.
 RECIPES = {
     "microgpt": ("microgpt's recipe, mgpt-train's defaults", []),
     # a step count that takes ~25 s here rather than --time-limit 30: more steps did not help this
-    # model (README), and a clock-driven schedule does not repeat
+    # model (docs/models.md), and a clock-driven schedule does not repeat
     "seed-30s": ("the seed's model at block 16, 5,000 steps of 512 (target <= 2.08 within 30 s)",
                  ["--block-size", "16", "--batch-size", "512", "--lr", "0.03", "--warmup", "100",
                   "--dtype", "float32", "--pack", "--eval-every", "1000", "--steps", "5000", "--blas-threads", "1"]),

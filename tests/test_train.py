@@ -160,7 +160,7 @@ def test_warmup_must_end_within_a_fixed_step_count_but_not_a_time_limit():
     with pytest.raises(TrainingError, match="warmup 5 must be less than steps 5"):
         TrainOptions(steps=5, warmup=5)
     assert TrainOptions(steps=6, warmup=5).warmup == 5
-    # with a time limit alone the steps are not known: a long warmup is the caller's choice (README)
+    # with a time limit alone the steps are not known: a long warmup is the caller's choice (docs/commands.md, --warmup)
     assert TrainOptions(steps=None, time_limit=1.0, warmup=10**6).warmup == 10**6
 
 

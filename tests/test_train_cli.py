@@ -250,7 +250,7 @@ def test_the_metrics_log_is_every_n_steps_plus_evaluations_with_mean_losses(tmp_
 
 def test_the_default_log_takes_under_10_bytes_a_step():
     # 100,000 steps of a realistic 400 s run through the real log, as mgpt-train feeds it (a line
-    # every 10 steps, an evaluation every 100): the README's "under 1 MB for 100,000 steps"
+    # every 10 steps, an evaluation every 100): docs/formats.md's 0.88 MB for 100,000 steps
     import io
 
     from mgpt.train.progress import MetricsLog

@@ -121,7 +121,7 @@ class MetricsLog:
     """JSON lines, one every ``every`` steps plus every evaluation and the last step done. A line's
     "loss" is the mean of the steps since the previous line (every step's own loss when every=1), so
     a long run's log stays small. Losses and the learning rate keep 6 significant digits, seconds 4
-    decimals, and lines are written without spaces: about 9 bytes a step by default (see the README)."""
+    decimals, and lines are written without spaces: about 9 bytes a step by default (docs/formats.md)."""
 
     def __init__(self, file: IO[str], every: int, run: str | None = None):
         self.file, self.every = file, every
