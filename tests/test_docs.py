@@ -1,0 +1,356 @@
+"""The docs cannot rot: their links resolve, docs/commands.md documents every option of every command
+(and no option that is gone), and the code blocks marked runnable run and print what they show.
+
+Runnable blocks: a line `<!-- run -->` directly before a fenced block marks it. Each runs in a fresh
+temporary folder, removed afterwards, with this Python's bin folder first on PATH:
+- ```python: run with this Python. If the block has a comment line `# prints:`, the comment lines
+  after it (`# text`; a bare `#` for an empty line) are its expected standard output; else it must
+  just exit with status 0.
+- ```console: each line `$ COMMAND` runs in bash (a line ending in `\\` goes on to the next), the
+  commands of a block one after another in the same folder; the lines after it, up to the next
+  `$ `, are what it prints, standard output and standard error together as a terminal shows them.
+  Its exit status must be 0, or, when the last line it shows begins with `Error:` (the commands'
+  one-line errors), not 0.
+- ```js: run by Node as an ES module, where `import ... from 'mgpt'` is runtime/js and
+  `onnxruntime-node`/`onnxruntime-web` its installed packages, and `models/` is the repository's
+  shipped models; `// prints:` and `// text` lines as in Python. Skipped without Node, as
+  tests/test_js.py is (failed instead when MGPT_REQUIRE_JS is set).
+In all three, an expected line `...` stands for any number of lines, and lines are compared without
+trailing spaces.
+"""
+
+from __future__ import annotations
+
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+import pytest
+
+import doc_pages as md
+from test_js import node  # noqa: F401  (the fixture: Node, with runtime/js/node_modules installed)
+
+REPO = Path(__file__).resolve().parents[1]
+JS = REPO / "runtime" / "js"
+COMMANDS = REPO / "docs" / "commands.md"
+COMMON_SECTION = "Every command"  # commands.md's section for the options every click command has
+README_LINES = 300
+
+
+def pages() -> list[Path]:
+    """The Markdown the project publishes: README.md, docs/*.md and the npm package's README."""
+    found = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    return found + [page for page in [JS / "README.md"] if page.is_file()]
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+# ----------------------------------------------------------------------------- links
+
+@pytest.mark.parametrize("page", pages(), ids=rel)
+def test_every_relative_link_and_anchor_resolves(page):
+    problems = md.page_link_problems(page, REPO)
+    assert not problems, "broken links:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("page", pages(), ids=rel)
+def test_every_run_marker_comes_directly_before_a_block(page):
+    lines = md.run_markers_without_block(page.read_text(encoding="utf-8"))
+    assert not lines, f"{rel(page)}: {md.RUN_MARKER} on lines {lines} is not directly before a ``` fence"
+
+
+@pytest.mark.xfail(strict=False, reason="readme helper rewriting")
+def test_readme_is_a_short_front_door():
+    lines = len((REPO / "README.md").read_text(encoding="utf-8").splitlines())
+    assert lines <= README_LINES, f"README.md has {lines} lines; keep it to {README_LINES} and move the rest into docs/"
+
+
+# ----------------------------------------------------------------------------- docs/commands.md
+
+def console_scripts() -> dict[str, str]:
+    """pyproject.toml's [project.scripts]: command -> `module:attribute`."""
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    table = re.search(r"^\[project\.scripts\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
+    return dict(re.findall(r'^\s*"?([\w.-]+)"?\s*=\s*"([^"]+)"', table.group(1), re.M))
+
+
+def click_params(target: str) -> list[md.Param]:
+    """The options and arguments of the click command at `module:attribute`, help included."""
+    command = pkgutil.resolve_name(target)
+    assert isinstance(command, click.Command), f"{target} is not a click command"
+    params = []
+    for param in command.get_params(click.Context(command, **command.context_settings)):
+        if isinstance(param, click.Argument):
+            params.append(md.Param((param.human_readable_name.strip("[].").upper(),)))
+            continue
+        kind = param.type
+        bounds = tuple(bound for bound in (getattr(kind, "min", None), getattr(kind, "max", None)) if bound is not None)
+        default = str(param.default) if isinstance(param.default, os.PathLike) else param.default
+        default = default if isinstance(default, (int, float, str)) and not param.is_flag else None
+        params.append(md.Param(tuple(param.opts + param.secondary_opts), default, bounds,
+                               tuple(getattr(kind, "choices", ())), required=not param.hidden))
+    return params
+
+
+def page_params() -> list[md.Param]:
+    """mgpt-page's options, from the parseArgs table in runtime/js/serve.js."""
+    source = (JS / "serve.js").read_text(encoding="utf-8")
+    params = []
+    for name, spec in re.findall(r"['\"]?([\w-]+)['\"]?\s*:\s*\{\s*(type:\s*'\w+'[^{}]*)\}", source):
+        short = re.search(r"short:\s*'(\w)'", spec)
+        default = re.search(r"default:\s*'([^']*)'", spec)
+        value = default.group(1) if default else None
+        value = int(value) if value is not None and value.isdigit() else value
+        params.append(md.Param(((f"-{short.group(1)}",) if short else ()) + (f"--{name}",), value))
+    assert params, "found no options in runtime/js/serve.js's parseArgs call"
+    return params
+
+
+COMMAND_PARAMS = {name: (lambda target=target: click_params(target)) for name, target in console_scripts().items()}
+COMMAND_PARAMS["mgpt-page"] = page_params
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_PARAMS))
+def test_commands_page_documents_the_command_exactly(command):
+    """Every option and argument in the command's table (all its spellings: `-n, --num-samples`,
+    `--pack/--no-pack`), none twice, none it lacks, with its default and range."""
+    common = COMMON_SECTION if command != "mgpt-page" else None
+    problems = md.command_problems(COMMANDS.read_text(encoding="utf-8"), command, COMMAND_PARAMS[command](), common)
+    assert not problems, f"{rel(COMMANDS)} on {command}:\n" + "\n".join(problems)
+
+
+def test_commands_page_has_a_section_for_each_command_and_no_other():
+    titles = md.sections(COMMANDS.read_text(encoding="utf-8"))
+    documented = {match.group(1) for title in titles if (match := re.fullmatch(r"`([\w-]+)`", title.strip()))}
+    assert documented == set(COMMAND_PARAMS), (f"sections without a command: {sorted(documented - set(COMMAND_PARAMS))}; "
+                                               f"commands without a section: {sorted(set(COMMAND_PARAMS) - documented)}")
+
+
+def test_the_page_server_takes_the_options_parsed_from_it(node):  # noqa: F811
+    """The options read from serve.js's source are the ones its --help names (so the parse is right)."""
+    usage = subprocess.run([node, str(JS / "serve.js"), "--help"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 0, usage.stderr
+    shown = set(re.findall(r"--[\w-]+", usage.stdout)) | {"--help", "-h"}
+    assert {name for param in page_params() for name in param.names} == shown, usage.stdout
+
+
+# ----------------------------------------------------------------------------- runnable blocks
+
+LANGUAGES = {"python": "python", "py": "python", "console": "console", "js": "js", "javascript": "js", "mjs": "js"}
+
+
+def runnable_blocks() -> list:
+    return [pytest.param(page, block, id=f"{rel(page)}:{block.line}")
+            for page in pages() for block in md.split_blocks(page.read_text(encoding="utf-8"))[1] if block.runnable]
+
+
+def environment(folder: Path) -> dict[str, str]:
+    """This Python's commands first on PATH; temporary files (onnxruntime-node's logs) in folder/tmp."""
+    bin_dir = str(Path(sys.executable).parent)
+    return dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", TMPDIR=str(folder / "tmp"))
+
+
+def run_block(block: md.Block, node_path: str | None = None) -> None:
+    """Runs one runnable block (see the module's docstring); fails with what it printed."""
+    language = LANGUAGES.get(block.language)
+    if not language:
+        pytest.fail(f"a runnable block must be python, console or js, not {block.language or 'unmarked'}", pytrace=False)
+    with tempfile.TemporaryDirectory(prefix="mgpt-doc-") as folder:
+        scratch = Path(folder) / "work"
+        scratch.mkdir()
+        (Path(folder) / "tmp").mkdir()
+        env = environment(Path(folder))
+        if language == "console":
+            steps = md.console_steps(block.lines)
+            if not steps:
+                pytest.fail("a runnable console block needs at least one `$ ` line", pytrace=False)
+            for start, command, shown in steps:
+                done = subprocess.run(["bash", "-c", command], cwd=scratch, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, timeout=120)
+                context = f"line {block.line + 1 + start}: $ {command}"
+                mismatch = md.output_mismatch(shown, done.stdout)
+                if mismatch is not None:
+                    pytest.fail(f"{context}\n{mismatch}", pytrace=False)
+                errs = bool(shown) and shown[-1].startswith("Error:")
+                if (done.returncode != 0) != errs:
+                    pytest.fail(f"{context}\nexit status {done.returncode}, expected {'non-zero' if errs else '0'}:\n"
+                                f"{done.stdout[-3000:]}", pytrace=False)
+            return
+        if language == "python":
+            script, command, comment = scratch / "example.py", [sys.executable, "example.py"], "#"
+        else:
+            script, command, comment = scratch / "example.mjs", [node_path, "example.mjs"], "//"
+            modules = scratch / "node_modules"
+            modules.mkdir()
+            (modules / "mgpt").symlink_to(JS, target_is_directory=True)
+            for package in ("onnxruntime-node", "onnxruntime-web"):
+                (modules / package).symlink_to(JS / "node_modules" / package, target_is_directory=True)
+            (scratch / "models").symlink_to(REPO / "models", target_is_directory=True)
+        script.write_text(block.code, encoding="utf-8")
+        done = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            pytest.fail(f"exit status {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}", pytrace=False)
+        expected = md.expected_output(block.lines, comment)
+        mismatch = None if expected is None else md.output_mismatch(expected, done.stdout)
+        if mismatch is not None:
+            pytest.fail(f"{mismatch}\nstderr:\n{done.stderr[-3000:]}", pytrace=False)
+
+
+@pytest.mark.parametrize("page, block", runnable_blocks())
+def test_runnable_block(page, block, request):
+    node_path = request.getfixturevalue("node") if LANGUAGES.get(block.language) == "js" else None
+    run_block(block, node_path)
+
+
+# ----------------------------------------------------------------------------- the checks can fail
+
+def test_slugs_are_githubs():
+    assert md.slug("Train (`mgpt-train`)") == "train-mgpt-train"
+    assert md.slug("`mgpt-serve`: mgpt models over HTTP") == "mgpt-serve-mgpt-models-over-http"
+    assert md.slug("Labeled data: `mgpt-train --labeled`") == "labeled-data-mgpt-train---labeled"
+    assert md.slug("Metrics (`GET /metrics`)") == "metrics-get-metrics"
+    assert md.slug("A [linked](x.md) *word* & snake_case") == "a-linked-word--snake_case"
+    assert md.slug("Größe – Ünïcode") == "größe--ünïcode"
+
+
+def test_duplicate_headings_are_numbered_and_code_is_not_a_heading():
+    text = "# Top\n## Usage\n```python\n# Usage\n```\n## Usage\n### Usage\n<a id=\"here\"></a>\n"
+    assert md.anchors(text) == ["top", "usage", "usage-1", "usage-2", "here"]
+
+
+def synthetic_tree(root: Path) -> Path:
+    (root / "docs").mkdir()
+    (root / "src.py").write_text("x = 1\n")
+    (root / "docs" / "other.md").write_text("# Other\n## Part two\n## Part two\n")
+    page = root / "docs" / "page.md"
+    page.write_text("\n".join([
+        "# Page",                                                     # 1
+        "[ok](other.md#part-two-1) [ok](#page) [ok](../src.py#L1)",   # 2
+        "[gone](missing.md) and [bad anchor](other.md#part-three)",   # 3
+        "`[not a link](nowhere.md)` [out](../../etc/passwd)",         # 4
+        "[split across",                                              # 5
+        "lines](#nothing-here) [web](https://example.com/x.md#y)",    # 6
+        "```",
+        "[in code](nowhere.md)",
+        "```",
+        "[ref]: ./other.md#part-two-2",                               # 10
+    ]) + "\n")
+    return page
+
+
+def test_broken_links_and_anchors_are_found_with_their_lines(tmp_path):
+    problems = md.page_link_problems(synthetic_tree(tmp_path), tmp_path)
+    assert [problem.split(":")[1] for problem in problems] == ["3", "3", "4", "6", "10"], problems
+    assert "missing.md does not exist" in problems[0]
+    assert "no heading with anchor #part-three in other.md; similar: part-two, part-two-1" in problems[1]
+    assert "outside the repository" in problems[2]
+    assert "#nothing-here" in problems[3] and "#part-two-2" in problems[4]
+
+
+def test_misplaced_run_markers_are_found():
+    text = f"{md.RUN_MARKER}\n```python\nprint(1)\n```\n\n{md.RUN_MARKER}\n\n```python\nprint(2)\n```\n"
+    assert md.run_markers_without_block(text) == [6]
+    blocks = md.split_blocks(text)[1]
+    assert [(block.line, block.runnable, block.code) for block in blocks] == [(2, True, "print(1)\n"),
+                                                                             (8, False, "print(2)\n")]
+
+
+SYNTHETIC_COMMANDS = """# Commands
+
+## Every command
+
+| option | default | values | meaning |
+|---|---|---|---|
+| `-h, --help` | | | help |
+
+## `tool`
+
+| option | default | values | meaning |
+|---|---|---|---|
+| `FILE` | | | the input |
+| `-n, --count N` | 20 | integer ≥ 0 | how many |
+| `--mode M` | `fast` | `fast`, `slow` | how |
+| `--ratio R` | 0.5 | 0 < R ≤ 1 | a share; the range's `--ratio` is not a new row |
+"""
+TOOL = [md.Param(("FILE",)), md.Param(("-n", "--count"), 20, (0,)), md.Param(("--mode",), "fast", (), ("fast", "slow")),
+        md.Param(("--ratio",), 0.5, (0, 1)), md.Param(("-h", "--help"))]
+
+
+def test_a_documented_command_has_no_problems():
+    assert md.command_problems(SYNTHETIC_COMMANDS, "tool", TOOL, COMMON_SECTION) == []
+
+
+@pytest.mark.parametrize("change, params, found", [
+    (None, TOOL + [md.Param(("--new",))], "--new is in no row"),
+    (None, TOOL + [md.Param(("--secret",), required=False)], None),
+    (None, [p for p in TOOL if p.names != ("--mode",)], "line 15: --mode is documented but tool has no such option"),
+    (("-n, --count N", "--count N"), TOOL, "-n is in no row"),
+    (("| 20 |", "| 10 |"), TOOL, "line 14: --count's default is 20, the row says '10'"),
+    (("`fast`, `slow`", "`fast`"), TOOL, "--mode takes `slow`, not in its values cell"),
+    (("0 < R ≤ 1", "R > 0"), TOOL, "--ratio takes values bounded by 1"),
+    (("| the input |", "| the input |\n| `FILE` | | | again |"), TOOL, "FILE is documented twice"),
+    (("## `tool`", "## tool"), TOOL, "no section for tool"),
+    (("`-h, --help`", "`-h, --help`, `--verbose`"), TOOL, "--verbose is documented but tool has no such option"),
+])
+def test_command_problems_are_found(change, params, found):
+    text = SYNTHETIC_COMMANDS.replace(*change) if change else SYNTHETIC_COMMANDS
+    problems = md.command_problems(text, "tool", params, COMMON_SECTION)
+    if found is None:
+        assert problems == []
+    else:
+        assert any(found in problem for problem in problems), problems
+
+
+def test_output_matching():
+    assert md.output_mismatch(["a", "...", "d"], "a\nb\nc\nd\n") is None
+    assert md.output_mismatch(["a", "...", "d"], "a\nd") is None
+    assert md.output_mismatch(["a", "..."], "a  \n\n") is None
+    assert md.output_mismatch(["a", "d"], "a\nb\nd") == "expected:\na\nd\ngot:\na\nb\nd"
+    assert md.output_mismatch(["a"], "") is not None and md.output_mismatch([], "x") is not None
+
+
+def test_console_and_python_expectations_are_read():
+    assert md.console_steps(["$ echo a \\", "  b", "a b", "$ true", "$ echo x", "x", "..."]) == [
+        (0, "echo a \\\n  b", ["a b"]), (3, "true", []), (4, "echo x", ["x", "..."])]
+    code = ["print(1)", "# prints:", "# 1", "#", "#  indented", "x = 2  # not expected"]
+    assert md.expected_output(code, "#") == ["1", "", " indented"]
+    assert md.expected_output(["print(1)"], "#") is None
+
+
+@pytest.mark.parametrize("language, code, failure", [
+    ("console", ["$ echo hello", "hello"], None),
+    ("console", ["$ echo hello", "goodbye"], "expected:\ngoodbye\ngot:\nhello"),
+    ("console", ["$ echo out; echo 'Error: bad' >&2; exit 2", "out", "Error: bad"], None),
+    ("console", ["$ false"], "exit status 1, expected 0"),
+    ("console", ["$ echo 'Error: shown but exit 0'", "Error: shown but exit 0"], "expected non-zero"),
+    ("console", ["$ touch f", "$ ls", "f"], None),  # one folder for the block's commands
+    ("console", ["$ ls"], None),                     # and an empty one to start with
+    ("python", ["print(6 * 7)", "# prints:", "# 42"], None),
+    ("python", ["print(6 * 7)", "# prints:", "# 41"], "expected:\n41\ngot:\n42"),
+    ("python", ["raise SystemExit(3)"], "exit status 3"),
+    ("bash", ["echo"], "must be python, console or js"),
+])
+def test_blocks_run_and_fail_as_they_should(language, code, failure):
+    block = md.Block(language, 1, tuple(code), True)
+    if failure is None:
+        run_block(block)
+    else:
+        with pytest.raises(pytest.fail.Exception, match=re.escape(failure)):
+            run_block(block)
+
+
+def test_a_js_block_imports_mgpt_and_its_engine(node):  # noqa: F811
+    code = ["import * as ort from 'onnxruntime-node';", "import { Generator } from 'mgpt';",
+            "const gen = await Generator.load('models/names.onnx', { ort });",
+            "console.log((await gen.generate({ numSamples: 3, seed: 1 })).join(' '));",
+            "// prints:", "// luken kamina azaria"]
+    run_block(md.Block("js", 1, tuple(code), True), node)
+    with pytest.raises(pytest.fail.Exception, match="expected:\nluken\ngot:"):
+        run_block(md.Block("js", 1, tuple(code[:-1] + ["// luken"]), True), node)
