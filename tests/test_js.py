@@ -184,3 +184,21 @@ def test_package_version_is_mgpts():
     pyproject = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
     assert package["version"] == pyproject == __version__
     assert json.loads((JS / "package-lock.json").read_text())["version"] == package["version"]
+
+
+def test_npm_package_ships_its_readme_and_not_its_tests(node):
+    """What `npm install` copies: the runtime, its types, the page and its server, and the README (its front
+    door, at most 150 lines, stating the package's size within 15% of what npm pack measures now)."""
+    done = subprocess.run([shutil.which("npm"), "pack", "--dry-run", "--json"], cwd=JS, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    pack = json.loads(done.stdout)[0]
+    files = {entry["path"] for entry in pack["files"]}
+    assert {"README.md", "package.json", "index.d.ts", "serve.js", "src/index.js", "web/index.html"} <= files
+    assert not [f for f in files if f.split("/")[0] in ("test", "bench", "node_modules")], sorted(files)
+    readme = (JS / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 150
+    stated = re.search(r"this package is ([\d.]+) kB unpacked \(([\d.]+) kB packed", readme)
+    assert stated, "runtime/js/README.md no longer states the package's size"
+    for figure, measured in zip(stated.groups(), (pack["unpackedSize"], pack["size"])):
+        assert abs(float(figure) * 1000 / measured - 1) <= 0.15, (figure, measured)

@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -328,4 +329,39 @@ test('in the page, Python\'s constrained and traced cases (tests/js_reference.py
     trace.steps.forEach((s, j) => s.top.forEach((t, k) => assert.ok(Math.abs(t.p - want.steps[j].top[k].p) < 1e-4)));
   });
   assert.deepEqual(errors, []);
+});
+
+test('README.md\'s page example, served as it says (the page, the model, src/ and three files of onnxruntime-web), shows what it says: Python\'s samples', async () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const html = readme.match(/```html\n([^]*?)```/)[1];
+  const shown = readme.match(/It shows `([^`]+)`/)[1];
+  const folder = mkdtempSync(join(tmpdir(), 'mgpt-readme-page-'));
+  const dist = dirname(fileURLToPath(import.meta.resolve('onnxruntime-web')));
+  for (const file of ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm']) {
+    cpSync(join(dist, file), join(folder, 'ort', file));
+  }
+  cpSync(fileURLToPath(new URL('../src', import.meta.url)), join(folder, 'mgpt', 'src'), { recursive: true });
+  cpSync(modelPath('names.onnx'), join(folder, 'names.onnx'));
+  writeFileSync(join(folder, 'index.html'), `<!doctype html>\n<meta charset="utf-8">\n${html}`);
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm' };
+  const files = createServer((request, response) => { // a plain static server over the folder
+    const file = join(folder, decodeURIComponent(new URL(request.url, 'http://x').pathname));
+    if (!file.startsWith(folder) || !existsSync(file) || !statSync(file).isFile()) return response.writeHead(404).end();
+    response.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
+  });
+  const readmePage = await browser.newPage();
+  try {
+    await once(files.listen(0, '127.0.0.1'), 'listening');
+    // the first of: the text shown, or an error in the page (its message, at once)
+    const failed = readmePage.waitForEvent('pageerror', { timeout: 0 }).then((e) => e.message, () => null);
+    await readmePage.goto(`http://127.0.0.1:${files.address().port}/index.html`);
+    const shownOrError = readmePage.waitForFunction(() => document.body.textContent.trim() || null, null, { timeout: 30000 });
+    assert.equal(await Promise.race([failed, shownOrError.then(() => null)]), null);
+    assert.equal((await readmePage.textContent('body')).trim(), shown);
+    assertSamples(shown.split(', '), names.cases[0].samples.slice(0, 5), false, 'the README page'); // seed 1, temperature 0.5
+  } finally {
+    await readmePage.close();
+    files.close();
+    rmSync(folder, { recursive: true });
+  }
 });
