@@ -374,3 +374,26 @@ def output_mismatch(expected: list[str], actual: str) -> str | None:
         return None
     shown = got[:40] + (["[... more lines]"] if len(got) > 40 else [])
     return "expected:\n" + "\n".join(want) + "\ngot:\n" + "\n".join(shown)
+
+
+# ----------------------------------------------------------------------------- command lines in the docs
+
+SHELL_BREAK = re.compile(r"&&|\|\||;|\s\|\s|\s#|\s&(?:\s|$)|`")
+
+
+def command_lines(text: str, commands: dict[str, str]) -> list[tuple[int, str, list[str]]]:
+    """The command lines a page shows, in inline code and in code blocks: (line, command, the option
+    names given to it). `commands` maps what names a command on the page (`mgpt-train`, `serve.js`)
+    to the command. A line is read up to a shell separator (`&&`, `;`, `|`, `#`, `&`)."""
+    prose, blocks = split_blocks(text)
+    chunks = [(number, span) for number, line in enumerate(prose, 1) for span in re.findall(r"`([^`]+)`", line)]
+    chunks += [(block.line + i, line) for block in blocks for i, line in enumerate(block.lines, 1)]
+    names = "|".join(re.escape(name) for name in sorted(commands, key=len, reverse=True))
+    found = []
+    for number, chunk in chunks:
+        for match in re.finditer(rf"(?<![\w/.-])({names})(?![\w.-])", chunk):
+            rest = SHELL_BREAK.split(chunk[match.end():], maxsplit=1)[0]
+            options = [token.strip("[]").split("=")[0] for token in rest.split()]
+            options = [token for token in options if OPTION.fullmatch(token)]
+            found.append((number, commands[match.group(1)], options))
+    return found

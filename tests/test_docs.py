@@ -1,6 +1,15 @@
 """The docs cannot rot: their links resolve, docs/commands.md documents every option of every command
 (and no option that is gone), and the code blocks marked runnable run and print what they show.
 
+Pages: README.md, docs/*.md and runtime/js/README.md. Links: every relative link's file (or folder)
+exists in the repository, and an anchor into a Markdown page is one of its headings' GitHub slugs;
+http(s) addresses are not fetched. Options: the commands are pyproject.toml's [project.scripts]
+(their click objects, introspected) and mgpt-page (serve.js's parseArgs table). Each has a section
+`` ## `mgpt-x` `` in docs/commands.md whose option table lists every spelling of every option and
+argument, with the default and range the command has; `## Every command` lists the options all click
+commands share. A hidden option need not be documented, but may be. A command line in any page's
+code (`mgpt-generate --seed 1`) may give only options the command has.
+
 Runnable blocks: a line `<!-- run -->` directly before a fenced block marks it. Each runs in a fresh
 temporary folder, removed afterwards, with this Python's bin folder first on PATH:
 - ```python: run with this Python. If the block has a comment line `# prints:`, the comment lines
@@ -131,6 +140,17 @@ def test_commands_page_has_a_section_for_each_command_and_no_other():
     documented = {match.group(1) for title in titles if (match := re.fullmatch(r"`([\w-]+)`", title.strip()))}
     assert documented == set(COMMAND_PARAMS), (f"sections without a command: {sorted(documented - set(COMMAND_PARAMS))}; "
                                                f"commands without a section: {sorted(set(COMMAND_PARAMS) - documented)}")
+
+
+@pytest.mark.parametrize("page", pages(), ids=rel)
+def test_command_lines_in_the_docs_give_options_the_command_has(page):
+    """`mgpt-generate --seed 1 -n 5` in any page's code: every option given is one the command has."""
+    names = {**{command: command for command in COMMAND_PARAMS}, "serve.js": "mgpt-page"}
+    have = {command: {name for param in params() for name in param.names} for command, params in COMMAND_PARAMS.items()}
+    wrong = [f"{rel(page)}:{line}: {command} has no option {option}"
+             for line, command, options in md.command_lines(page.read_text(encoding="utf-8"), names)
+             for option in options if option not in have[command]]
+    assert not wrong, "\n".join(wrong)
 
 
 def test_the_page_server_takes_the_options_parsed_from_it(node):  # noqa: F811
@@ -306,6 +326,15 @@ def test_command_problems_are_found(change, params, found):
         assert problems == []
     else:
         assert any(found in problem for problem in problems), problems
+
+
+def test_command_lines_are_read_from_code_only():
+    text = "\n".join(["Run `tool --count 3 -x && other --b` or tool --in-prose.",      # 1
+                      "```console", "$ tool --mode=fast 'a|b' --ratio 1 | grep x --y",  # 3
+                      "$ other [--a N] --b # --not-an-option", "```"])
+    assert md.command_lines(text, {"tool": "tool", "other": "other"}) == [
+        (1, "tool", ["--count", "-x"]), (1, "other", ["--b"]), (3, "tool", ["--mode", "--ratio"]),
+        (4, "other", ["--a", "--b"])]
 
 
 def test_output_matching():
