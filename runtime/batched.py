@@ -13,6 +13,8 @@ draw depends on its own logits and uniforms only, so a sample is the same in any
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 import numpy as np
 
 from . import sampling
@@ -33,23 +35,23 @@ class Part:
         self.plan, self.indices, self.vocab = plan, np.asarray(indices, dtype=np.int64), vocab
         self.size = len(self.indices)  # its rows still in a batch
         self.key = (plan.temperature, plan.top_k, plan.top_p)  # parts with equal keys draw in one call
-        self.drawn = None  # (L, n) the samples' tokens by position once they have all ended
+        self.drawn: list[str] | None = None  # each sample's drawn characters once they have all ended
 
     def drew(self, slots: np.ndarray, tokens: np.ndarray, position: int) -> None:
         """The tokens drawn at ``position`` for the rows still going (``slots``: their samples'
         places 0..n-1 in the part). BOS ends a row, and so does the plan's last position (after
         its token). Called only when ``streams`` is set."""
 
-    def finished(self, drawn: np.ndarray) -> None:
-        """All rows ended: (L, n) their tokens by position, BOS from each sample's end on (a view
-        into the batch's arrays: copy what you keep beyond this call)."""
-        self.drawn = drawn[: self.plan.length].copy()
+    def finished(self, drawn: list[str]) -> None:
+        """All rows ended: each sample's drawn characters (what follows the prefix), in order.
+        A sample drew ``len(text) + 1`` tokens (its ending BOS), or ``len(text)`` if it reached the
+        plan's last position, when ``len(text) == plan.length - plan.start``."""
+        self.drawn = drawn
 
     def texts(self) -> list[str]:
         """Every sample of the part (once all its rows have ended): the prefix and what was drawn."""
-        plan = self.plan
-        texts = decode(self.vocab, self.drawn[plan.start:].T)
-        return [plan.prefix + text for text in texts] if plan.prefix else texts
+        prefix = self.plan.prefix
+        return [prefix + text for text in self.drawn] if prefix else self.drawn
 
 
 class Batch:
@@ -108,9 +110,19 @@ class Batch:
         self.u = sampling.row_uniforms(seeds, np.concatenate([part.indices for part in parts]), L).T.copy()
         self.drawn = np.full((L, N), runner.info.bos, dtype=np.int64)
         self.token = None
-        self.cache = [np.concatenate(layer) for layer in zip(*(plan.cache for plan in plans))]
-        self.logits = np.stack([plan.logits for plan in plans])
-        self.expand = np.repeat(np.arange(len(parts)), sizes)
+        # one cache and logits row per distinct context (a server's requests mostly share BOS's:
+        # the plans then hold the same prefilled arrays), and expand (N,) each row's
+        contexts: dict[int, int] = {}
+        for plan in plans:
+            contexts.setdefault(id(plan.cache), len(contexts))
+        if len(contexts) == 1:
+            self.cache, self.logits = list(plans[0].cache), plans[0].logits[None, :]
+            self.expand = np.zeros(N, dtype=np.int64)
+        else:
+            distinct = list({id(plan.cache): plan for plan in plans}.values())
+            self.cache = [np.concatenate(layer) for layer in zip(*(plan.cache for plan in distinct))]
+            self.logits = np.stack([plan.logits for plan in distinct])
+            self.expand = np.repeat(np.array([contexts[id(plan.cache)] for plan in plans]), sizes)
         self.feed = {}
         self.masked = any(plan.constraint is not None for plan in plans)
         self.states = np.repeat(np.array([plan.constraint.start if plan.constraint is not None else 0
@@ -260,19 +272,33 @@ class Batch:
             part = parts[0]
             part.size -= count
             if not part.size:
-                first = self.columns[0]
-                part.finished(self.drawn[:, first:first + len(part.indices)])
+                self._finish([(part, self.columns[0])])
                 self.parts, self.columns = [], []
             return
-        starts = np.cumsum([0] + [part.size for part in parts[:-1]])
-        ended = [part.size for part in parts] - np.add.reduceat(going, starts, dtype=np.int64)
-        for part, count, first in zip(parts, ended, self.columns):
-            part.size -= int(count)
-            if not part.size:
-                part.finished(self.drawn[:, first:first + len(part.indices)])
-        if not all(part.size for part in parts):
+        # the part of each ending row: the rows of part i are bounds[i - 1]..bounds[i] - 1
+        bounds = np.fromiter(accumulate(part.size for part in parts), dtype=np.int64, count=len(parts))
+        for i in bounds.searchsorted(np.flatnonzero(~going), side="right").tolist():
+            parts[i].size -= 1
+        done = [(part, first) for part, first in zip(parts, self.columns) if not part.size]
+        if done:
+            self._finish(done)
             self.columns = [first for part, first in zip(parts, self.columns) if part.size]
             self.parts = [part for part in parts if part.size]
+
+    def _finish(self, done: list[tuple[Part, int]]) -> None:
+        """Hand each (part, first column) in ``done`` its samples' texts: one decode for the parts
+        whose draws start at the same position (the drawn arrays hold BOS before that)."""
+        vocab = self.runner.info.vocab
+        starts: dict[int, list[tuple[Part, int]]] = {}
+        for part, first in done:
+            starts.setdefault(part.plan.start, []).append((part, first))
+        for start, group in starts.items():
+            columns = [c for part, first in group for c in range(first, first + len(part.indices))]
+            texts = decode(vocab, self.drawn[start:, columns].T)
+            at = 0
+            for part, _ in group:
+                part.finished(texts[at:at + len(part.indices)])
+                at += len(part.indices)
 
 
 def _side_by_side(a: np.ndarray, b: np.ndarray, fill) -> np.ndarray:

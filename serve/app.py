@@ -56,10 +56,13 @@ class App:
         self.metrics = Metrics()
         self.engines = {name: Engine(gen, self.metrics, settings.limits.cohort_ticks)
                         for name, gen in settings.models.items()}
+        self.metrics.queue.set_function(lambda: sum(e.in_flight for e in self.engines.values()))
         self.key = settings.api_key.encode() if settings.api_key else None
         largest_block = max(gen.block_size for gen in settings.models.values())
-        self.completion_fields = schema.completion_fields(self.limits.max_n, self.limits.max_prompts, largest_block)
-        self.score_fields = schema.score_fields(self.limits.max_texts, self.limits.max_text_length)
+        self.completion_form = schema.Form.of(
+            schema.completion_fields(self.limits.max_n, self.limits.max_prompts, largest_block), ("model",))
+        self.score_form = schema.Form.of(schema.score_fields(self.limits.max_texts, self.limits.max_text_length),
+                                         ("model", "texts"))
         self.routes = {
             ("POST", "/v1/completions"): self.completions,
             ("POST", "/v1/score"): self.score,
@@ -191,25 +194,16 @@ class App:
     # ------------------------------------------------------------------------- handlers
 
     async def completions(self, scope, receive, send, origin) -> int:
-        values = schema.check(self.completion_fields, schema.REQUIRED["completions"], await self.read_json(scope, receive))
+        values = schema.check(self.completion_form, await self.read_json(scope, receive))
         engine = self.engine(values["model"])
         if sum(e.in_flight for e in self.engines.values()) >= self.limits.queue:
             raise ApiError(429, f"the server has {self.limits.queue} requests in flight, its limit; retry shortly",
                            code="queue_full", headers={"retry-after": str(self.limits.retry_after)})
-        request, answer, work = completions.start(engine, self.completion_fields, values)
+        request, answer, work = completions.start(engine, self.completion_form.fields, values)
         if work is not None:
             return await self.whole(send, engine, request, answer, work, origin)
         engine.submit(request)
-        self.metrics.queue.inc()
-        # the client going away, or the time limit, fails the request: its rows leave at the next tick
-        watch = asyncio.ensure_future(receive())
-
-        def gone(watch):
-            if not watch.cancelled() and watch.result()["type"] == "http.disconnect":
-                request.fail(ConnectionResetError("the client went away"))
-
-        watch.add_done_callback(gone)
-        timer = engine.loop.call_later(self.limits.timeout, request.fail, TimeoutError())
+        request.guard(receive, self.limits.timeout)  # a client gone, or the time limit, fails the request
         try:
             if request.stream:
                 return await self.stream(send, request, answer, origin)
@@ -220,19 +214,16 @@ class App:
                                "ask for fewer samples or retry", code="timeout") from None
             except ConnectionResetError:
                 return 499  # nobody to answer (nginx's code for it, in the metrics only)
-            self.count_tokens(request)
-            return await self.respond(send, 200, completions.body(request, answer), JSON, origin)
+            used = self.count_tokens(request)
+            return await self.respond(send, 200, completions.body(request, answer, used), JSON, origin)
         finally:
-            timer.cancel()
-            watch.cancel()
-            self.metrics.queue.dec()
+            request.unguard()
 
     async def whole(self, send, engine, request, answer, work, origin) -> int:
         """A request with set controls: its choices drawn by Generator.generate on a worker thread
         (rejection takes attempts in order, so it cannot share the batches); 422 when the attempt
         cap is reached first."""
         engine.in_flight += 1
-        self.metrics.queue.inc()
         try:
             await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, work), self.limits.timeout)
         except TimeoutError:  # the thread ends by itself: max_attempts bounds its work
@@ -242,7 +233,6 @@ class App:
             raise ApiError(422, str(e), "max_attempts", "attempts_exhausted") from None
         finally:
             engine.in_flight -= 1
-            self.metrics.queue.dec()
         self.count_tokens(request)
         if request.stream:
             headers = SSE + ([(b"access-control-allow-origin", origin), (b"vary", b"origin")] if origin else [])
@@ -269,13 +259,14 @@ class App:
         await send({"type": "http.response.body", "body": b""})
         return 200
 
-    def count_tokens(self, request) -> None:
+    def count_tokens(self, request) -> dict:
         used = completions.usage(request)
         self.metrics.prompt_tokens.inc(used["prompt_tokens"])
         self.metrics.completion_tokens.inc(used["completion_tokens"])
+        return used
 
     async def score(self, scope, receive, send, origin) -> int:
-        values = schema.check(self.score_fields, schema.REQUIRED["score"], await self.read_json(scope, receive))
+        values = schema.check(self.score_form, await self.read_json(scope, receive))
         generator = self.engine(values["model"]).generator
         texts = values["texts"] if isinstance(values["texts"], list) else [values["texts"]]
         try:

@@ -23,13 +23,18 @@ import time
 import numpy as np
 
 from mgpt.runtime import Generator, ModelError
-from mgpt.runtime.batched import Batch, Part, decode
+from mgpt.runtime.batched import Batch, Part
+from mgpt.runtime.plan import Plan
+
+PLANS = 256  # request options whose plans an engine keeps
+WATCH_AFTER = 0.05  # seconds before a small request's client is listened to (Request.guard)
+WATCH_ROWS = 16  # requests of this many rows or more are listened to at once
 
 
 class Choices(Part):
     """One prompt's ``n`` samples in a request: sample indices 0..n-1 of its plan, as
-    ``mgpt-generate -n N`` draws them. Non-streaming, it keeps the samples' tokens when all have
-    ended; streaming, it turns each step's tokens into events for its request."""
+    ``mgpt-generate -n N`` draws them. It keeps the samples' texts when all have ended;
+    streaming, it also turns each step's tokens into events for its request."""
 
     def __init__(self, request: Request, plan, n: int, vocab):
         super().__init__(plan, np.arange(n), vocab)
@@ -49,24 +54,18 @@ class Choices(Part):
             events.append((slot, text, None if not end else "stop" if token == bos else "length"))
         self.request.engine.outbox.append((self.request.streamed, (self, events)))
 
-    def finished(self, drawn):
-        drawn = drawn[self.plan.start:self.plan.length]  # (positions, n) from the first draw on
-        ended = drawn == self.vocab.bos
-        self.tokens = int(np.count_nonzero(~ended)) + int(np.count_nonzero(ended.any(axis=0)))
-        if not self.streams:
-            self.texts_ = decode(self.vocab, drawn.T)
-            self.reasons = ["stop" if e else "length" for e in ended.any(axis=0).tolist()]
+    def finished(self, drawn: list[str]) -> None:
+        self.whole(drawn)
         self.request.engine.outbox.append((self.request.part_done, (self,)))
 
-
     def whole(self, texts: list[str]) -> None:
-        """The samples drawn whole by Generator.generate (requests with set controls), as what
-        follows the prompt: the part as if its rows had run here."""
-        plan = self.plan
-        longest = plan.length - plan.offset - len(plan.prefix)  # characters a sample may draw
+        """The samples' texts (what follows the prompt), drawn here or whole by Generator.generate
+        (requests with set controls): a sample that reached the plan's last position ended by
+        length, the others drew BOS."""
+        longest = self.plan.length - self.plan.start  # characters a sample may draw
         self.texts_ = texts
         self.reasons = ["length" if len(text) >= longest else "stop" for text in texts]
-        self.tokens = sum(len(text) + (reason == "stop") for text, reason in zip(texts, self.reasons))
+        self.tokens = sum(len(text) for text in texts) + self.reasons.count("stop")
 
 
 class Request:
@@ -76,16 +75,51 @@ class Request:
     def __init__(self, engine: Engine, stream: bool):
         self.engine, self.stream = engine, stream
         self.parts: list[Choices] = []
+        self.rows = 0  # samples asked for, over all its parts
         self.left = 0
         self.done = engine.loop.create_future()
         self.events: asyncio.Queue | None = asyncio.Queue() if stream else None
         self.started = time.perf_counter()
+        self.timer: asyncio.TimerHandle | None = None
+        self.watch: asyncio.Future | None = None
 
     def add(self, plan, n: int) -> Choices:
         part = Choices(self, plan, n, self.engine.generator.vocab)
         self.parts.append(part)
+        self.rows += n
         self.left += 1
         return part
+
+    def guard(self, receive, timeout: float) -> None:
+        """Fail the request when its client goes away (``receive`` says http.disconnect) or after
+        ``timeout`` seconds. Listening takes a task per request, as costly as the request itself
+        at n=1, so a small request (fewer than WATCH_ROWS rows, not streamed) is listened to only
+        if it is still going after WATCH_AFTER seconds; its rows are a handful meanwhile."""
+        self.receive, loop = receive, self.engine.loop
+        if self.stream or self.rows >= WATCH_ROWS or timeout <= WATCH_AFTER:
+            self.listen()
+            self.timer = loop.call_later(timeout, self.fail, TimeoutError())
+        else:
+            self.timer = loop.call_later(WATCH_AFTER, self._still_going, timeout - WATCH_AFTER)
+
+    def _still_going(self, left: float) -> None:
+        if not self.done.done():
+            self.listen()
+            self.timer = self.engine.loop.call_later(left, self.fail, TimeoutError())
+
+    def listen(self) -> None:
+        self.watch = asyncio.ensure_future(self.receive())
+        self.watch.add_done_callback(self._heard)
+
+    def _heard(self, watch: asyncio.Future) -> None:
+        if not watch.cancelled() and watch.exception() is None and watch.result()["type"] == "http.disconnect":
+            self.fail(ConnectionResetError("the client went away"))
+
+    def unguard(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.watch is not None:
+            self.watch.cancel()
 
     def streamed(self, part: Choices, events: list) -> None:
         self.events.put_nowait((part, events))
@@ -121,6 +155,13 @@ class Engine:
         self.cohort_ticks = cohort_ticks  # new requests start together every this many ticks at most
         self.waited = 0  # ticks since new requests last started
         self.outbox: list[tuple] = []  # (call, args) for the loop to make after a tick
+        self.plans: dict[tuple, Plan] = {}  # plans with seed 0 by their request options, the newest last
+
+    def keep_plan(self, key: tuple, plan: Plan) -> None:
+        """Keep ``plan`` for requests with the options ``key``, and the last PLANS of them only."""
+        self.plans[key] = plan
+        if len(self.plans) > PLANS:
+            del self.plans[next(iter(self.plans))]
 
     def submit(self, request: Request) -> None:
         """Start ``request``'s parts at the next tick."""

@@ -21,7 +21,7 @@ class Metrics:
                                 ["endpoint", "status"], registry=registry)
         self.latency = Histogram("mgpt_request_seconds", "Time from a request's body to its last byte, by endpoint",
                                  ["endpoint"], buckets=LATENCY_BUCKETS, registry=registry)
-        self.queue = Gauge("mgpt_queue_depth", "Completion requests admitted and not yet answered",
+        self.queue = Gauge("mgpt_queue_depth", "Completion requests in flight: admitted, their samples not yet all drawn",
                            registry=registry)
         self.batch_rows = Histogram("mgpt_batch_rows", "Rows in one graph step (or first draw) of the batcher",
                                     buckets=ROW_BUCKETS, registry=registry)

@@ -53,7 +53,7 @@ def document(app) -> dict:
             "/v1/completions": {"post": {
                 "summary": "Samples that follow a prompt, as OpenAI's completions API",
                 "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": schema.body_schema(app.completion_fields, schema.REQUIRED["completions"])}}},
+                    "schema": schema.body_schema(app.completion_form)}}},
                 "responses": {"200": {"description": "the choices (text/event-stream when stream is true)",
                                       "content": {"application/json": {"schema": COMPLETION},
                                                   "text/event-stream": {"schema": {"type": "string"}}}},
@@ -61,7 +61,7 @@ def document(app) -> dict:
             "/v1/score": {"post": {
                 "summary": "Mean negative log-likelihood (nats per token) of texts under a model",
                 "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": schema.body_schema(app.score_fields, schema.REQUIRED["score"])}}},
+                    "schema": schema.body_schema(app.score_form)}}},
                 "responses": {"200": _json({"type": "object", "required": ["nll", "tokens"], "properties": {
                     "object": {"const": "score"}, "model": {"type": "string"}, "nll": {"type": "number"},
                     "tokens": {"type": "integer"}, "texts": {"type": "integer"}}}, "the score"), **post_errors}}},

@@ -102,16 +102,17 @@ def score_fields(max_texts: int, max_length: int) -> dict[str, Field]:
     }
 
 
-REQUIRED = {"completions": ("model",), "score": ("model", "texts")}
+def _not_json(name):
+    raise ValueError(f"{name} is not standard JSON")
+
+
+_decode = json.JSONDecoder(parse_constant=_not_json).decode  # made once: json.loads with an option makes one per call
 
 
 def parse(body: bytes) -> dict:
     """The JSON object of a request body; 400 if it is not one (NaN and Infinity are not JSON)."""
-    def constant(name):
-        raise ValueError(f"{name} is not standard JSON")
-
     try:
-        value = json.loads(body, parse_constant=constant)
+        value = _decode(body.decode(json.detect_encoding(body), "surrogatepass"))  # as json.loads reads bytes
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ApiError(400, f"the request body is not valid JSON ({str(e)[:120]}); send a JSON object",
                        code="invalid_json") from None
@@ -120,28 +121,37 @@ def parse(body: bytes) -> dict:
     return value
 
 
-def check(fields: dict[str, Field], required: tuple[str, ...], body: dict) -> dict:
+class Form(NamedTuple):
+    """A request body's fields, the names it must have, and every field's default."""
+    fields: dict[str, Field]
+    required: tuple[str, ...]
+    defaults: dict[str, Any]
+
+    @classmethod
+    def of(cls, fields: dict[str, Field], required: tuple[str, ...]) -> Form:
+        return cls(fields, required, {name: field.default for name, field in fields.items()})
+
+
+def check(form: Form, body: dict) -> dict:
     """``body``'s fields, checked against their schemas, with each missing one at its default.
     422 names the first field at fault: unknown, missing or not what its schema says."""
+    fields = form.fields
     for name in body:
         if name not in fields:
             raise ApiError(422, f"unknown field {name[:60]!r}; the fields are {', '.join(fields)}", name[:60],
                            "unknown_field")
-    for name in required:
+    for name in form.required:
         if name not in body:
             raise ApiError(422, f"the field {name!r} is required", name, "missing_field")
-    values = {}
-    for name, field in fields.items():
-        if name in body:
-            problem = _problem(field.schema, body[name])
-            if problem:
-                raise ApiError(422, f"{name} {problem}", name, "invalid_value")
-            value = body[name]
-            if isinstance(value, float) and value.is_integer() and "integer" in field.schema.get("type", ()):
-                value = int(value)  # 3.0 given where an integer goes: the integer 3
-            values[name] = value
-        else:
-            values[name] = field.default
+    values = dict(form.defaults)
+    for name, value in body.items():
+        schema = fields[name].schema
+        problem = _problem(schema, value)
+        if problem:
+            raise ApiError(422, f"{name} {problem}", name, "invalid_value")
+        if isinstance(value, float) and value.is_integer() and "integer" in schema.get("type", ()):
+            value = int(value)  # 3.0 given where an integer goes: the integer 3
+        values[name] = value
     return values
 
 
@@ -218,11 +228,11 @@ def _problem(schema: dict, value) -> str | None:
     return None
 
 
-def body_schema(fields: dict[str, Field], required: tuple[str, ...]) -> dict:
-    """The JSON Schema of a request body made of ``fields``."""
+def body_schema(form: Form) -> dict:
+    """The JSON Schema of a request body of ``form``."""
     properties = {}
-    for name, field in fields.items():
+    for name, field in form.fields.items():
         properties[name] = dict(field.schema)
         if field.default is not None:
             properties[name].setdefault("default", field.default)
-    return {"type": "object", "properties": properties, "required": list(required), "additionalProperties": False}
+    return {"type": "object", "properties": properties, "required": list(form.required), "additionalProperties": False}
