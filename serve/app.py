@@ -199,7 +199,7 @@ class App:
         if sum(e.in_flight for e in self.engines.values()) >= self.limits.queue:
             raise ApiError(429, f"the server has {self.limits.queue} requests in flight, its limit; retry shortly",
                            code="queue_full", headers={"retry-after": str(self.limits.retry_after)})
-        request, answer, work = completions.start(engine, self.completion_form.fields, values)
+        request, answer, work = completions.start(engine, self.completion_form, values)
         if work is not None:
             return await self.whole(send, engine, request, answer, work, origin)
         engine.submit(request)

@@ -15,49 +15,43 @@ from json.encoder import encode_basestring as _quote  # a JSON string, as json.d
 from typing import Callable
 
 from mgpt.runtime import Generator, ModelError, rejection, sampling
+from mgpt.runtime.plan import Plan
 
 from .engine import Engine, Request
 from .errors import ApiError
-from .schema import SET_CONTROLS, Field
+from .schema import SET_CONTROLS, Form
 
 # the runtime's names for the arguments its errors are about -> the request's fields
 PARAMS = {"prefix": "prompt", "max_length": "max_tokens"}
+UNPLANNED = (*SET_CONTROLS, "seed")  # sampling options that a Plan does not hold (as its seed 0 is kept)
 
 
-def start(engine: Engine, fields: dict[str, Field], values: dict) -> tuple[Request, dict, Callable | None]:
+def start(engine: Engine, form: Form, values: dict) -> tuple[Request, dict, Callable | None]:
     """A Request for the checked ``values`` with its plans made (422 for an option the model cannot
     take, e.g. a prompt character outside its vocabulary), what the answer needs to know, and for
     requests with set controls (``novel``, ``unique``, ``exclude``) the work that draws their
     choices with Generator.generate instead of the shared batches (None for the others)."""
     generator: Generator = engine.generator
     prompts = values["prompt"] if isinstance(values["prompt"], list) else [values["prompt"]]
-    options = {field.option: values[name] for name, field in fields.items() if field.option}
-    chosen = {name: options.pop(name) for name in SET_CONTROLS if name in options}
-    sets = chosen["novel"] or chosen["unique"] or chosen["exclude"]
-    seed = options.pop("seed")
+    sets = values["novel"] or values["unique"] or values["exclude"]
+    seed = values["seed"]
     if seed is None:
         seed = sampling.new_seed()
     request = Request(engine, values["stream"])
-    longest = generator.block_size - len(options.get("labels") or ())
+    longest = generator.block_size - len(values["labels"] or ())
+    # a plan for the options with seed 0 is made once (checks, encoding, the constraint) and kept
+    # by them: a server's requests mostly repeat their options, and only the seed differs
+    settings = tuple(tuple(values[name]) if type(values[name]) is list else values[name]
+                     for name, option in form.options if option not in UNPLANNED)
     plans = []
     for prompt in prompts:
         max_length = None if values["max_tokens"] is None else max(1, min(len(prompt) + values["max_tokens"], longest))
-        # a plan for these options with seed 0, made once (checks, encoding, the constraint): a
-        # server's requests mostly repeat their options, and only the seed differs
-        key = (prompt, max_length, *(tuple(v) if isinstance(v, list) else v for v in options.values()))
+        key = (prompt, max_length, settings)
         plan = engine.plans.get(key)
         if plan is None or sets:
-            try:
-                plan = generator.plan(prefix=prompt, max_length=max_length, seed=0, **options)
-                if sets:
-                    rejection.check_set_options(**chosen)
-                    if chosen["novel"]:
-                        generator.novelty()  # a model without the filter: ModelError now, not in a thread
-            except (TypeError, ValueError, ModelError) as e:
-                name = str(e).split(" ", 1)[0].strip("'")
-                raise ApiError(422, str(e), PARAMS.get(name, name if name in fields else None), "invalid_value") from None
+            plan = new_plan(generator, form, values, prompt, max_length)
             engine.keep_plan(key, plan)
-        plan = plan._replace(seed=seed)
+        plan = plan.with_seed(seed)
         plans.append((prompt, plan))
         request.add(plan, values["n"])
     stops = values["stop"]
@@ -67,12 +61,31 @@ def start(engine: Engine, fields: dict[str, Field], values: dict) -> tuple[Reque
               "usage": bool((values["stream_options"] or {}).get("include_usage"))}
     work = None
     if sets:
+        options = {option: values[name] for name, option in form.options if option != "seed"}
+
         def work():
             for part, (prompt, plan) in zip(request.parts, plans):
                 texts = generator.generate(values["n"], prefix=prompt, max_length=plan.length - plan.offset,
-                                           seed=seed, **options, **chosen)
+                                           seed=seed, **options)
                 part.whole([text[len(prompt):] for text in texts])
     return request, answer, work
+
+
+def new_plan(generator: Generator, form: Form, values: dict, prompt: str, max_length: int | None) -> Plan:
+    """The plan (seed 0) of the request's options for ``prompt``; 422 for an option the model
+    cannot take, and for set controls it cannot meet (a model without the novelty filter)."""
+    options = {option: values[name] for name, option in form.options}
+    chosen = {name: options.pop(name) for name in SET_CONTROLS}
+    try:
+        plan = generator.plan(prefix=prompt, max_length=max_length, **{**options, "seed": 0})
+        if chosen["novel"] or chosen["unique"] or chosen["exclude"]:
+            rejection.check_set_options(**chosen)
+            if chosen["novel"]:
+                generator.novelty()  # a model without the filter: ModelError now, not in a thread
+    except (TypeError, ValueError, ModelError) as e:
+        name = str(e).split(" ", 1)[0].strip("'")
+        raise ApiError(422, str(e), PARAMS.get(name, name if name in form.fields else None), "invalid_value") from None
+    return plan
 
 
 def cut(text: str, stops: list[str]) -> tuple[str, bool]:

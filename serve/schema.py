@@ -122,14 +122,17 @@ def parse(body: bytes) -> dict:
 
 
 class Form(NamedTuple):
-    """A request body's fields, the names it must have, and every field's default."""
+    """A request body's fields, the names it must have, every field's default, and the fields
+    that are sampling options, (field, Generator keyword) each."""
     fields: dict[str, Field]
     required: tuple[str, ...]
     defaults: dict[str, Any]
+    options: tuple[tuple[str, str], ...]
 
     @classmethod
     def of(cls, fields: dict[str, Field], required: tuple[str, ...]) -> Form:
-        return cls(fields, required, {name: field.default for name, field in fields.items()})
+        return cls(fields, required, {name: field.default for name, field in fields.items()},
+                   tuple((name, field.option) for name, field in fields.items() if field.option))
 
 
 def check(form: Form, body: dict) -> dict:
