@@ -53,10 +53,9 @@ class App:
 
     def __init__(self, settings: Settings):
         self.settings, self.limits = settings, settings.limits
-        self.metrics = Metrics()
+        self.metrics = Metrics(lambda: sum(e.in_flight for e in self.engines.values()))
         self.engines = {name: Engine(gen, self.metrics, settings.limits.cohort_ticks)
                         for name, gen in settings.models.items()}
-        self.metrics.queue.set_function(lambda: sum(e.in_flight for e in self.engines.values()))
         self.key = settings.api_key.encode() if settings.api_key else None
         largest_block = max(gen.block_size for gen in settings.models.values())
         self.completion_form = schema.Form.of(
@@ -261,8 +260,7 @@ class App:
 
     def count_tokens(self, request) -> dict:
         used = completions.usage(request)
-        self.metrics.prompt_tokens.inc(used["prompt_tokens"])
-        self.metrics.completion_tokens.inc(used["completion_tokens"])
+        self.metrics.counted(used["prompt_tokens"], used["completion_tokens"])
         return used
 
     async def score(self, scope, receive, send, origin) -> int:
