@@ -76,7 +76,7 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
               help="Seconds a completion request may take (504 beyond).")
 @click.option("--drain-timeout", type=FiniteRange(min=0), default=10.0, show_default=True,
               help="On SIGTERM, seconds to finish the requests in flight before exiting.")
-@click.option("--cohort-ticks", type=click.IntRange(1), default=4, show_default=True,
+@click.option("--cohort-ticks", type=click.IntRange(1), default=8, show_default=True,
               help="New requests start together at most every this many steps: larger batches, a little "
                    "more latency.")
 @click.option("--reuse-port", is_flag=True,
