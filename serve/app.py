@@ -61,6 +61,7 @@ class App:
         largest_block = max(gen.block_size for gen in settings.models.values())
         self.completion_form = schema.Form.of(
             schema.completion_fields(self.limits.max_n, self.limits.max_prompts, largest_block), ("model",))
+        self.plan_key = completions.plan_key(self.completion_form)
         self.score_form = schema.Form.of(schema.score_fields(self.limits.max_texts, self.limits.max_text_length),
                                          ("model", "texts"))
         self.routes = {
@@ -199,7 +200,7 @@ class App:
         if sum(e.in_flight for e in self.engines.values()) >= self.limits.queue:
             raise ApiError(429, f"the server has {self.limits.queue} requests in flight, its limit; retry shortly",
                            code="queue_full", headers={"retry-after": str(self.limits.retry_after)})
-        request, answer, work = completions.start(engine, self.completion_form, values)
+        request, answer, work = completions.start(engine, self.completion_form, self.plan_key, values)
         if work is not None:
             return await self.whole(send, engine, request, answer, work, origin)
         engine.submit(request)

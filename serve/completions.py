@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from operator import itemgetter
 from json.encoder import encode_basestring as _quote  # a JSON string, as json.dumps(ensure_ascii=False) writes it
 
 from typing import Callable
@@ -26,11 +27,14 @@ PARAMS = {"prefix": "prompt", "max_length": "max_tokens"}
 UNPLANNED = (*SET_CONTROLS, "seed")  # sampling options that a Plan does not hold (as its seed 0 is kept)
 
 
-def start(engine: Engine, form: Form, values: dict) -> tuple[Request, dict, Callable | None]:
+def start(engine: Engine, form: Form, plan_key: Callable[[dict], tuple], values: dict
+          ) -> tuple[Request, dict, Callable | None]:
     """A Request for the checked ``values`` with its plans made (422 for an option the model cannot
     take, e.g. a prompt character outside its vocabulary), what the answer needs to know, and for
     requests with set controls (``novel``, ``unique``, ``exclude``) the work that draws their
-    choices with Generator.generate instead of the shared batches (None for the others)."""
+    choices with Generator.generate instead of the shared batches (None for the others).
+    A plan for the options with seed 0 is made once (checks, encoding, the constraint) and kept
+    by ``plan_key(values)``: a server's requests mostly repeat their options, only the seed differs."""
     generator: Generator = engine.generator
     prompts = values["prompt"] if isinstance(values["prompt"], list) else [values["prompt"]]
     sets = values["novel"] or values["unique"] or values["exclude"]
@@ -39,10 +43,7 @@ def start(engine: Engine, form: Form, values: dict) -> tuple[Request, dict, Call
         seed = sampling.new_seed()
     request = Request(engine, values["stream"])
     longest = generator.block_size - len(values["labels"] or ())
-    # a plan for the options with seed 0 is made once (checks, encoding, the constraint) and kept
-    # by them: a server's requests mostly repeat their options, and only the seed differs
-    settings = tuple(tuple(values[name]) if type(values[name]) is list else values[name]
-                     for name, option in form.options if option not in UNPLANNED)
+    settings = plan_key(values)
     plans = []
     for prompt in prompts:
         max_length = None if values["max_tokens"] is None else max(1, min(len(prompt) + values["max_tokens"], longest))
@@ -69,6 +70,21 @@ def start(engine: Engine, form: Form, values: dict) -> tuple[Request, dict, Call
                                            seed=seed, **options)
                 part.whole([text[len(prompt):] for text in texts])
     return request, answer, work
+
+
+def plan_key(form: Form) -> Callable[[dict], tuple]:
+    """A function of a request's checked values: the options its plans depend on, hashable."""
+    names = [name for name, option in form.options if option not in UNPLANNED]
+    get = itemgetter(*names)
+    lists = [i for i, name in enumerate(names) if "array" in form.fields[name].schema.get("type", ())]
+
+    def key(values: dict) -> tuple:
+        settings = get(values)
+        if any(type(settings[i]) is list for i in lists):
+            settings = tuple(tuple(v) if type(v) is list else v for v in settings)
+        return settings
+
+    return key
 
 
 def new_plan(generator: Generator, form: Form, values: dict, prompt: str, max_length: int | None) -> Plan:

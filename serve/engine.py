@@ -29,6 +29,8 @@ from mgpt.runtime.plan import Plan
 PLANS = 256  # request options whose plans an engine keeps
 WATCH_AFTER = 0.05  # seconds before a small request's client is listened to (Request.guard)
 WATCH_ROWS = 16  # requests of this many rows or more are listened to at once
+INDICES = np.arange(1024)  # sample indices 0..n-1 as a view of this (a new array costs more)
+INDICES.setflags(write=False)
 
 
 class Choices(Part):
@@ -37,7 +39,7 @@ class Choices(Part):
     streaming, it also turns each step's tokens into events for its request."""
 
     def __init__(self, request: Request, plan, n: int, vocab):
-        super().__init__(plan, np.arange(n), vocab)
+        super().__init__(plan, INDICES[:n] if n <= len(INDICES) else np.arange(n), vocab)
         self.request = request
         self.streams = request.stream
         self.tokens = 0  # draws made for the part's samples, each ending BOS included
