@@ -59,4 +59,4 @@ if __name__ == "__main__":
     if kind == "naive":
         _generator = Generator("names", threads=1)
     uvicorn.run({"trivial": trivial, "naive": naive}[kind], host="127.0.0.1", port=port, log_level="warning",
-                access_log=False, loop="uvloop", http="httptools")
+                access_log=False, proxy_headers=False, loop="uvloop", http="httptools")  # as mgpt-serve runs it

@@ -118,8 +118,10 @@ def serve_command(models, host, port, api_key, no_key_ok, cors_origins, max_n, m
     sock = listening_socket(host, port, reuse_port)
     limits = Limits(max_body=max_body, max_n=max_n, queue=queue, timeout=timeout, cohort_ticks=cohort_ticks)
     app = App(Settings(loaded, api_key, list(cors_origins), limits))
+    # proxy_headers off: the service reads no client address, and its middleware is a coroutine
+    # more per request
     config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=drain_timeout,
-                            lifespan="on", **_fast_parts())
+                            lifespan="on", proxy_headers=False, **_fast_parts())
     server = uvicorn.Server(config)
     bound = sock.getsockname()
     click.echo(f"mgpt-serve: {', '.join(loaded)} on http://{bound[0]}:{bound[1]}/ (OpenAPI at /openapi.json)",

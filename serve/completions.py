@@ -9,7 +9,9 @@ choice its draws, the ending BOS included.
 from __future__ import annotations
 
 import json
+import os
 import time
+from itertools import count
 from operator import itemgetter
 from json.encoder import encode_basestring as _quote  # a JSON string, as json.dumps(ensure_ascii=False) writes it
 
@@ -24,6 +26,17 @@ from .schema import SET_CONTROLS, Form
 
 # the runtime's names for the arguments its errors are about -> the request's fields
 PARAMS = {"prefix": "prompt", "max_length": "max_tokens"}
+
+
+def _new_ids() -> None:
+    """Answer ids: cmpl-, 16 random hex digits for this process, then a count (a forked child
+    starts its own)."""
+    global _ids
+    _ids = (f"cmpl-{sampling.new_seed():016x}", count())
+
+
+_new_ids()
+os.register_at_fork(after_in_child=_new_ids)
 UNPLANNED = (*SET_CONTROLS, "seed")  # sampling options that a Plan does not hold (as its seed 0 is kept)
 
 
@@ -56,7 +69,7 @@ def start(engine: Engine, form: Form, plan_key: Callable[[dict], tuple], values:
         plans.append((prompt, plan))
         request.add(plan, values["n"])
     stops = values["stop"]
-    answer = {"id": f"cmpl-{sampling.new_seed():016x}", "created": int(time.time()), "model": values["model"],
+    answer = {"id": f"{_ids[0]}{next(_ids[1]):x}", "created": int(time.time()), "model": values["model"],
               "seed": seed, "n": values["n"], "echo": values["echo"],
               "stops": [stops] if isinstance(stops, str) else list(stops or ()),
               "usage": bool((values["stream_options"] or {}).get("include_usage"))}
