@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from .errors import ApiError
 
@@ -122,17 +122,48 @@ def parse(body: bytes) -> dict:
 
 
 class Form(NamedTuple):
-    """A request body's fields, the names it must have, every field's default, and the fields
-    that are sampling options, (field, Generator keyword) each."""
+    """A request body's fields, the names it must have, every field's default, the fields that
+    are sampling options, (field, Generator keyword) each, and each field's quick test."""
     fields: dict[str, Field]
     required: tuple[str, ...]
     defaults: dict[str, Any]
     options: tuple[tuple[str, str], ...]
+    quick: dict[str, Callable[[Any], bool]]
 
     @classmethod
     def of(cls, fields: dict[str, Field], required: tuple[str, ...]) -> Form:
         return cls(fields, required, {name: field.default for name, field in fields.items()},
-                   tuple((name, field.option) for name, field in fields.items() if field.option))
+                   tuple((name, field.option) for name, field in fields.items() if field.option),
+                   {name: _quick(field.schema) for name, field in fields.items()})
+
+
+def _quick(schema: dict) -> Callable[[Any], bool]:
+    """A test that passes the common values ``_problem`` finds nothing wrong with, at a fraction of
+    its cost (a request's few fields took ~5% of a one-sample request through it), and never one it
+    would reject; what fails the test goes through ``_problem``. Schemas with other keywords than
+    type, minimum, maximum and maxLength get a test that passes nothing."""
+    if set(schema) - {"type", "minimum", "maximum", "maxLength", "description"}:
+        return lambda value: False
+    kinds = schema.get("type", [])
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds)
+    lo, hi = schema.get("minimum", -math.inf), schema.get("maximum", math.inf)
+    longest = schema.get("maxLength", math.inf)
+    strings, booleans, nulls = "string" in kinds, "boolean" in kinds, "null" in kinds
+    ints, floats = bool(kinds & {"integer", "number"}), "number" in kinds  # 3.0 for an integer: the slow path
+
+    def quick(value) -> bool:
+        kind = type(value)
+        if kind is str:
+            return strings and len(value) <= longest
+        if kind is int:
+            return ints and lo <= value <= hi
+        if kind is float:
+            return floats and math.isfinite(value) and lo <= value <= hi
+        if kind is bool:
+            return booleans
+        return value is None and nulls
+
+    return quick
 
 
 def check(form: Form, body: dict) -> dict:
@@ -147,7 +178,11 @@ def check(form: Form, body: dict) -> dict:
         if name not in body:
             raise ApiError(422, f"the field {name!r} is required", name, "missing_field")
     values = dict(form.defaults)
+    quick = form.quick
     for name, value in body.items():
+        if quick[name](value):
+            values[name] = value
+            continue
         schema = fields[name].schema
         problem = _problem(schema, value)
         if problem:

@@ -492,3 +492,50 @@ def test_schemathesis_finds_no_server_error_and_answers_as_documented(server):
             case.call_and_validate(timeout=60)
 
         check()
+
+
+# ----------------------------------------------------------------------------- the hot path's shortcuts
+
+VALUES = [None, True, False, 0, 1, -1, 2, 3.0, 0.5, -0.5, 1.5, 256, 257, 10**30, -(2**63) - 1, 2**64, 1e300, "",
+          "a", "x" * 64, "x" * 65, "x" * 300, "x" * 1001, [], ["a"], [1], {}, {"include_usage": True}]
+
+
+def test_the_quick_field_tests_pass_only_what_the_schema_allows():
+    from mgpt.serve import schema
+
+    forms = [schema.Form.of(schema.completion_fields(256, 16, 16), ("model",)),
+             schema.Form.of(schema.score_fields(1024, 4096), ("model", "texts"))]
+    passed = 0
+    for form in forms:
+        for name, field in form.fields.items():
+            for value in VALUES:
+                if form.quick[name](value):
+                    passed += 1
+                    assert schema._problem(field.schema, value) is None, (name, value)
+    assert passed > 40  # the common values do take the quick path
+
+
+@hypothesis.given(texts=hypothesis.strategies.lists(hypothesis.strategies.text(), min_size=1, max_size=4),
+                  model=hypothesis.strategies.text(min_size=1), echo=hypothesis.strategies.booleans(),
+                  stops=hypothesis.strategies.lists(hypothesis.strategies.text(min_size=1, max_size=3), max_size=2))
+@hypothesis.settings(max_examples=200, deadline=None)
+def test_the_written_out_answer_is_the_json_of_its_fields(texts, model, echo, stops):
+    from mgpt.serve import completions
+
+    class Part:  # what body() reads of a part: its plan's prefix, the texts and why each ended
+        def __init__(self, prefix, texts):
+            self.plan, self.texts_ = type("Plan", (), {"prefix": prefix, "context": (0,) * (len(prefix) + 1)}), texts
+            self.reasons, self.tokens = ["stop", "length"] * len(texts), sum(map(len, texts))
+
+    request = type("Request", (), {"parts": [Part("p\"\\é", texts), Part("", texts[::-1])]})
+    answer = {"id": "cmpl-1", "created": 7, "model": model, "seed": 2**64 - 1, "n": len(texts), "echo": echo,
+              "stops": stops}
+    written = json.loads(completions.body(request, answer))
+    choices = []
+    for i, part in enumerate(request.parts):
+        for slot, (text, reason) in enumerate(zip(part.texts_, part.reasons)):
+            text, stopped = completions.cut(text, stops)
+            choices.append({"text": (part.plan.prefix if echo else "") + text, "index": i * len(texts) + slot,
+                            "logprobs": None, "finish_reason": "stop" if stopped else reason})
+    assert written == {"id": "cmpl-1", "object": "text_completion", "created": 7, "model": model, "choices": choices,
+                       "usage": completions.usage(request), "seed": 2**64 - 1}
