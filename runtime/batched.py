@@ -160,15 +160,29 @@ class Batch:
     def step(self) -> None:
         """One position for every row: run the graph (unless these are the first draws), draw,
         tell the parts, drop the rows that ended."""
+        feed = self.inputs()
+        self.advance(None if feed is None else self.runner.run(feed))
+
+    def inputs(self) -> dict[str, np.ndarray] | None:
+        """The graph's feed for this step, or None for the first draws (they read the plan's
+        logits). ``step`` is ``advance(runner.run(inputs()))``, so a caller may run the graph
+        elsewhere: the server runs it on a thread while its event loop serves requests."""
+        if self.logits is not None:
+            return None
+        feed, runner = self.feed, self.runner
+        feed[POSITION] = runner.positions[self.position]
+        feed[TOKEN] = self.token
+        feed.update(zip(runner.past, self.cache))
+        return feed
+
+    def advance(self, outputs: list[np.ndarray] | None) -> None:
+        """The rest of the step, given the graph's ``outputs`` for ``inputs()`` (None for the
+        first draws): draw, tell the parts, drop the rows that ended."""
         runner, p, alive, fresh = self.runner, self.position, self.alive, self.logits is not None
         if fresh:
             columns = self.logits.T.take(self.expand, axis=1)  # (V, B) each row's plan's logits
         else:
-            feed = self.feed
-            feed[POSITION] = runner.positions[p]
-            feed[TOKEN] = self.token
-            feed.update(zip(runner.past, self.cache))
-            logits, *self.cache = runner.run(feed)
+            logits, *self.cache = outputs
             columns = logits.T
         if self.masked:
             columns = self._mask(columns, p)
@@ -277,8 +291,10 @@ class Batch:
             return
         # the part of each ending row: the rows of part i are bounds[i - 1]..bounds[i] - 1
         bounds = np.fromiter(accumulate(part.size for part in parts), dtype=np.int64, count=len(parts))
-        for i in bounds.searchsorted(np.flatnonzero(~going), side="right").tolist():
-            parts[i].size -= 1
+        ended = np.bincount(bounds.searchsorted(np.flatnonzero(~going), side="right"), minlength=len(parts))
+        for part, count in zip(parts, ended.tolist()):
+            if count:
+                part.size -= count
         done = [(part, first) for part, first in zip(parts, self.columns) if not part.size]
         if done:
             self._finish(done)
@@ -293,8 +309,11 @@ class Batch:
         for part, first in done:
             starts.setdefault(part.plan.start, []).append((part, first))
         for start, group in starts.items():
-            columns = [c for part, first in group for c in range(first, first + len(part.indices))]
-            texts = decode(vocab, self.drawn[start:, columns].T)
+            # the group's columns, first..first+n-1 for each part in turn
+            sizes = np.array([len(part.indices) for part, _ in group])
+            shift = np.array([first for _, first in group]) - (np.cumsum(sizes) - sizes)
+            columns = np.arange(sizes.sum()) + np.repeat(shift, sizes)
+            texts = decode(vocab, self.drawn[start:].take(columns, axis=1).T)
             at = 0
             for part, _ in group:
                 part.finished(texts[at:at + len(part.indices)])
