@@ -19,6 +19,7 @@ from .modelfile import ModelError
 from .paths import PathError, read_lines
 from .rejection import SamplingError
 from . import rejection, sampling
+from .tracing import MAX_TRACES
 
 # --format: how a run of samples, the first numbered `start` (counted from 1), is printed. The
 # output is written a batch at a time, one string per batch: with -n 1000000 a write per line
@@ -31,7 +32,6 @@ FORMATS = {
                                           for i, text in enumerate(texts, start)),
 }
 CHUNK = 4096  # samples per write
-MAX_TRACES = 100  # samples --trace prints at most
 MAX_EXCLUDE_BYTES = 64 << 20
 EXCLUDE_HINT = "pass a UTF-8 text file with one string per line to --exclude"
 

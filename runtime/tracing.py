@@ -18,6 +18,7 @@ from .plan import Plan
 from .runner import StepRunner
 
 TOP = 5  # tokens shown per step
+MAX_TRACES = 100  # traces a call makes at most (mgpt-generate --trace, mgpt-serve's trace): ~10 lines a character
 
 
 def trace(runner: StepRunner, plan: Plan, index: int, attempt: int) -> dict:

@@ -19,11 +19,13 @@ from typing import Callable
 
 from mgpt.runtime import Generator, ModelError, rejection, sampling
 from mgpt.runtime.plan import Plan
+from mgpt.runtime.tracing import MAX_TRACES
 
 from .engine import Engine, Request
 from .errors import ApiError
 from .schema import SET_CONTROLS, Form
 
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # the runtime's names for the arguments its errors are about -> the request's fields
 PARAMS = {"prefix": "prompt", "max_length": "max_tokens"}
 
@@ -51,6 +53,10 @@ def start(engine: Engine, form: Form, plan_key: Callable[[dict], tuple], values:
     generator: Generator = engine.generator
     prompts = values["prompt"] if isinstance(values["prompt"], list) else [values["prompt"]]
     sets = values["novel"] or values["unique"] or values["exclude"]
+    whole = sets or values["trace"]  # drawn by the Generator itself, on a worker thread
+    if values["trace"] and values["n"] > MAX_TRACES:
+        raise ApiError(422, f"trace gives each choice's steps, ~10 lines a character: at most {MAX_TRACES} choices "
+                       f"per prompt, not n={values['n']}", "n", "invalid_value")
     seed = values["seed"]
     if seed is None:
         seed = sampling.new_seed()
@@ -62,7 +68,7 @@ def start(engine: Engine, form: Form, plan_key: Callable[[dict], tuple], values:
         max_length = None if values["max_tokens"] is None else max(1, min(len(prompt) + values["max_tokens"], longest))
         key = (prompt, max_length, settings)
         plan = engine.plans.get(key)
-        if plan is None or sets:
+        if plan is None or whole:
             plan = new_plan(generator, form, values, prompt, max_length)
             engine.keep_plan(key, plan)
         plan = plan.with_seed(seed)
@@ -74,14 +80,16 @@ def start(engine: Engine, form: Form, plan_key: Callable[[dict], tuple], values:
               "stops": [stops] if isinstance(stops, str) else list(stops or ()),
               "usage": bool((values["stream_options"] or {}).get("include_usage"))}
     work = None
-    if sets:
+    if whole:
         options = {option: values[name] for name, option in form.options if option != "seed"}
 
         def work():
             for part, (prompt, plan) in zip(request.parts, plans):
-                texts = generator.generate(values["n"], prefix=prompt, max_length=plan.length - plan.offset,
-                                           seed=seed, **options)
+                mine = dict(options, prefix=prompt, max_length=plan.length - plan.offset, seed=seed)
+                texts = generator.generate(values["n"], **mine)
                 part.whole([text[len(prompt):] for text in texts])
+                if values["trace"]:
+                    part.traces = [generator.trace(index=i, **mine) for i in range(values["n"])]
     return request, answer, work
 
 
@@ -142,8 +150,9 @@ def body(request: Request, answer: dict, used: dict | None = None) -> bytes:
             if stops:
                 text, stopped = cut(text, stops)
                 reason = "stop" if stopped else reason
+            traced = f',"trace":{_json(part.traces[slot])}' if part.traces else ""
             choices.append(f'{{"text":{_quote(prefix + text)},"index":{i * n + slot},"logprobs":null,'
-                           f'"finish_reason":"{reason}"}}')
+                           f'"finish_reason":"{reason}"{traced}}}')
     used = used or usage(request)
     return (f'{{"id":"{answer["id"]}","object":"text_completion","created":{answer["created"]},'
             f'"model":{_quote(answer["model"])},"choices":[{",".join(choices)}],'

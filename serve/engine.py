@@ -46,6 +46,7 @@ class Choices(Part):
         self.request = request
         self.streams = request.stream
         self.tokens = 0  # draws made for the part's samples, each ending BOS included
+        self.traces: list[dict] | None = None  # each sample's Generator.trace, when the request asks
         if self.streams:
             self.sofar = [[] for _ in range(n)]  # the characters drawn per sample
 

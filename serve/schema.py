@@ -82,6 +82,9 @@ def completion_fields(max_n: int, max_prompts: int, max_tokens: int) -> dict[str
                         False, "unique"),
         "exclude": Field({"type": ["array", "null"], "items": {"type": "string", "maxLength": 256},
                           "maxItems": 10000, "description": "never one of these strings"}, None, "exclude"),
+        "trace": Field({"type": "boolean", "description":
+                        "each choice carries its trace, the sample's draws step by step as Generator.trace "
+                        "gives them (docs/sampling-controls.md#trace); n at most 100"}, False),
         "max_attempts": Field({"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000, "description":
                                "attempts at most for novel, unique and exclude [default: max(1000, 50 n)]"},
                               None, "max_attempts"),

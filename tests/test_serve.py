@@ -181,6 +181,40 @@ def test_bad_controls_are_422(server, field, value, words):
     assert status == 422 and words in answer["error"]["message"], answer
 
 
+@pytest.mark.parametrize("body", [
+    {"model": "names", "n": 3, "seed": 5, "temperature": 0.8},
+    {"model": "names-large", "n": 2, "seed": 9, "prompt": "ma", "top_k": 4, "max_tokens": 4, "suffix": "a"},
+    {"model": "names", "n": 2, "seed": 1, "novel": True, "unique": True, "stream": True},
+])
+def test_trace_gives_each_choice_its_steps_as_the_runtime_traces_them(server, models, body):
+    if body.get("stream"):
+        texts, traces = [""] * body["n"], [None] * body["n"]
+        status, _, data = server.request("POST", "/v1/completions", {**body, "trace": True})
+        assert status == 200
+        for event in [line[6:] for line in data.decode().split("\n") if line.startswith("data: ")][:-1]:
+            for choice in json.loads(event)["choices"]:
+                texts[choice["index"]] += choice["text"]
+                traces[choice["index"]] = choice.get("trace") or traces[choice["index"]]
+    else:
+        status, answer = server.post("/v1/completions", {**body, "trace": True})
+        assert status == 200, answer
+        texts, traces = [c["text"] for c in answer["choices"]], [c["trace"] for c in answer["choices"]]
+    assert texts == alone(models, body)
+    gen, prompt = models[body["model"]], body.get("prompt", "")
+    options = {k: body[k] for k in ("temperature", "top_k", "seed", "suffix", "novel", "unique") if k in body}
+    max_length = None if "max_tokens" not in body else len(prompt) + body["max_tokens"]
+    for i, trace in enumerate(traces):
+        assert trace == gen.trace(index=i, prefix=prompt, max_length=max_length, **options)
+        assert trace["text"] == prompt + texts[i]
+    assert server.post("/v1/completions", {"model": "names", "n": 2, "seed": 5, "temperature": 0.8}
+                       )[1]["choices"][0].get("trace") is None  # only when asked
+
+
+def test_trace_of_more_choices_than_the_cap_is_422(server):
+    status, answer = server.post("/v1/completions", {"model": "names", "n": 101, "trace": True})
+    assert status == 422 and answer["error"]["param"] == "n" and "at most 100" in answer["error"]["message"]
+
+
 def test_a_set_control_that_cannot_be_met_is_422(server):
     status, answer = server.post("/v1/completions", {"model": "names", "n": 5, "temperature": 0, "unique": True,
                                                      "max_attempts": 20})
@@ -526,6 +560,7 @@ def test_the_written_out_answer_is_the_json_of_its_fields(texts, model, echo, st
         def __init__(self, prefix, texts):
             self.plan, self.texts_ = type("Plan", (), {"prefix": prefix, "context": (0,) * (len(prefix) + 1)}), texts
             self.reasons, self.tokens = ["stop", "length"] * len(texts), sum(map(len, texts))
+            self.traces = None
 
     request = type("Request", (), {"parts": [Part("p\"\\é", texts), Part("", texts[::-1])]})
     answer = {"id": "cmpl-1", "created": 7, "model": model, "seed": 2**64 - 1, "n": len(texts), "echo": echo,
