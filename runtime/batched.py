@@ -160,29 +160,15 @@ class Batch:
     def step(self) -> None:
         """One position for every row: run the graph (unless these are the first draws), draw,
         tell the parts, drop the rows that ended."""
-        feed = self.inputs()
-        self.advance(None if feed is None else self.runner.run(feed))
-
-    def inputs(self) -> dict[str, np.ndarray] | None:
-        """The graph's feed for this step, or None for the first draws (they read the plan's
-        logits). ``step`` is ``advance(runner.run(inputs()))``, so a caller may run the graph
-        elsewhere: the server runs it on a thread while its event loop serves requests."""
-        if self.logits is not None:
-            return None
-        feed, runner = self.feed, self.runner
-        feed[POSITION] = runner.positions[self.position]
-        feed[TOKEN] = self.token
-        feed.update(zip(runner.past, self.cache))
-        return feed
-
-    def advance(self, outputs: list[np.ndarray] | None) -> None:
-        """The rest of the step, given the graph's ``outputs`` for ``inputs()`` (None for the
-        first draws): draw, tell the parts, drop the rows that ended."""
         runner, p, alive, fresh = self.runner, self.position, self.alive, self.logits is not None
         if fresh:
             columns = self.logits.T.take(self.expand, axis=1)  # (V, B) each row's plan's logits
         else:
-            logits, *self.cache = outputs
+            feed = self.feed
+            feed[POSITION] = runner.positions[p]
+            feed[TOKEN] = self.token
+            feed.update(zip(runner.past, self.cache))
+            logits, *self.cache = runner.run(feed)
             columns = logits.T
         if self.masked:
             columns = self._mask(columns, p)

@@ -18,9 +18,7 @@ at most every ``cohort_ticks`` ticks, so fewer positions are in flight: fewer, l
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -31,7 +29,6 @@ from mgpt.runtime.plan import Plan
 PLANS = 256  # request options whose plans an engine keeps
 WATCH_AFTER = 0.05  # seconds before a small request's client is listened to (Request.guard)
 WATCH_ROWS = 16  # requests of this many rows or more are listened to at once
-GRAPH_THREAD_ROWS = int(os.environ.get("MGPT_GRAPH_ROWS", 32))
 INDICES = np.arange(1024)  # sample indices 0..n-1 as a view of this (a new array costs more)
 INDICES.setflags(write=False)
 
@@ -162,7 +159,6 @@ class Engine:
         self.waited = 0  # ticks since new requests last started
         self.outbox: list[tuple] = []  # (call, args) for the loop to make after a tick
         self.plans: dict[tuple, Plan] = {}  # plans with seed 0 by their request options, the newest last
-        self.graph = ThreadPoolExecutor(1, thread_name_prefix="mgpt-graph")  # the large batches' graph runs
 
     def keep_plan(self, key: tuple, plan: Plan) -> None:
         """Keep ``plan`` for requests with the options ``key``, and the last PLANS of them only."""
@@ -200,7 +196,7 @@ class Engine:
                     starting.setdefault(part.plan.start, []).append(part)
                 self.fresh, self.waited = [], 0
             dropped, self.dropped = self.dropped, set()
-            await self.tick(starting, dropped)
+            self.tick(starting, dropped)
             outbox, self.outbox = self.outbox, []
             for deliver, args in outbox:
                 deliver(*args)
@@ -223,11 +219,9 @@ class Engine:
         part.request.part_done(part)
         return True
 
-    async def tick(self, starting: dict[int, list[Choices]], dropped: set[Request]) -> None:
+    def tick(self, starting: dict[int, list[Choices]], dropped: set[Request]) -> None:
         """Every batch steps once, the new parts ``starting`` in batches of their own, without the
-        rows of ``dropped``; batches that then share a position join. The graph runs of batches of
-        GRAPH_THREAD_ROWS rows or more go to the engine's thread (onnxruntime lets go of the GIL),
-        and the loop serves requests meanwhile; smaller ones cost less than the handover."""
+        rows of ``dropped``; batches that then share a position join."""
         batches = [*(Batch.starting(self.runner, parts) for parts in starting.values()), *self.batches.values()]
         if dropped:
             for batch in batches:
@@ -240,14 +234,7 @@ class Engine:
             if observe:
                 observe(len(batch))
             try:
-                feed = batch.inputs()
-                if feed is None:
-                    outputs = None
-                elif len(batch) >= GRAPH_THREAD_ROWS:
-                    outputs = await self.loop.run_in_executor(self.graph, self.runner.run, feed)
-                else:
-                    outputs = self.runner.run(feed)
-                batch.advance(outputs)
+                batch.step()
             except ModelError as e:  # a model that fails only at some position: its rows' requests fail
                 for part in batch.parts:
                     self.outbox.append((part.request.fail, (e,)))
