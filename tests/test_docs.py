@@ -75,7 +75,6 @@ def test_every_run_marker_comes_directly_before_a_block(page):
     assert not lines, f"{rel(page)}: {md.RUN_MARKER} on lines {lines} is not directly before a ``` fence"
 
 
-@pytest.mark.xfail(strict=False, reason="readme helper rewriting")
 def test_readme_is_a_short_front_door():
     lines = len((REPO / "README.md").read_text(encoding="utf-8").splitlines())
     assert lines <= README_LINES, f"README.md has {lines} lines; keep it to {README_LINES} and move the rest into docs/"

@@ -173,10 +173,10 @@ def test_npm_test_without_python_skips_what_needs_it(node, tmp_path):
     assert required.stderr.strip().splitlines() == [f"Error: {skipped[0]} (MGPT_REQUIRE_JS is set, so this is a failure)"]
 
 
-def test_readme_counts_the_samples_the_reference_holds():
-    readme = (REPO / "README.md").read_text()
+def test_the_docs_count_the_samples_the_reference_holds():
+    page = (REPO / "docs" / "javascript.md").read_text()
     per_model, large = (sum(count for _, _, count in cases) for cases in (SAMPLE_CASES, LARGE_SAMPLE_CASES))
-    assert f"{per_model:,} seeded samples per model ({large:,} for `names-large`)" in readme
+    assert f"{per_model:,} seeded samples per model ({large:,} for `names-large`)" in page
 
 
 def test_package_version_is_mgpts():
