@@ -67,6 +67,9 @@ function run(command, args, options) {
   });
 }
 
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 20) die(`the tests need Node.js 20 or newer (package.json's engines), and this is ${process.version}`);
+
 // the arguments: test files, or node's options
 const args = process.argv.slice(2);
 const named = args.filter((a) => !a.startsWith('-'));
