@@ -19,6 +19,7 @@ CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
 INLINE_LINK = re.compile(r"!?\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(\s*(<[^>\n]*>|[^\s()]*(?:\([^\s()]*\)[^\s()]*)*)"
                          r"(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
 REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*(<[^>\n]*>|\S+)", re.M)
+HTML_LINK = re.compile(r"<(?:a|img)\s[^>]*?\b(?:href|src)\s*=\s*[\"']([^\"']+)[\"']", re.I)
 HTML_ANCHOR = re.compile(r"<a\s[^>]*?\b(?:id|name)\s*=\s*[\"']([^\"']+)[\"']", re.I)
 RUN_MARKER = "<!-- run -->"
 
@@ -116,13 +117,14 @@ def headings(text: str) -> list[tuple[int, int, str]]:
 
 
 def links(text: str) -> list[Link]:
-    """The targets of the page's links, images and reference definitions, each with its line. Inline
+    """The targets of the page's links, images, reference definitions and HTML `<a href>` and
+    `<img src>`, each with its line. Inline
     code is blanked first (character for character, so positions hold), so a link may span lines."""
     prose, _ = split_blocks(text)
     body = "\n".join(prose)
     body = CODE_SPAN.sub(lambda m: re.sub(r"[^\n]", "x", m.group()), body)
     found = []
-    for pattern, group in ((INLINE_LINK, 2), (REFERENCE_DEFINITION, 1)):
+    for pattern, group in ((INLINE_LINK, 2), (REFERENCE_DEFINITION, 1), (HTML_LINK, 1)):
         for match in pattern.finditer(body):
             target = match.group(group).strip("<>")
             found.append(Link(body.count("\n", 0, match.start(group)) + 1, target))

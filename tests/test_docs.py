@@ -260,17 +260,18 @@ def synthetic_tree(root: Path) -> Path:
         "[in code](nowhere.md)",
         "```",
         "[ref]: ./other.md#part-two-2",                               # 10
+        '<a href="other.md#other">ok</a> <img src="logo.png">',        # 11
     ]) + "\n")
     return page
 
 
 def test_broken_links_and_anchors_are_found_with_their_lines(tmp_path):
     problems = md.page_link_problems(synthetic_tree(tmp_path), tmp_path)
-    assert [problem.split(":")[1] for problem in problems] == ["3", "3", "4", "6", "10"], problems
+    assert [problem.split(":")[1] for problem in problems] == ["3", "3", "4", "6", "10", "11"], problems
     assert "missing.md does not exist" in problems[0]
     assert "no heading with anchor #part-three in other.md; similar: part-two, part-two-1" in problems[1]
     assert "outside the repository" in problems[2]
-    assert "#nothing-here" in problems[3] and "#part-two-2" in problems[4]
+    assert "#nothing-here" in problems[3] and "#part-two-2" in problems[4] and "logo.png does not exist" in problems[5]
 
 
 def test_misplaced_run_markers_are_found():
