@@ -86,7 +86,7 @@ class App:
         method, path = scope["method"], scope["path"]
         handler = self.routes.get((method, path))
         endpoint = path if handler else "other"
-        origin = self.cors_origin(scope)
+        origin = self.cors_origin(scope) if self.settings.cors_origins else None
         try:
             if handler is None:
                 if path.startswith("/v1/models/") and method == "GET":

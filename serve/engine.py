@@ -18,7 +18,6 @@ at most every ``cohort_ticks`` ticks, so fewer positions are in flight: fewer, l
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 
@@ -75,6 +74,8 @@ class Request:
     """A completion request in flight: its parts (one per prompt), and how it hears of them. The
     handler awaits ``done``; a streaming handler reads ``events`` too."""
 
+    __slots__ = ("engine", "stream", "parts", "rows", "left", "done", "events", "receive", "timer", "watch")
+
     def __init__(self, engine: Engine, stream: bool):
         self.engine, self.stream = engine, stream
         self.parts: list[Choices] = []
@@ -82,7 +83,6 @@ class Request:
         self.left = 0
         self.done = engine.loop.create_future()
         self.events: asyncio.Queue | None = asyncio.Queue() if stream else None
-        self.started = time.perf_counter()
         self.timer: asyncio.TimerHandle | None = None
         self.watch: asyncio.Future | None = None
 
