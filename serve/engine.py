@@ -27,7 +27,7 @@ from mgpt.runtime.plan import Plan
 
 PLANS = 256  # request options whose plans an engine keeps
 WATCH_AFTER = 0.05  # seconds before a small request's client is listened to (Request.guard)
-WATCH_ROWS = 16  # requests of this many rows or more are listened to at once
+WATCH_ROWS = 64  # requests of this many rows or more are listened to at once
 INDICES = np.arange(1024)  # sample indices 0..n-1 as a view of this (a new array costs more)
 INDICES.setflags(write=False)
 
