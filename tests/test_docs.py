@@ -69,6 +69,15 @@ def test_every_relative_link_and_anchor_resolves(page):
     assert not problems, "broken links:\n" + "\n".join(problems)
 
 
+def test_the_docs_index_links_every_page():
+    """docs/README.md, the index, leaves no page of docs/ unlisted."""
+    index = REPO / "docs" / "README.md"
+    linked = {(index.parent / link.target.partition("#")[0]).resolve()
+              for link in md.links(index.read_text(encoding="utf-8")) if not md.is_external(link.target)}
+    unlisted = [rel(page) for page in sorted((REPO / "docs").glob("*.md")) if page.resolve() not in linked | {index}]
+    assert not unlisted, f"{rel(index)} does not link {', '.join(unlisted)}: add a row for each"
+
+
 @pytest.mark.parametrize("page", pages(), ids=rel)
 def test_every_run_marker_comes_directly_before_a_block(page):
     lines = md.run_markers_without_block(page.read_text(encoding="utf-8"))
