@@ -399,3 +399,33 @@ def command_lines(text: str, commands: dict[str, str]) -> list[tuple[int, str, l
             options = [token for token in options if OPTION.fullmatch(token)]
             found.append((number, commands[match.group(1)], options))
     return found
+
+
+# ----------------------------------------------------------------------------- blocks that do not run
+
+def python_imports(code: str) -> list[tuple[str, str | None]]:
+    """(module, name) of every `from mgpt... import name` and (module, None) of every `import mgpt...`
+    in a Python block; raises SyntaxError if the block is not Python."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "mgpt":
+            found += [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, None) for alias in node.names if alias.name.split(".")[0] == "mgpt"]
+    return found
+
+
+def js_imports(code: str) -> list[str]:
+    """The names a JavaScript block imports from mgpt's package, by its name or its entry file
+    (`import { A, B as C } from 'mgpt'`, `from './mgpt/src/index.js'`)."""
+    found = []
+    for names in re.findall(r"import\s*\{([^}]*)\}\s*from\s*['\"](?:mgpt|[^'\"]*/src/index\.js)['\"]", code):
+        found += [name.split(" as ")[0].strip() for name in names.split(",") if name.strip()]
+    return found
+
+
+def module_scripts(html: str) -> list[str]:
+    """The code of an HTML block's `<script type="module">` elements."""
+    return re.findall(r"<script\s[^>]*type=[\"']module[\"'][^>]*>(.*?)</script>", html, re.S | re.I)

@@ -30,6 +30,8 @@ trailing spaces.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import pkgutil
 import re
@@ -237,6 +239,49 @@ def test_runnable_block(page, block, request):
     run_block(block, node_path)
 
 
+def blocks_of(languages: set[str]) -> list:
+    return [pytest.param(block, id=f"{rel(page)}:{block.line}") for page in pages()
+            for block in md.split_blocks(page.read_text(encoding="utf-8"))[1] if block.language in languages]
+
+
+@pytest.mark.parametrize("block", blocks_of({"python", "py"}))
+def test_every_python_block_parses_and_imports_what_mgpt_has(block):
+    """The blocks not marked runnable rot too: each must still be Python, and its mgpt imports exist."""
+    import importlib
+
+    try:
+        imports = md.python_imports(block.code)
+    except SyntaxError as error:
+        pytest.fail(f"not Python: {error}", pytrace=False)
+    for module, name in imports:
+        imported = importlib.import_module(module)
+        if name is not None and not hasattr(imported, name):
+            importlib.import_module(f"{module}.{name}")  # a submodule, or ModuleNotFoundError names it
+
+
+@functools.cache
+def mgpt_js_exports(node: str) -> list[str]:  # noqa: F811
+    """The names runtime/js/src/index.js exports, as Node sees them."""
+    listing = subprocess.run([node, "--input-type=module", "-e",
+                              f"console.log(Object.keys(await import({json.dumps((JS / 'src' / 'index.js').as_uri())})).join(' '))"],
+                             capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    return listing.stdout.split()
+
+
+@pytest.mark.parametrize("block", blocks_of({"js", "javascript", "mjs", "html"}))
+def test_every_js_block_parses_and_imports_what_mgpt_exports(block, node, tmp_path):  # noqa: F811
+    """JavaScript blocks, and an HTML block's module scripts: Node's syntax check, and the names they
+    import from mgpt (by name or by its src/index.js) exist."""
+    for number, code in enumerate([block.code] if block.language != "html" else md.module_scripts(block.code)):
+        script = tmp_path / f"block{number}.mjs"
+        script.write_text(code, encoding="utf-8")
+        checked = subprocess.run([node, "--check", str(script)], capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, f"not JavaScript:\n{checked.stderr[-2000:]}"
+        missing = set(md.js_imports(code)) - set(mgpt_js_exports(node))
+        assert not missing, f"imports {sorted(missing)}, which mgpt (runtime/js/src/index.js) does not export"
+
+
 # ----------------------------------------------------------------------------- the checks can fail
 
 def test_slugs_are_githubs():
@@ -344,6 +389,17 @@ def test_command_lines_are_read_from_code_only():
     assert md.command_lines(text, {"tool": "tool", "other": "other"}) == [
         (1, "tool", ["--count", "-x"]), (1, "other", ["--b"]), (3, "tool", ["--mode", "--ratio"]),
         (4, "other", ["--a", "--b"])]
+
+
+def test_block_imports_are_read():
+    assert md.python_imports("import mgpt.runtime\nfrom mgpt.train import a, b as c\nimport numpy\n") == [
+        ("mgpt.runtime", None), ("mgpt.train", "a"), ("mgpt.train", "b")]
+    with pytest.raises(SyntaxError):
+        md.python_imports("era.generate(5, seed=1, labels=[F, 1950s])")
+    assert md.js_imports("import * as ort from 'x';\nimport { Generator, ModelError as E } from 'mgpt';\n"
+                         "import { Vocab } from './mgpt/src/index.js';") == ["Generator", "ModelError", "Vocab"]
+    page = '<p>\n<script type="module">\n  import { A } from "mgpt";\n</script>\n<script src="x.js"></script>'
+    assert md.module_scripts(page) == ['\n  import { A } from "mgpt";\n']
 
 
 def test_output_matching():
