@@ -28,6 +28,9 @@ from mgpt.runtime.plan import Plan
 PLANS = 256  # request options whose plans an engine keeps
 WATCH_AFTER = 0.05  # seconds before a small request's client is listened to (Request.guard)
 WATCH_ROWS = 64  # requests of this many rows or more are listened to at once
+GATHER = 0.0002  # seconds without a new request that end the gathering of a busy server's next cohort
+GATHER_MAX = 0.001  # seconds a gathering lasts at most
+GATHER_PARTS = 8  # a cohort this large or larger makes the next one gather
 INDICES = np.arange(1024)  # sample indices 0..n-1 as a view of this (a new array costs more)
 INDICES.setflags(write=False)
 
@@ -157,6 +160,9 @@ class Engine:
         self.wake = asyncio.Event()
         self.cohort_ticks = cohort_ticks  # new requests start together every this many ticks at most
         self.waited = 0  # ticks since new requests last started
+        self.cohort = 0  # parts in the last cohort started
+        self.arrived, self.quiet_since = 0, 0.0  # new parts at the last gathering turn, and since when
+        self.gather_start = 0.0  # when the gathering of the next cohort began
         self.outbox: list[tuple] = []  # (call, args) for the loop to make after a tick
         self.plans: dict[tuple, Plan] = {}  # plans with seed 0 by their request options, the newest last
 
@@ -187,6 +193,9 @@ class Engine:
             if not (self.fresh or self.batches):
                 self.wake.clear()
                 await self.wake.wait()
+            if not self.batches and self.fresh and self.cohort >= GATHER_PARTS and self.gathering():
+                await asyncio.sleep(0)  # a turn of the loop: more of the last cohort's clients come back
+                continue
             if not self.batches and len(self.fresh) == 1 and self.lone(self.fresh[0]):
                 self.fresh = []
             starting: dict[int, list[Choices]] = {}  # new parts by context length: a batch for each length
@@ -194,13 +203,28 @@ class Engine:
             if self.fresh and (self.waited >= self.cohort_ticks or not self.batches):
                 for part in self.fresh:
                     starting.setdefault(part.plan.start, []).append(part)
-                self.fresh, self.waited = [], 0
+                self.cohort, self.fresh, self.waited, self.arrived = len(self.fresh), [], 0, 0
             dropped, self.dropped = self.dropped, set()
             self.tick(starting, dropped)
             outbox, self.outbox = self.outbox, []
             for deliver, args in outbox:
                 deliver(*args)
             await asyncio.sleep(0)  # the loop's turn: reads, new requests, responses
+
+    def gathering(self) -> bool:
+        """With nothing in flight after a cohort of GATHER_PARTS parts or more (a busy server), True
+        while new parts keep coming: until GATHER seconds pass without one, GATHER_MAX at most
+        (a steady stream of requests must not hold them all). A cohort's clients
+        answered at its last step send their next requests within a few hundred microseconds; a
+        cohort started before they arrive leaves them to wait its whole life (at n=1 and 64
+        connections: cohorts of ~38 parts and ~27 waiting, instead of one of ~64, so twice the
+        graph steps per request)."""
+        now = self.loop.time()
+        if not self.arrived:
+            self.gather_start = now
+        if len(self.fresh) != self.arrived:
+            self.arrived, self.quiet_since = len(self.fresh), now
+        return now - self.quiet_since < GATHER and now - self.gather_start < GATHER_MAX
 
     def lone(self, part: Choices) -> bool:
         """Draw a lone one-sample request at once with the Generator's batch-1 loop (IOBinding,
