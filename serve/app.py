@@ -8,6 +8,7 @@ machine (docs/server.md), and the service needs only a few fixed routes.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import json
 import time
@@ -118,6 +119,12 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # what is alive now (modules, the models, the app) lives as long as the server:
+                # left out of the garbage collector's scans, which otherwise walk all of it at
+                # each full collection (n=1 at 64 connections: 9% less CPU a request; n=20 at
+                # 256: 12-30% less); collected first, so no garbage is kept for good
+                gc.collect()
+                gc.freeze()
                 self.tasks = [asyncio.create_task(engine.run()) for engine in self.engines.values()]
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

@@ -28,6 +28,7 @@ from mgpt.runtime.plan import Plan
 PLANS = 256  # request options whose plans an engine keeps
 WATCH_AFTER = 0.05  # seconds before a small request's client is listened to (Request.guard)
 WATCH_ROWS = 64  # requests of this many rows or more are listened to at once
+MAX_ROWS = 2048  # rows a batch step takes at most (one part may be larger)
 LONE_ROWS = 4  # with at most this many rows in flight and new, one-sample requests run alone
 GATHER = 0.0002  # seconds without a new request that end the gathering of a busy server's next cohort
 GATHER_MAX = 0.001  # seconds a gathering lasts at most
@@ -155,7 +156,7 @@ class Engine:
         self.generator, self.runner, self.metrics = generator, generator._runner, metrics
         self.loop: asyncio.AbstractEventLoop | None = None
         self.fresh: list[Choices] = []  # new parts: their first draws at the next tick
-        self.batches: dict[int, Batch] = {}  # rows past their first draw, by the position of their next step
+        self.batches: list[Batch] = []  # rows past their first draw; at most one batch per position under MAX_ROWS
         self.dropped: set[Request] = set()  # requests whose rows are to leave at the next tick
         self.in_flight = 0  # requests submitted and not yet finished or failed
         self.wake = asyncio.Event()
@@ -197,7 +198,7 @@ class Engine:
             if not self.batches and self.fresh and self.cohort >= GATHER_PARTS and self.gathering():
                 await asyncio.sleep(0)  # a turn of the loop: more of the last cohort's clients come back
                 continue
-            if self.fresh and len(self.fresh) + sum(map(len, self.batches.values())) <= LONE_ROWS:
+            if self.fresh and len(self.fresh) + sum(map(len, self.batches)) <= LONE_ROWS:
                 self.fresh = [part for part in self.fresh if not self.lone(part)]
             starting: dict[int, list[Choices]] = {}  # new parts by context length: a batch for each length
             self.waited += 1
@@ -247,12 +248,16 @@ class Engine:
 
     def tick(self, starting: dict[int, list[Choices]], dropped: set[Request]) -> None:
         """Every batch steps once, the new parts ``starting`` in batches of their own, without the
-        rows of ``dropped``; batches that then share a position join."""
-        batches = [*(Batch.starting(self.runner, parts) for parts in starting.values()), *self.batches.values()]
+        rows of ``dropped``; batches that then share a position join, up to MAX_ROWS rows a batch
+        (a step of 5,120 rows cost 10.1 us a sample against 7.1 at 2,200: its cache no longer fits
+        the processor's)."""
+        batches = [*(Batch.starting(self.runner, chunk) for parts in starting.values() for chunk in _chunks(parts)),
+                   *self.batches]
         if dropped:
             for batch in batches:
                 batch.drop(lambda part: part.request in dropped)
-        stepped: dict[int, Batch] = {}
+        stepped: dict[int, Batch] = {}  # the batch at each position that others may still join
+        done: list[Batch] = []
         observe = self.metrics.batch_rows.observe if self.metrics else None
         for batch in batches:
             if not len(batch):
@@ -266,8 +271,23 @@ class Engine:
                     self.outbox.append((part.request.fail, (e,)))
                 continue
             if len(batch):
-                if batch.position in stepped:
-                    stepped[batch.position].join(batch)
+                other = stepped.get(batch.position)
+                if other is not None and len(other) + len(batch) <= MAX_ROWS:
+                    other.join(batch)
                 else:
+                    if other is not None:
+                        done.append(other)
                     stepped[batch.position] = batch
-        self.batches = stepped
+        self.batches = [*done, *stepped.values()]
+
+
+def _chunks(parts: list[Choices]) -> list[list[Choices]]:
+    """``parts`` in turn, cut into lists of MAX_ROWS rows or fewer (a larger part alone)."""
+    chunks, rows = [[]], 0
+    for part in parts:
+        if rows + part.size > MAX_ROWS and chunks[-1]:
+            chunks.append([])
+            rows = 0
+        chunks[-1].append(part)
+        rows += part.size
+    return chunks
