@@ -574,3 +574,51 @@ def test_the_written_out_answer_is_the_json_of_its_fields(texts, model, echo, st
                             "logprobs": None, "finish_reason": "stop" if stopped else reason})
     assert written == {"id": "cmpl-1", "object": "text_completion", "created": 7, "model": model, "choices": choices,
                        "usage": completions.usage(request), "seed": 2**64 - 1}
+
+
+def test_batches_cut_at_their_row_cap_draw_what_each_request_draws_alone(monkeypatch, models):
+    """In-process, through the ASGI app: with batches of at most 8 rows, concurrent requests of up
+    to 12 samples step as several batches at one position, and each still gets its samples."""
+    import asyncio
+
+    from mgpt.serve import engine
+    from mgpt.serve.app import App, Settings
+
+    monkeypatch.setattr(engine, "MAX_ROWS", 8)
+    rng = random.Random(4)
+    bodies = [{"model": "names", "n": rng.randint(1, 12), "seed": rng.randrange(2**32),
+               "temperature": rng.choice([0.5, 1.0])} for _ in range(40)]
+    steps = []
+    step = engine.Batch.step
+    monkeypatch.setattr(engine.Batch, "step", lambda self: (steps.append(len(self)), step(self))[1])
+
+    async def main():
+        app = App(Settings({"names": models["names"]}))
+        startup = asyncio.Queue()
+        await startup.put({"type": "lifespan.startup"})
+        lifespan = asyncio.ensure_future(app({"type": "lifespan"}, startup.get, lambda message: asyncio.sleep(0)))
+        await asyncio.sleep(0.01)
+
+        async def post(body):
+            sent, received = [], [False]
+
+            async def receive():
+                if not received[0]:
+                    received[0] = True
+                    return {"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}
+                await asyncio.Event().wait()  # the client stays
+
+            async def send(message):
+                sent.append(message)
+
+            await app({"type": "http", "method": "POST", "path": "/v1/completions", "headers": []}, receive, send)
+            assert sent[0]["status"] == 200
+            return [choice["text"] for choice in json.loads(sent[1]["body"])["choices"]]
+
+        answers = await asyncio.gather(*(post(body) for body in bodies))
+        lifespan.cancel()
+        return answers
+
+    answers = asyncio.run(main())
+    assert all(answer == alone(models, body) for answer, body in zip(answers, bodies))
+    assert max(steps) <= 12 and steps.count(8) > 3  # batches were cut at the cap (one part may exceed it)
