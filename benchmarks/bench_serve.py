@@ -207,6 +207,7 @@ def soak(args) -> None:
               {"model": "names", "n": 4, "min_length": 5, "suffix": "a"},
               {"model": "names", "n": 2, "pattern": "[a-k]+"},
               {"model": "names", "n": 2, "novel": True, "echo": True},
+              {"model": "names", "n": 2, "trace": True, "seed": 3},
               {"model": "names", "n": 200, "temperature": 2.0}]
     port = free_port()
     server = mgpt_serve(port, "--queue", "32")  # 64 connections against 32 places: some 429s are intended
