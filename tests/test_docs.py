@@ -35,9 +35,11 @@ import json
 import os
 import pkgutil
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import click
@@ -187,7 +189,29 @@ def environment(folder: Path) -> dict[str, str]:
     return dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", TMPDIR=str(folder / "tmp"))
 
 
-def run_block(block: md.Block, node_path: str | None = None) -> None:
+BLOCK_TIMEOUT = 120  # seconds a block's command may take
+
+
+def run_alone(command: list[str], timeout: float = BLOCK_TIMEOUT, **options) -> subprocess.CompletedProcess:
+    """subprocess.run in a process group of its own, which is killed whole when the command ends or
+    runs out of time: a block that starts a server in the background (`&`) fails, and leaves nothing."""
+    with subprocess.Popen(command, start_new_session=True, text=True, **options) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            pytest.fail(f"{' '.join(command)} still running after {timeout} s (a process left in the "
+                        "background?); killed", pytrace=False)
+        finally:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def run_block(block: md.Block, node_path: str | None = None, timeout: float = BLOCK_TIMEOUT) -> None:
     """Runs one runnable block (see the module's docstring); fails with what it printed."""
     language = LANGUAGES.get(block.language)
     if not language:
@@ -202,8 +226,8 @@ def run_block(block: md.Block, node_path: str | None = None) -> None:
             if not steps:
                 pytest.fail("a runnable console block needs at least one `$ ` line", pytrace=False)
             for start, command, shown in steps:
-                done = subprocess.run(["bash", "-c", command], cwd=scratch, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True, timeout=120)
+                done = run_alone(["bash", "-c", command], timeout, cwd=scratch, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
                 context = f"line {block.line + 1 + start}: $ {command}"
                 mismatch = md.output_mismatch(shown, done.stdout)
                 if mismatch is not None:
@@ -224,7 +248,7 @@ def run_block(block: md.Block, node_path: str | None = None) -> None:
                 (modules / package).symlink_to(JS / "node_modules" / package, target_is_directory=True)
             (scratch / "models").symlink_to(REPO / "models", target_is_directory=True)
         script.write_text(block.code, encoding="utf-8")
-        done = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True, timeout=120)
+        done = run_alone(command, timeout, cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if done.returncode != 0:
             pytest.fail(f"exit status {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}", pytrace=False)
         expected = md.expected_output(block.lines, comment)
@@ -438,6 +462,29 @@ def test_blocks_run_and_fail_as_they_should(language, code, failure):
     else:
         with pytest.raises(pytest.fail.Exception, match=re.escape(failure)):
             run_block(block)
+
+
+def process_state(pid: int) -> str | None:
+    """A process's state letter from /proc (`Z`: a zombie, dead), None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from Linux's /proc")
+def test_a_block_that_leaves_a_process_running_fails_and_the_process_is_killed(tmp_path):
+    pid_file = tmp_path / "pid"
+    block = md.Block("console", 1, (f"$ sleep 60 & echo $! > {pid_file}",), True)
+    with pytest.raises(pytest.fail.Exception, match="still running after 2 s"):
+        run_block(block, timeout=2)
+    pid = int(pid_file.read_text())
+    for _ in range(100):  # the kill is asynchronous: give the kernel a moment
+        if process_state(pid) in (None, "Z"):
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail(f"the background sleep ({pid}) is still alive, state {process_state(pid)}")
 
 
 def test_a_js_block_imports_mgpt_and_its_engine(node):  # noqa: F811
