@@ -1,10 +1,11 @@
 """Reading the project's Markdown pages for tests/test_docs.py: headings and their anchors, links,
-the option tables of docs/commands.md, and the code blocks marked runnable.
+the option tables of docs/commands.md, the command lines the pages show, and their code blocks
+(the runnable ones' expected output, the others' imports).
 
 Only as much Markdown as the pages use: ATX headings (`## Title`), fenced code blocks (``` or ~~~,
 at any indentation), inline links and images `[text](target "title")`, reference definitions
-`[label]: target`, and HTML anchors `<a id="...">`. Everything inside fenced blocks and inline code
-is text, never a heading or a link.
+`[label]: target`, HTML `<a href>`, `<img src>` and `<a id>`, and pipe tables. Everything inside
+fenced blocks and inline code is text, never a heading or a link.
 """
 
 from __future__ import annotations
@@ -118,8 +119,8 @@ def headings(text: str) -> list[tuple[int, int, str]]:
 
 def links(text: str) -> list[Link]:
     """The targets of the page's links, images, reference definitions and HTML `<a href>` and
-    `<img src>`, each with its line. Inline
-    code is blanked first (character for character, so positions hold), so a link may span lines."""
+    `<img src>`, each with its line. Inline code is blanked first (character for character, so
+    positions hold); a link's text may span lines."""
     prose, _ = split_blocks(text)
     body = "\n".join(prose)
     body = CODE_SPAN.sub(lambda m: re.sub(r"[^\n]", "x", m.group()), body)
@@ -136,10 +137,10 @@ def is_external(target: str) -> bool:
     return target.startswith("//") or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", target) is not None
 
 
-def link_problem(page: Path, target: str, root: Path, anchors_of) -> str | None:
+def link_problem(page: Path, target: str, root: Path) -> str | None:
     """What is wrong with a relative link from `page`, or None: its file (or folder) must exist inside
-    `root` (a leading `/` is the root), and an anchor into a Markdown page must be one of
-    `anchors_of(path)`. Anchors into other files (`#L10` of a source file) are not checked."""
+    `root` (a leading `/` is the root), and an anchor into a Markdown page must be one of its
+    anchors. Anchors into other files (`#L10` of a source file) are not checked."""
     from urllib.parse import unquote
 
     path_part, _, anchor = target.partition("#")
@@ -157,7 +158,7 @@ def link_problem(page: Path, target: str, root: Path, anchors_of) -> str | None:
         resolved = page.resolve()
     if anchor and resolved.is_file() and resolved.suffix.lower() == ".md":
         wanted = unquote(anchor)
-        have = anchors_of(resolved)
+        have = anchors(resolved.read_text(encoding="utf-8"))
         if wanted not in have:
             near = [a for a in have if wanted.split("-")[0] in a][:5]
             hint = f"; similar: {', '.join(near)}" if near else ""
@@ -173,7 +174,7 @@ def page_link_problems(page: Path, root: Path) -> list[str]:
     for link in links(text):
         if is_external(link.target):
             continue
-        problem = link_problem(page, link.target, root, lambda path: anchors(path.read_text(encoding="utf-8")))
+        problem = link_problem(page, link.target, root)
         if problem:
             problems.append(f"{page.relative_to(root)}:{link.line}: ({link.target}) {problem}")
     return problems
