@@ -26,7 +26,7 @@ from mgpt.runtime.batched import Batch, Part
 from mgpt.runtime.plan import Plan
 
 PLANS = 256  # request options whose plans an engine keeps
-WATCH_AFTER = 0.05  # seconds before a small request's client is listened to (Request.guard)
+WATCH_AFTER = 0.25  # seconds before a small request's client is listened to (Request.guard)
 WATCH_ROWS = 64  # requests of this many rows or more are listened to at once
 MAX_ROWS = 2048  # rows a batch step takes at most (one part may be larger)
 LONE_ROWS = 4  # with at most this many rows in flight and new, one-sample requests run alone
