@@ -55,8 +55,8 @@ def start(engine: Engine, form: Form, plan_key: Callable[[dict], tuple], values:
     sets = values["novel"] or values["unique"] or values["exclude"]
     whole = sets or values["trace"]  # drawn by the Generator itself, on a worker thread
     if values["trace"] and values["n"] > MAX_TRACES:
-        raise ApiError(422, f"trace gives each choice's steps, ~10 lines a character: at most {MAX_TRACES} choices "
-                       f"per prompt, not n={values['n']}", "n", "invalid_value")
+        raise ApiError(422, f"trace gives each choice's draws step by step, a few kilobytes each: at most "
+                       f"{MAX_TRACES} choices per prompt with trace, not n={values['n']}; lower n", "n", "invalid_value")
     seed = values["seed"]
     if seed is None:
         seed = sampling.new_seed()
