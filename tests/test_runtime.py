@@ -206,6 +206,20 @@ def test_seeds_differ_and_no_seed_differs_every_call(gen):
     assert gen.generate(50, temperature=1.0) != gen.generate(50, temperature=1.0)
 
 
+def test_fresh_seeds_are_64_bit_and_never_repeat_across_threads_or_a_fork():
+    with ThreadPoolExecutor(4) as pool:
+        seeds = [s for chunk in pool.map(lambda _: [sampling.new_seed() for _ in range(5000)], range(8))
+                 for s in chunk]
+    assert len(set(seeds)) == len(seeds) == 40_000 and all(0 <= s < 2**64 for s in seeds)
+    assert sum(s >> 63 for s in seeds) in range(19_000, 21_000)  # the top bit is set about half the time
+    child = subprocess.run([sys.executable, "-c", "import os\nfrom mgpt.runtime import sampling\n"
+                            "sampling.new_seed()\npid = os.fork()\nprint(sampling.new_seed(), flush=True)\n"
+                            "os._exit(0) if pid == 0 else os.waitpid(pid, 0)"],
+                           capture_output=True, text=True, check=True)
+    parent_and_child = child.stdout.split()
+    assert len(parent_and_child) == 2 and parent_and_child[0] != parent_and_child[1]
+
+
 def test_characters_stream_one_at_a_time_prefix_first(gen):
     chars = list(gen.characters(temperature=1.0, seed=8, prefix="an"))
     assert chars[:2] == ["a", "n"] and all(len(c) == 1 for c in chars)
