@@ -213,7 +213,7 @@ def test_fresh_seeds_are_64_bit_and_never_repeat_across_threads_or_a_fork():
     assert len(set(seeds)) == len(seeds) == 40_000 and all(0 <= s < 2**64 for s in seeds)
     assert sum(s >> 63 for s in seeds) in range(19_000, 21_000)  # the top bit is set about half the time
     child = subprocess.run([sys.executable, "-c", "import os\nfrom mgpt.runtime import sampling\n"
-                            "sampling.new_seed()\npid = os.fork()\nprint(sampling.new_seed(), flush=True)\n"
+                            "sampling.new_seed()\npid = os.fork()\nos.write(1, f'{sampling.new_seed()}\\n'.encode())\n"
                             "os._exit(0) if pid == 0 else os.waitpid(pid, 0)"],
                            capture_output=True, text=True, check=True)
     parent_and_child = child.stdout.split()
