@@ -112,17 +112,15 @@ class Batch:
         self.token = None
         # one cache and logits row per distinct context (a server's requests mostly share BOS's:
         # the plans then hold the same prefilled arrays), and expand (N,) each row's
-        contexts: dict[int, int] = {}
-        for plan in plans:
-            contexts.setdefault(id(plan.cache), len(contexts))
-        if len(contexts) == 1:
+        distinct = list({id(plan.cache): plan for plan in plans}.values())
+        if len(distinct) == 1:
             self.cache, self.logits = list(plans[0].cache), plans[0].logits[None, :]
             self.expand = np.zeros(N, dtype=np.int64)
         else:
-            distinct = list({id(plan.cache): plan for plan in plans}.values())
+            row = {id(plan.cache): i for i, plan in enumerate(distinct)}
             self.cache = [np.concatenate(layer) for layer in zip(*(plan.cache for plan in distinct))]
             self.logits = np.stack([plan.logits for plan in distinct])
-            self.expand = np.repeat(np.array([contexts[id(plan.cache)] for plan in plans]), sizes)
+            self.expand = np.repeat(np.array([row[id(plan.cache)] for plan in plans]), sizes)
         self.feed = {}
         self.masked = any(plan.constraint is not None for plan in plans)
         self.states = np.repeat(np.array([plan.constraint.start if plan.constraint is not None else 0

@@ -9,9 +9,7 @@ choice its draws, the ending BOS included.
 from __future__ import annotations
 
 import json
-import os
 import time
-from itertools import count
 from operator import itemgetter
 from json.encoder import encode_basestring as _quote  # a JSON string, as json.dumps(ensure_ascii=False) writes it
 
@@ -30,15 +28,6 @@ _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 PARAMS = {"prefix": "prompt", "max_length": "max_tokens"}
 
 
-def _new_ids() -> None:
-    """Answer ids: cmpl-, 16 random hex digits for this process, then a count (a forked child
-    starts its own)."""
-    global _ids
-    _ids = (f"cmpl-{sampling.new_seed():016x}", count())
-
-
-_new_ids()
-os.register_at_fork(after_in_child=_new_ids)
 UNPLANNED = (*SET_CONTROLS, "seed")  # sampling options that a Plan does not hold (as its seed 0 is kept)
 
 
@@ -46,8 +35,9 @@ def start(engine: Engine, form: Form, plan_key: Callable[[dict], tuple], values:
           ) -> tuple[Request, dict, Callable | None]:
     """A Request for the checked ``values`` with its plans made (422 for an option the model cannot
     take, e.g. a prompt character outside its vocabulary), what the answer needs to know, and for
-    requests with set controls (``novel``, ``unique``, ``exclude``) the work that draws their
-    choices with Generator.generate instead of the shared batches (None for the others).
+    requests with set controls (``novel``, ``unique``, ``exclude``) or ``trace`` the work that
+    draws their choices (and traces) with the Generator itself instead of the shared batches (None
+    for the others).
     A plan for the options with seed 0 is made once (checks, encoding, the constraint) and kept
     by ``plan_key(values)``: a server's requests mostly repeat their options, only the seed differs."""
     generator: Generator = engine.generator
@@ -75,7 +65,8 @@ def start(engine: Engine, form: Form, plan_key: Callable[[dict], tuple], values:
         plans.append((prompt, plan))
         request.add(plan, values["n"])
     stops = values["stop"]
-    answer = {"id": f"{_ids[0]}{next(_ids[1]):x}", "created": int(time.time()), "model": values["model"],
+    # the id: fresh per request and per process, as seeds are
+    answer = {"id": f"cmpl-{sampling.new_seed():016x}", "created": int(time.time()), "model": values["model"],
               "seed": seed, "n": values["n"], "echo": values["echo"],
               "stops": [stops] if isinstance(stops, str) else list(stops or ()),
               "usage": bool((values["stream_options"] or {}).get("include_usage"))}

@@ -200,6 +200,8 @@ class Engine:
                 continue
             if self.fresh and len(self.fresh) + sum(map(len, self.batches)) <= LONE_ROWS:
                 self.fresh = [part for part in self.fresh if not self.lone(part)]
+                if not self.fresh:
+                    self.arrived = 0  # a later gathering starts its clock afresh
             starting: dict[int, list[Choices]] = {}  # new parts by context length: a batch for each length
             self.waited += 1
             if self.fresh and (self.waited >= self.cohort_ticks or not self.batches):
