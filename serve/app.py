@@ -208,11 +208,11 @@ class App:
             raise ApiError(429, f"the server has {self.limits.queue} requests in flight, its limit; retry shortly",
                            code="queue_full", headers={"retry-after": str(self.limits.retry_after)})
         request, answer, work = completions.start(engine, self.completion_form, self.plan_key, values)
-        if work is not None:
-            return await self.whole(send, engine, request, answer, work, origin)
-        engine.submit(request)
-        request.guard(receive, self.limits.timeout)  # a client gone, or the time limit, fails the request
         try:
+            if work is not None:
+                return await self.whole(send, engine, request, answer, work, origin)
+            engine.submit(request)
+            request.guard(receive, self.limits.timeout)  # a client gone, or the time limit, fails the request
             if request.stream:
                 return await self.stream(send, request, answer, origin)
             try:
@@ -225,7 +225,7 @@ class App:
             used = self.count_tokens(request)
             return await self.respond(send, 200, completions.body(request, answer, used), JSON, origin)
         finally:
-            request.unguard()
+            request.close()
 
     async def whole(self, send, engine, request, answer, work, origin) -> int:
         """A request with set controls: its choices drawn by Generator.generate on a worker thread
