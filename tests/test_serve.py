@@ -576,17 +576,17 @@ def test_the_written_out_answer_is_the_json_of_its_fields(texts, model, echo, st
                        "usage": completions.usage(request), "seed": 2**64 - 1}
 
 
-def in_process(generator, bodies: list[dict], during=None) -> list[list[dict]]:
-    """``bodies`` posted at once to /v1/completions of an App serving ``generator`` as "names",
-    in-process through ASGI (clients that stay): each answer's messages as sent. ``during()``
-    runs after the app has started and again once every answer is in; its results are returned
-    after the answers."""
+def in_process(generator, bodies: list[dict], during=None, gone: bool = False, **limits):
+    """``bodies`` posted at once to /v1/completions of an App serving ``generator`` as "names" (with
+    ``limits``), in-process through ASGI: (each answer's messages as sent, the app, ``during()``'s
+    results when the app has started and once every answer is in). Clients stay until answered,
+    or with ``gone`` leave once their body is sent."""
     import asyncio
 
-    from mgpt.serve.app import App, Settings
+    from mgpt.serve.app import App, Limits, Settings
 
     async def main():
-        app = App(Settings({"names": generator}))
+        app = App(Settings({"names": generator}, limits=Limits(**limits)))
         startup = asyncio.Queue()
         await startup.put({"type": "lifespan.startup"})
         lifespan = asyncio.ensure_future(app({"type": "lifespan"}, startup.get, lambda message: asyncio.sleep(0)))
@@ -599,6 +599,8 @@ def in_process(generator, bodies: list[dict], during=None) -> list[list[dict]]:
                 if not received[0]:
                     received[0] = True
                     return {"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}
+                if gone:
+                    return {"type": "http.disconnect"}
                 await asyncio.Event().wait()  # the client stays
 
             async def send(message):
@@ -608,10 +610,10 @@ def in_process(generator, bodies: list[dict], during=None) -> list[list[dict]]:
             return sent
 
         before = during() if during else None
-        answers = await asyncio.gather(*(post(body) for body in bodies))
+        answers = await asyncio.wait_for(asyncio.gather(*(post(body) for body in bodies)), 60)  # fail, never hang
         after = during() if during else None
         lifespan.cancel()
-        return answers, before, after
+        return answers, app, (before, after)
 
     return asyncio.run(main())
 
@@ -650,8 +652,31 @@ def test_finished_requests_leave_no_garbage_cycles(models):
     gc.collect()
     gc.disable()
     try:
-        sent, _, found = in_process(models["names"], bodies, during=gc.collect)
+        sent, _, (_, found) = in_process(models["names"], bodies, during=gc.collect)
     finally:
         gc.enable()
     assert [messages[0]["status"] for messages in sent[:6]] == [200, 200, 200, 422, 200, 200]
     assert found == 0
+
+
+@pytest.mark.parametrize("gone", [True, False])
+def test_small_requests_still_going_are_listened_to_and_timed(monkeypatch, models, gone):
+    """A small request is not listened to at first (Request.guard): once still going WATCH_AFTER
+    seconds later, the sweep listens, so a client that left has its request dropped (499, nothing
+    sent) and one that stays gets 504 at the time limit. Here no tick ever runs, so the requests
+    stay in flight."""
+    from mgpt.serve import engine
+
+    monkeypatch.setattr(engine, "WATCH_AFTER", 0.02)
+    monkeypatch.setattr(engine, "SWEEP", 0.01)
+    monkeypatch.setattr(engine.Engine, "tick", lambda self, starting, dropped: None)
+    bodies = [{"model": "names", "n": 2, "seed": seed} for seed in range(5)]
+    started = time.monotonic()
+    sent, app, _ = in_process(models["names"], bodies, gone=gone, timeout=0.2)
+    took = time.monotonic() - started
+    names = app.engines["names"]
+    assert names.in_flight == 0 and not names.young and names.sweeper is None
+    if gone:
+        assert sent == [[]] * 5 and app.metrics.requests["/v1/completions", 499] == 5 and took < 0.2
+    else:
+        assert [messages[0]["status"] for messages in sent] == [504] * 5 and took >= 0.2
