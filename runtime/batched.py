@@ -64,8 +64,8 @@ class Batch:
     the batch was given; ``alive`` (B,) names the column of each row still going.
     """
 
-    __slots__ = ("runner", "position", "parts", "columns", "lasts", "streams", "alive", "u", "drawn", "token", "cache",
-                 "logits", "expand", "feed", "states", "masked")
+    __slots__ = ("runner", "position", "parts", "columns", "lasts", "streams", "key", "alive", "u", "drawn", "token",
+                 "cache", "logits", "expand", "feed", "states", "masked")
 
     def __init__(self, runner: StepRunner, part: Part):
         plan, B = part.plan, part.size
@@ -73,6 +73,7 @@ class Batch:
         self.columns = [0]  # each part's first sample column
         self.lasts = {plan.length - 1}  # the parts' last positions: every row still going there ends
         self.streams = part.streams
+        self.key = part.key  # the parts' sampling options when they all share them, else None
         self.alive = np.arange(B)
         self.u = (sampling.uniforms(plan.seed, part.indices, plan.length).T.copy() if plan.temperature > 0
                   else np.zeros((plan.length, B)))  # (L, N) each sample's uniform at each position
@@ -104,6 +105,8 @@ class Batch:
         self.columns = np.cumsum([0, *sizes[:-1]]).tolist()
         self.lasts = {plan.length - 1 for plan in plans}
         self.streams = any(part.streams for part in parts)
+        key = parts[0].key
+        self.key = key if all(part.key == key for part in parts) else None
         self.alive = np.arange(N)
         # every row's uniforms in one pass (greedy rows' go unread: a draw at temperature 0 takes none)
         seeds = np.repeat(np.array([plan.seed % 2**64 for plan in plans], dtype=np.uint64), sizes)
@@ -154,6 +157,8 @@ class Batch:
         self.columns += [c + width for c in other.columns]
         self.lasts |= other.lasts
         self.streams |= other.streams
+        if self.key != other.key:
+            self.key = None
 
     def step(self) -> None:
         """One position for every row: run the graph (unless these are the first draws), draw,
@@ -249,10 +254,9 @@ class Batch:
 
     def _draw(self, columns: np.ndarray, p: int) -> np.ndarray:
         """(B,) tokens for (V, B) logits at position ``p``: one draw per distinct set of options."""
-        parts, u = self.parts, self.u[p].take(self.alive)
-        key = parts[0].key
-        if len(parts) == 1 or all(part.key == key for part in parts):
-            return sampling.draw(columns, u, *key)
+        u = self.u[p].take(self.alive)
+        if self.key is not None:  # known when the parts came together: not a pass over them per step
+            return sampling.draw(columns, u, *self.key)
         groups: dict[tuple, list[np.ndarray]] = {}
         for part, lo, hi in self._ranges():
             groups.setdefault(part.key, []).append(np.arange(lo, hi))
