@@ -414,8 +414,9 @@ def test_cors_is_off_unless_origins_are_given(server):
 
 
 def test_a_client_that_goes_away_has_its_rows_dropped(server):
+    # samples long enough (the larger model, temperature 2) to outlast a burst of ticks (engine.BURST)
     for stream in (False, True):
-        body = json.dumps({"model": "names", "n": 256, "stream": stream, "seed": 1}).encode()
+        body = json.dumps({"model": "names-large", "n": 256, "stream": stream, "seed": 1, "temperature": 2.0}).encode()
         for _ in range(5):
             raw(server, b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body), read=False)
@@ -680,3 +681,40 @@ def test_small_requests_still_going_are_listened_to_and_timed(monkeypatch, model
         assert sent == [[]] * 5 and app.metrics.requests["/v1/completions", 499] == 5 and took < 0.2
     else:
         assert [messages[0]["status"] for messages in sent] == [504] * 5 and took >= 0.2
+
+
+@pytest.mark.parametrize("burst", [0.0, 10.0])
+def test_ticks_run_back_to_back_for_a_burst_then_the_loop_turns(monkeypatch, models, burst):
+    """The engine runs its ticks one after another for up to BURST seconds (the graph's and the
+    draw's code and data stay in the processor's cache), then gives the loop a turn: with BURST 0
+    the loop turns between every two ticks; with a long one, the ticks of a cohort in flight run
+    with no turn between them. Either way every request gets its samples."""
+    import asyncio
+
+    from mgpt.serve import engine
+
+    monkeypatch.setattr(engine, "BURST", burst)
+    turns, ticks = [0], []  # loop turns so far; (turns, batches in flight) at each tick
+    tick = engine.Engine.tick
+    monkeypatch.setattr(engine.Engine, "tick", lambda self, starting, dropped: (
+        ticks.append((turns[0], bool(self.batches))), tick(self, starting, dropped))[1])
+    probe = []
+
+    async def count():
+        while True:
+            turns[0] += 1
+            await asyncio.sleep(0)
+
+    def during():  # starts the counter of loop turns, then stops it
+        if probe:
+            probe[0].cancel()
+        else:
+            probe.append(asyncio.ensure_future(count()))
+
+    bodies = [{"model": "names", "n": 8, "seed": seed} for seed in range(20)]
+    sent, _, _ = in_process(models["names"], bodies, during=during)
+    answers = [[choice["text"] for choice in json.loads(messages[1]["body"])["choices"]] for messages in sent]
+    assert answers == [alone(models, body) for body in bodies]
+    between = [b[0] - a[0] for a, b in zip(ticks, ticks[1:]) if b[1]]  # turns between a tick and the next in flight
+    assert len(between) >= 5
+    assert all(turns == 0 for turns in between) if burst else all(turns >= 1 for turns in between)
