@@ -2,14 +2,16 @@
 the trivial endpoint (the stack's ceiling) and a naive server that calls Generator.generate in each
 request's handler. Load from wrk (Debian's package) on the same machine; its CPU use is reported.
 
-    flock /work/helpers/bench.lock python benchmarks/bench_serve.py [--seconds 5] [--soak 600]
+    flock /work/helpers/bench.lock python benchmarks/bench_serve.py [--seconds 5] [--rounds 3] [--soak 600]
 
 Prints Markdown tables: requests of n=1 at 1..256 connections (requests/s, p99, the server's and
 wrk's CPU seconds per second, and requests per second of the server's CPU against naive's),
 requests of n=20 (names/s), two mgpt-serve processes sharing
 the port (--reuse-port), and with --soak a run of mixed requests against a small queue: statuses
-(only 200 and the intended 429s are allowed) and the server's memory over time. Servers run one
-at a time; each figure is one wrk run of --seconds after a one-second warm-up.
+(only 200 and the intended 429s are allowed) and the server's memory over time. Each run is one
+wrk run of --seconds after a one-second warm-up. For the first two tables the three servers run at
+once and take turns at each load, --rounds times: a figure is a server's run of median requests/s,
+a ratio the median of the rounds' ratios.
 """
 
 from __future__ import annotations
@@ -137,43 +139,64 @@ def row(*cells) -> str:
 
 
 def load_tables(args) -> None:
+    """The three servers run at once, each idle while another is measured, and take turns at each
+    load, round after round: a ratio compares runs seconds apart rather than minutes (this shared
+    machine's speed drifts by tens of percent within an hour). Each server's figures are its run
+    of median requests/s; each ratio is the median of the rounds' ratios."""
     one = lua_post([{"model": "names", "n": 1}])
     twenty = lua_post([{"model": "names", "n": 20}])
-    port = free_port()
-    results: dict[tuple, dict] = {}
-    for kind in ("trivial", "naive", "mgpt"):
-        server = mgpt_serve(port) if kind == "mgpt" else reference(kind, port)
-        try:
-            for c in args.connections:
-                results[kind, 1, c] = wrk(port, one, c, args.seconds, [server])
-            if kind != "trivial":
-                for c in args.connections20:
-                    results[kind, 20, c] = wrk(port, twenty, c, args.seconds, [server])
-        finally:
+    servers: dict[str, Process] = {}
+    runs: dict[tuple, list[dict]] = {}  # (kind, n, connections) -> one result per round
+    try:
+        for kind in ("trivial", "naive", "mgpt"):
+            port = free_port()
+            servers[kind] = mgpt_serve(port) if kind == "mgpt" else reference(kind, port)
+        for n, script, counts, kinds in ((1, one, args.connections, ("trivial", "naive", "mgpt")),
+                                         (20, twenty, args.connections20, ("naive", "mgpt"))):
+            for c in counts:
+                for _ in range(args.rounds):
+                    for kind in kinds:
+                        server = servers[kind]
+                        runs.setdefault((kind, n, c), []).append(wrk(server.port, script, c, args.seconds, [server]))
+    finally:
+        for server in servers.values():
             server.stop()
-    print("\n### Requests of n=1 (requests/s; p99 ms; CPU s per s: server / wrk)\n")
+
+    def median(kind, n, c) -> dict:
+        return sorted(runs[kind, n, c], key=lambda r: r["rps"])[(args.rounds - 1) // 2]
+
+    def ratio(a, b, n, c, of=lambda r: r["rps"]) -> float:
+        return statistics.median(of(x) / of(y) for x, y in zip(runs[a, n, c], runs[b, n, c]))
+
+    print(f"\n### Requests of n=1 (requests/s; p99 ms; CPU s per s: server / wrk; medians of {args.rounds} rounds)\n")
     print(row("connections", "trivial", "naive", "mgpt-serve", "mgpt / naive", "mgpt / trivial",
               "p99 naive", "p99 mgpt", "CPU naive", "CPU mgpt", "per CPU-s: mgpt / naive", "errors"))
     print(row(*["---"] * 12))
     for c in args.connections:
-        t, n, m = results["trivial", 1, c], results["naive", 1, c], results["mgpt", 1, c]
-        print(row(c, f"{t['rps']:,.0f}", f"{n['rps']:,.0f}", f"{m['rps']:,.0f}", f"{m['rps'] / n['rps']:.2f}x",
-                  f"{m['rps'] / t['rps']:.0%}", f"{n['p99']:.1f}", f"{m['p99']:.1f}",
+        t, n, m = median("trivial", 1, c), median("naive", 1, c), median("mgpt", 1, c)
+        errors = sum(r["other"] for kind in ("trivial", "naive", "mgpt") for r in runs[kind, 1, c])
+        print(row(c, f"{t['rps']:,.0f}", f"{n['rps']:,.0f}", f"{m['rps']:,.0f}", f"{ratio('mgpt', 'naive', 1, c):.2f}x",
+                  f"{ratio('mgpt', 'trivial', 1, c):.0%}", f"{n['p99']:.1f}", f"{m['p99']:.1f}",
                   f"{n['server_cpu']:.2f} / {n['wrk_cpu']:.2f}", f"{m['server_cpu']:.2f} / {m['wrk_cpu']:.2f}",
-                  f"{per_cpu(m) / per_cpu(n):.2f}x", sum(r["other"] for r in (t, n, m))))
-    print("\n### Requests of n=20 (names/s = 20 x requests/s; p99 ms)\n")
+                  f"{ratio('mgpt', 'naive', 1, c, per_cpu):.2f}x", errors))
+    if args.rounds > 1:
+        print(f"\nmgpt / naive in each round: " + "; ".join(
+            f"{c} connections " + ", ".join(f"{x['rps'] / y['rps']:.2f}x" for x, y in zip(runs["mgpt", 1, c], runs["naive", 1, c]))
+            for c in args.connections))
+    print(f"\n### Requests of n=20 (names/s = 20 x requests/s; p99 ms; medians of {args.rounds} rounds)\n")
     print(row("connections", "naive", "mgpt-serve", "mgpt / naive", "p99 naive", "p99 mgpt",
               "per CPU-s: mgpt / naive", "errors"))
     print(row(*["---"] * 8))
     for c in args.connections20:
-        n, m = results["naive", 20, c], results["mgpt", 20, c]
-        print(row(c, f"{20 * n['rps']:,.0f}", f"{20 * m['rps']:,.0f}", f"{m['rps'] / n['rps']:.2f}x",
-                  f"{n['p99']:.1f}", f"{m['p99']:.1f}", f"{per_cpu(m) / per_cpu(n):.2f}x", n["other"] + m["other"]))
+        n, m = median("naive", 20, c), median("mgpt", 20, c)
+        errors = sum(r["other"] for kind in ("naive", "mgpt") for r in runs[kind, 20, c])
+        print(row(c, f"{20 * n['rps']:,.0f}", f"{20 * m['rps']:,.0f}", f"{ratio('mgpt', 'naive', 20, c):.2f}x",
+                  f"{n['p99']:.1f}", f"{m['p99']:.1f}", f"{ratio('mgpt', 'naive', 20, c, per_cpu):.2f}x", errors))
 
 
 def per_cpu(result: dict) -> float:
     """Requests answered per second of the server's CPU: a figure less swayed than requests/s by
-    what else runs on the machine (the servers run one after another)."""
+    what else runs on the machine."""
     return result["rps"] / max(result["server_cpu"], 1e-9)
 
 
@@ -234,12 +257,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="each wrk run's length")
     parser.add_argument("--connections", default="1,4,16,64,256", help="n=1 runs' connection counts")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each server at each load, taken in turn")
     parser.add_argument("--connections20", default="16,64,256", help="n=20 runs' connection counts")
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of the soak (0: none; the issue's is 600)")
     parser.add_argument("--only", choices=["load", "two", "soak"], default=None, help="run one part only")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     args.connections20 = [int(c) for c in args.connections20.split(",")]
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     print(f"# bench_serve: {os.cpu_count()} CPUs, wrk -t1, {args.seconds:g} s per run; "
           f"load average {os.getloadavg()[0]:.2f} at the start")
     if args.only in (None, "load"):
