@@ -55,7 +55,7 @@ class App:
 
     def __init__(self, settings: Settings):
         self.settings, self.limits = settings, settings.limits
-        self.metrics = Metrics(lambda: sum(e.in_flight for e in self.engines.values()))
+        self.metrics = Metrics(self.in_flight)
         self.engines = {name: Engine(gen, self.metrics, settings.limits.cohort_ticks)
                         for name, gen in settings.models.items()}
         self.key = settings.api_key.encode() if settings.api_key else None
@@ -75,6 +75,10 @@ class App:
         }
         self.open = {"/health", "/openapi.json"}  # answered without the key
         self.tasks: list[asyncio.Task] = []
+
+    def in_flight(self) -> int:
+        """Completion requests admitted and not yet answered, over every model (the queue's depth)."""
+        return sum(engine.in_flight for engine in self.engines.values())
 
     # ------------------------------------------------------------------------- ASGI
 
@@ -204,7 +208,7 @@ class App:
     async def completions(self, scope, receive, send, origin) -> int:
         values = schema.check(self.completion_form, await self.read_json(scope, receive))
         engine = self.engine(values["model"])
-        if sum(e.in_flight for e in self.engines.values()) >= self.limits.queue:
+        if self.in_flight() >= self.limits.queue:
             raise ApiError(429, f"the server has {self.limits.queue} requests in flight, its limit; retry shortly",
                            code="queue_full", headers={"retry-after": str(self.limits.retry_after)})
         request, answer, work = completions.start(engine, self.completion_form, self.plan_key, values)
@@ -304,7 +308,7 @@ class App:
 
     async def health(self, scope, receive, send, origin) -> int:
         body = {"status": "ok", "models": list(self.engines),
-                "in_flight": sum(e.in_flight for e in self.engines.values())}
+                "in_flight": self.in_flight()}
         return await self.respond(send, 200, json.dumps(body).encode(), JSON, origin)
 
     async def metrics_page(self, scope, receive, send, origin) -> int:

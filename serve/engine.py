@@ -235,8 +235,7 @@ class Engine:
                 await self.wake.wait()
                 self.turned = perf_counter()
             if not self.batches and self.fresh and self.cohort >= GATHER_PARTS and self.gathering():
-                await asyncio.sleep(0)  # a turn of the loop: more of the last cohort's clients come back
-                self.turned = perf_counter()
+                await self.turn()  # more of the last cohort's clients come back
                 continue
             if self.fresh and len(self.fresh) + sum(map(len, self.batches)) <= LONE_ROWS:
                 self.fresh = [part for part in self.fresh if not self.lone(part)]
@@ -255,8 +254,13 @@ class Engine:
                 deliver(*args)
             if self.batches and perf_counter() - self.turned < BURST:
                 continue  # the next tick at once: the graph's and the draw's code and data still in the cache
-            await asyncio.sleep(0)  # the loop's turn: reads, new requests, responses
-            self.turned = perf_counter()
+            await self.turn()
+
+    async def turn(self) -> None:
+        """Give the loop a turn (reads, new requests, answers, clients gone); the next burst of
+        ticks starts when it is back."""
+        await asyncio.sleep(0)
+        self.turned = perf_counter()
 
     def gathering(self) -> bool:
         """With nothing in flight after a cohort of GATHER_PARTS parts or more (a busy server), True
